@@ -1,0 +1,352 @@
+//! The webhook envelope and its split into one message per change.
+//!
+//! Meta batches: one POST carries `entry[]`, each entry carries `changes[]`, and a retried
+//! change may come back alone or in a different batch. Each change therefore becomes its own
+//! [`ChangeMessage`], identified by a [`dedupe_key`] computed from the change's identity only
+//! (object, entry id, entry time, field and the canonical JSON of its value), never from its
+//! position in the batch.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{EnvelopeError, canonical};
+
+/// The longest `object` or `field` name accepted; Meta's are well under it.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Field name given to an entry that carries no `changes[]` array: such an entry is kept whole
+/// (it routes to the unrouted queue) rather than dropped.
+pub const WHOLE_ENTRY_FIELD: &str = "entry";
+
+/// A parsed delivery: `{"object": "...", "entry": [...]}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The webhook object, e.g. `whatsapp_business_account`.
+    pub object: String,
+    /// The entries, in the order Meta sent them.
+    pub entries: Vec<Entry>,
+}
+
+/// One `entry[]` element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// `entry.id` as text (Meta sends a string; a number is accepted and kept as its digits).
+    pub id: String,
+    /// `entry.time`, unix seconds, when present.
+    pub time: Option<i64>,
+    /// `(field, value)` of each change.
+    pub changes: Vec<(String, Value)>,
+}
+
+/// One change as published to the broker: the JSON body of each message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeMessage {
+    /// The dedupe key, also the AMQP `message_id`.
+    pub id: String,
+    /// The envelope's `object`.
+    pub object: String,
+    /// The entry's `id`.
+    pub entry_id: String,
+    /// The entry's `time` (unix seconds), if Meta sent one.
+    pub entry_time: Option<i64>,
+    /// The change's `field`, e.g. `account_update`.
+    pub field: String,
+    /// The change's `value`, as received.
+    pub value: Value,
+    /// When the ingress received the delivery, unix seconds.
+    pub received_at: i64,
+}
+
+impl ChangeMessage {
+    /// The topic routing key: `{object}.{field}`.
+    pub fn routing_key(&self) -> String {
+        format!("{}.{}", self.object, self.field)
+    }
+
+    /// The message body.
+    pub fn to_json(&self) -> Vec<u8> {
+        // A struct of strings, integers and a `Value` always serialises.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The dedupe key of a change: lowercase hex SHA-256 over the canonical JSON array
+/// `[object, entry_id, entry_time, field, value]`.
+pub fn dedupe_key(
+    object: &str,
+    entry_id: &str,
+    entry_time: Option<i64>,
+    field: &str,
+    value: &Value,
+) -> String {
+    let identity = Value::Array(vec![
+        Value::from(object),
+        Value::from(entry_id),
+        entry_time.map_or(Value::Null, Value::from),
+        Value::from(field),
+    ]);
+    let mut bytes = Vec::with_capacity(256);
+    canonical::write(&identity, &mut bytes);
+    // Append the value inside the same array: `[..., field, value]`.
+    bytes.pop();
+    bytes.push(b',');
+    canonical::write(value, &mut bytes);
+    bytes.push(b']');
+    hex::encode(Sha256::digest(&bytes))
+}
+
+fn valid_name(name: &str) -> Result<(), EnvelopeError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(EnvelopeError::BadName(name.chars().take(MAX_NAME_LEN).collect()))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    object: String,
+    entry: Vec<Value>,
+}
+
+impl Envelope {
+    /// Parses a delivery's raw body.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvelopeError`] when the body is not JSON, not an envelope, or an entry or change is
+    /// not shaped as Meta documents it.
+    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        let raw: RawEnvelope =
+            serde_json::from_value(value).map_err(|_| EnvelopeError::NotAnEnvelope)?;
+        valid_name(&raw.object)?;
+        let entries = raw
+            .entry
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| parse_entry(index, entry))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            object: raw.object,
+            entries,
+        })
+    }
+
+    /// How many messages [`Envelope::into_changes`] will produce.
+    pub fn change_count(&self) -> usize {
+        self.entries.iter().map(|e| e.changes.len()).sum()
+    }
+
+    /// One message per change, in order, stamped with `received_at`.
+    pub fn into_changes(self, received_at: i64) -> Vec<ChangeMessage> {
+        let object = self.object;
+        let mut out = Vec::with_capacity(self.entries.iter().map(|e| e.changes.len()).sum());
+        for entry in self.entries {
+            for (field, value) in entry.changes {
+                out.push(ChangeMessage {
+                    id: dedupe_key(&object, &entry.id, entry.time, &field, &value),
+                    object: object.clone(),
+                    entry_id: entry.id.clone(),
+                    entry_time: entry.time,
+                    field,
+                    value,
+                    received_at,
+                });
+            }
+        }
+        out
+    }
+}
+
+fn parse_entry(index: usize, entry: Value) -> Result<Entry, EnvelopeError> {
+    let bad = |reason| EnvelopeError::BadEntry {
+        entry: index,
+        reason,
+    };
+    let Value::Object(mut map) = entry else {
+        return Err(bad("not an object"));
+    };
+    let id = match map.get("id") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(bad("`id` missing or not a string")),
+    };
+    let time = match map.get("time") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(t.as_i64().ok_or_else(|| bad("`time` is not an integer"))?),
+    };
+    let changes = match map.remove("changes") {
+        Some(Value::Array(changes)) => changes
+            .into_iter()
+            .map(|change| parse_change(change).map_err(bad))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(bad("`changes` is not an array")),
+        // Kept whole rather than dropped: it lands in the unrouted queue for a human to see.
+        None => vec![(WHOLE_ENTRY_FIELD.to_owned(), Value::Object(map))],
+    };
+    for (field, _) in &changes {
+        valid_name(field)?;
+    }
+    Ok(Entry { id, time, changes })
+}
+
+fn parse_change(change: Value) -> Result<(String, Value), &'static str> {
+    let Value::Object(mut map) = change else {
+        return Err("a change is not an object");
+    };
+    let field = match map.remove("field") {
+        Some(Value::String(field)) => field,
+        _ => return Err("a change has no string `field`"),
+    };
+    let value = map.remove("value").unwrap_or_else(|| Value::Object(Map::new()));
+    Ok((field, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn envelope(v: Value) -> Result<Envelope, EnvelopeError> {
+        Envelope::parse(v.to_string().as_bytes())
+    }
+
+    fn change(field: &str, value: Value) -> Value {
+        json!({"field": field, "value": value})
+    }
+
+    #[test]
+    fn each_change_of_each_entry_is_one_message() {
+        let env = envelope(json!({"object": "whatsapp_business_account", "entry": [
+            {"id": "1", "time": 10, "changes": [change("account_update", json!({"event": "A"})),
+                                                change("messages", json!({"n": 1}))]},
+            {"id": 2, "time": 11, "changes": [change("account_update", json!({"event": "B"}))]},
+        ]}))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(env.change_count(), 3);
+        let msgs = env.into_changes(99);
+        let keys: Vec<_> = msgs.iter().map(ChangeMessage::routing_key).collect();
+        assert_eq!(
+            keys,
+            [
+                "whatsapp_business_account.account_update",
+                "whatsapp_business_account.messages",
+                "whatsapp_business_account.account_update"
+            ]
+        );
+        assert_eq!(msgs[2].entry_id, "2");
+        assert_eq!(msgs[2].entry_time, Some(11));
+        assert_eq!(msgs[0].received_at, 99);
+        assert_eq!(msgs[1].value, json!({"n": 1}));
+    }
+
+    #[test]
+    fn the_key_ignores_batch_position_and_key_order() {
+        let alone = envelope(json!({"object": "o", "entry": [
+            {"id": "1", "time": 10, "changes": [change("f", json!({"a": 1, "b": [1, 2]}))]}]}))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_changes(1);
+        let batched = Envelope::parse(
+            br#"{"entry":[{"id":"9","time":3,"changes":[{"field":"f","value":{}}]},
+                {"time":10,"changes":[{"value":{"b":[1,2],"a":1},"field":"f"}],"id":"1"}],
+                "object":"o"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_changes(2);
+        assert_eq!(alone[0].id, batched[1].id);
+        assert_ne!(batched[0].id, batched[1].id);
+    }
+
+    #[test]
+    fn every_part_of_the_identity_changes_the_key() {
+        let v = json!({"event": "X"});
+        let base = dedupe_key("o", "1", Some(10), "f", &v);
+        assert_eq!(base.len(), 64);
+        assert!(base.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        for other in [
+            dedupe_key("p", "1", Some(10), "f", &v),
+            dedupe_key("o", "2", Some(10), "f", &v),
+            dedupe_key("o", "1", Some(11), "f", &v),
+            dedupe_key("o", "1", None, "f", &v),
+            dedupe_key("o", "1", Some(10), "g", &v),
+            dedupe_key("o", "1", Some(10), "f", &json!({"event": "Y"})),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn not_an_envelope_is_refused() {
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            br#"{"entry": []}"#,
+            br#"{"object": "o"}"#,
+            br#"{"object": "o", "entry": {}}"#,
+            br#"{"object": 5, "entry": []}"#,
+        ] {
+            assert!(Envelope::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn names_that_would_break_routing_are_refused() {
+        for object in ["a.b", "a#", "*", "", &"x".repeat(101)] {
+            assert!(matches!(
+                envelope(json!({"object": object, "entry": []})),
+                Err(EnvelopeError::BadName(_))
+            ));
+        }
+        assert!(matches!(
+            envelope(json!({"object": "o", "entry": [{"id": "1", "changes": [change("a.b", json!({}))]}]})),
+            Err(EnvelopeError::BadName(_))
+        ));
+    }
+
+    #[test]
+    fn malformed_entries_say_which_and_why() {
+        let err = envelope(json!({"object": "o", "entry": [
+            {"id": "1", "changes": []}, {"id": "2", "changes": [{"value": {}}]}]}));
+        assert_eq!(
+            err,
+            Err(EnvelopeError::BadEntry {
+                entry: 1,
+                reason: "a change has no string `field`"
+            })
+        );
+        assert!(envelope(json!({"object": "o", "entry": [{"changes": []}]})).is_err());
+        assert!(envelope(json!({"object": "o", "entry": [{"id": "1", "time": "x", "changes": []}]})).is_err());
+    }
+
+    #[test]
+    fn an_entry_without_changes_is_kept_whole() {
+        let msgs = envelope(json!({"object": "page", "entry": [{"id": "1", "time": 5, "messaging": [{"m": 1}]}]}))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_changes(0);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].field, WHOLE_ENTRY_FIELD);
+        assert_eq!(msgs[0].value["messaging"], json!([{"m": 1}]));
+    }
+
+    #[test]
+    fn the_message_body_has_the_documented_fields() {
+        let msg = envelope(json!({"object": "o", "entry": [{"id": "1", "time": 5, "changes": [change("f", json!({"k": "v"}))]}]}))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_changes(7)
+            .remove(0);
+        let body: Value = serde_json::from_slice(&msg.to_json()).unwrap_or_default();
+        let mut keys: Vec<_> = body.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        keys.sort();
+        assert_eq!(keys, ["entry_id", "entry_time", "field", "id", "object", "received_at", "value"]);
+        assert_eq!(body["id"], json!(msg.id));
+    }
+}
