@@ -1,1 +1,51 @@
-//! stub
+//! RabbitMQ for wa-onboard: the topology, a pool of publisher-confirm channels, and a
+//! connection that comes back by itself.
+//!
+//! What this crate owns:
+//!
+//! - [`Topology`]: every exchange and queue name, and their idempotent declaration, so the
+//!   ingress and the worker agree on one layout and tests can run side by side under their
+//!   own prefix.
+//! - [`Broker`]: a supervised connection to the first reachable node of `AMQP_URL`, with a pool
+//!   of confirm channels. [`Broker::publish_all`] succeeds only when the broker has confirmed
+//!   every message (`ack`, not returned); anything else is an error the caller turns into "try
+//!   again later". When the connection dies the broker reports not-ready and reconnects with
+//!   exponential backoff, re-declaring the topology, without a restart.
+//!
+//! It knows nothing about HTTP, Meta's payloads or Redis: messages arrive as [`Outgoing`].
+
+mod broker;
+mod message;
+mod topology;
+
+pub use broker::{Broker, BrokerConfig};
+pub use lapin;
+pub use message::Outgoing;
+pub use topology::Topology;
+
+/// Why a publish or a broker operation failed. Every variant means "not stored": the caller
+/// must not report success for the messages involved.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// There is no live connection right now (starting, or reconnecting).
+    #[error("broker not connected")]
+    NotConnected,
+    /// The broker answered a publish with `basic.nack`.
+    #[error("broker refused a message (nack)")]
+    Nacked,
+    /// The broker could not route a mandatory message, not even to the alternate exchange.
+    #[error("broker returned an unroutable message: {0}")]
+    Returned(String),
+    /// No confirmation arrived in time.
+    #[error("no publisher confirm within {0:?}")]
+    ConfirmTimeout(std::time::Duration),
+    /// The client library reported an error (I/O, protocol, closed channel).
+    #[error("amqp: {0}")]
+    Amqp(#[from] lapin::Error),
+    /// None of the configured URLs could be parsed.
+    #[error("invalid AMQP_URL: {0}")]
+    Config(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;

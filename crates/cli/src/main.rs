@@ -1,1 +1,30 @@
-fn main() {}
+//! `wa-onboard`: one binary, one subcommand per role or tool. This file only parses flags,
+//! starts telemetry and hands over; every role lives in a library crate.
+
+mod args;
+mod commands;
+mod secrets;
+mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ingress(args) => commands::ingress::run(args).await,
+        Command::Send(args) => commands::send::run(args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` prints the whole cause chain on one line.
+            eprintln!("wa-onboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,136 @@
-//! stub
+//! The webhook ingress: Meta's deliveries in, confirmed broker messages out.
+//!
+//! What this crate owns: the HTTP surface of SPEC.md's route table (verification handshake,
+//! signed deliveries, health, readiness, metrics), its bounds (body size, header and body read
+//! time), and the rule that a delivery is answered `200` only once the broker has confirmed
+//! every one of its changes. Anything less is a `503` with `Retry-After`, so Meta delivers
+//! again. It never reads Redis or calls the Graph API; splitting and signing rules live in
+//! `wa-envelope`, the connection and topology in `wa-broker`.
+//!
+//! [`run`] takes its listener and a shutdown token, so tests and benchmarks run the real
+//! server on port 0.
+
+mod metrics;
+mod routes;
+
+use std::{sync::Arc, time::Duration};
+
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use wa_broker::{Broker, BrokerConfig};
+
+pub use metrics::Metrics;
+
+/// Everything the ingress needs to run.
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    /// App secrets (`WA_APP_SECRET`, comma-separated): a signature made with any one is valid,
+    /// so a secret can be rotated without refusing deliveries.
+    pub app_secrets: Vec<SecretString>,
+    /// `WA_VERIFY_TOKEN`: the token Meta echoes in the subscription handshake.
+    pub verify_token: SecretString,
+    /// `WA_MAX_BODY_BYTES`: larger bodies are refused with `413` before they are read whole.
+    pub max_body_bytes: usize,
+    /// How to reach RabbitMQ.
+    pub broker: BrokerConfig,
+    /// Seconds announced in `Retry-After` when the broker cannot take a delivery.
+    pub retry_after_secs: u32,
+    /// How long a client may take to send its headers, and then its body.
+    pub read_timeout: Duration,
+    /// How long in-flight requests may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl IngressConfig {
+    /// A configuration with SPEC.md's defaults around the required values.
+    pub fn new(app_secrets: Vec<SecretString>, verify_token: SecretString, broker: BrokerConfig) -> Self {
+        Self {
+            app_secrets,
+            verify_token,
+            max_body_bytes: 4 * 1024 * 1024,
+            broker,
+            retry_after_secs: 5,
+            read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the ingress stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    /// The configuration cannot work (e.g. no app secret).
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the ingress on `listener` until `shutdown` is cancelled, then stops accepting,
+/// lets in-flight requests finish (up to `shutdown_grace`) and closes the broker connection.
+///
+/// # Errors
+///
+/// [`IngressError::Config`] for an unusable configuration. Accept errors are logged and
+/// survived (a full file table must not stop the service).
+pub async fn run(
+    listener: TcpListener,
+    config: IngressConfig,
+    shutdown: CancellationToken,
+) -> Result<(), IngressError> {
+    if config.app_secrets.is_empty() {
+        return Err(IngressError::Config("at least one app secret is required"));
+    }
+    let broker_shutdown = CancellationToken::new();
+    let broker = Broker::start(config.broker.clone(), broker_shutdown.clone());
+    let app = Arc::new(routes::App::new(config, broker));
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.config.read_timeout);
+    let graceful = GracefulShutdown::new();
+    info!(addr = %listener.local_addr()?, "ingress listening");
+    loop {
+        let (stream, _) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req| routes::handle(app.clone(), req));
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    info!("ingress draining in-flight requests");
+    if tokio::time::timeout(app.config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("shutdown grace elapsed with requests still in flight");
+    }
+    broker_shutdown.cancel();
+    info!("ingress stopped");
+    Ok(())
+}

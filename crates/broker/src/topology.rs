@@ -1,0 +1,181 @@
+//! Exchange and queue names, and their idempotent declaration.
+//!
+//! The layout (SPEC "Broker topology"), shown for the default prefix `wa`:
+//!
+//! - `wa.webhooks`: topic exchange every change is published to, routing key
+//!   `{object}.{field}`; its alternate exchange `wa.unrouted` (fanout) feeds the quorum queue
+//!   `wa.unrouted`, so a change nobody consumes is kept.
+//! - `wa.account_update`: quorum queue bound to `*.account_update`, with a delivery limit and
+//!   at-least-once dead-lettering to exchange `wa.dlq`, which feeds `wa.account_update.dlq`.
+//!
+//! Only features RabbitMQ 3.10 already has are used (quorum queues, `x-delivery-limit`,
+//! `x-dead-letter-strategy = at-least-once`), so Debian 12's broker, 3.13 and 4.x all work.
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+
+/// Names of every exchange and queue, derived from one prefix (`wa` in production; tests use
+/// a random one so they never consume each other's messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+    /// How many times a message may be delivered from the work queue before the broker
+    /// dead-letters it (protects against a message that crashes every worker).
+    pub delivery_limit: u32,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self::new("wa")
+    }
+}
+
+impl Topology {
+    /// The topology under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            delivery_limit: 20,
+        }
+    }
+
+    /// The prefix every name starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The topic exchange webhooks are published to (`wa.webhooks`).
+    pub fn webhooks_exchange(&self) -> String {
+        format!("{}.webhooks", self.prefix)
+    }
+
+    /// The alternate exchange and the queue behind it (`wa.unrouted`).
+    pub fn unrouted(&self) -> String {
+        format!("{}.unrouted", self.prefix)
+    }
+
+    /// The `account_update` work queue (`wa.account_update`).
+    pub fn account_update_queue(&self) -> String {
+        format!("{}.account_update", self.prefix)
+    }
+
+    /// The dead-letter exchange (`wa.dlq`).
+    pub fn dlq_exchange(&self) -> String {
+        format!("{}.dlq", self.prefix)
+    }
+
+    /// The dead-letter queue of the work queue (`wa.account_update.dlq`).
+    pub fn account_update_dlq(&self) -> String {
+        format!("{}.account_update.dlq", self.prefix)
+    }
+
+    /// Declares exchanges, queues and bindings. Idempotent: declaring again with the same
+    /// arguments is a no-op, so every role and every replica does it at start.
+    ///
+    /// # Errors
+    ///
+    /// Any broker error, including `PRECONDITION_FAILED` when an existing queue was declared
+    /// with other arguments (the channel is then closed by the broker).
+    pub async fn declare(&self, channel: &Channel) -> crate::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.unrouted().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        declare_quorum(channel, &self.unrouted(), FieldTable::default()).await?;
+        bind(channel, &self.unrouted(), &self.unrouted(), "").await?;
+
+        let mut args = FieldTable::default();
+        args.insert("alternate-exchange".into(), string(self.unrouted()));
+        channel
+            .exchange_declare(
+                self.webhooks_exchange().into(),
+                ExchangeKind::Topic,
+                durable,
+                args,
+            )
+            .await?;
+
+        channel
+            .exchange_declare(
+                self.dlq_exchange().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        let work = self.account_update_queue();
+        declare_quorum(channel, &self.account_update_dlq(), FieldTable::default()).await?;
+        bind(channel, &self.account_update_dlq(), &self.dlq_exchange(), &work).await?;
+
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+        );
+        args.insert("x-dead-letter-exchange".into(), string(self.dlq_exchange()));
+        args.insert("x-dead-letter-routing-key".into(), string(work.clone()));
+        args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+        args.insert("x-overflow".into(), string("reject-publish"));
+        declare_quorum(channel, &work, args).await?;
+        bind(channel, &work, &self.webhooks_exchange(), "*.account_update").await?;
+        Ok(())
+    }
+}
+
+fn string(value: impl Into<String>) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value.into()))
+}
+
+async fn declare_quorum(channel: &Channel, name: &str, mut args: FieldTable) -> crate::Result<()> {
+    args.insert(ShortString::from("x-queue-type"), string("quorum"));
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> crate::Result<()> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Topology;
+
+    #[test]
+    fn default_names_are_the_documented_ones() {
+        let t = Topology::default();
+        assert_eq!(t.webhooks_exchange(), "wa.webhooks");
+        assert_eq!(t.unrouted(), "wa.unrouted");
+        assert_eq!(t.account_update_queue(), "wa.account_update");
+        assert_eq!(t.dlq_exchange(), "wa.dlq");
+        assert_eq!(t.account_update_dlq(), "wa.account_update.dlq");
+    }
+}

@@ -1,0 +1,93 @@
+//! Flags and environment variables of every subcommand (SPEC.md "Interface"). Each flag has
+//! an environment variable of the same meaning; secrets may also come from `<VAR>_FILE`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Onboards WhatsApp Business customers through Embedded Signup with App-Only Install.
+#[derive(Debug, Parser)]
+#[command(name = "wa-onboard", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive Meta's webhooks, verify them and publish each change to RabbitMQ.
+    Ingress(IngressArgs),
+    /// Sign a JSON file with the app secret and POST it, as Meta would.
+    Send(SendArgs),
+}
+
+/// The app secret, given directly or as a file.
+#[derive(Debug, Args)]
+pub struct AppSecret {
+    /// App secret(s), comma-separated; the first signs, any verifies (rotation).
+    #[arg(long = "app-secret", env = "WA_APP_SECRET", hide_env_values = true)]
+    pub value: Option<String>,
+    /// File holding the app secret(s).
+    #[arg(long = "app-secret-file", env = "WA_APP_SECRET_FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Where RabbitMQ is.
+#[derive(Debug, Args)]
+pub struct AmqpArgs {
+    /// AMQP URL(s), comma-separated: the nodes of a cluster, tried in turn.
+    #[arg(
+        long = "amqp-url",
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub url: String,
+    /// Prefix of every exchange and queue name (`wa` gives `wa.webhooks`, ...).
+    #[arg(long = "amqp-prefix", env = "WA_AMQP_PREFIX", default_value = "wa")]
+    pub prefix: String,
+}
+
+/// `wa-onboard ingress`.
+#[derive(Debug, Args)]
+pub struct IngressArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WA_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub secret: AppSecret,
+    /// Token Meta echoes in the subscription handshake.
+    #[arg(long, env = "WA_VERIFY_TOKEN", hide_env_values = true)]
+    pub verify_token: Option<String>,
+    /// File holding the verify token.
+    #[arg(long, env = "WA_VERIFY_TOKEN_FILE")]
+    pub verify_token_file: Option<PathBuf>,
+    /// Largest webhook body accepted, in bytes (Meta sends up to 3 MB).
+    #[arg(long, env = "WA_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    /// Publisher-confirm channels in the pool.
+    #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub publish_channels: u16,
+}
+
+/// `wa-onboard send FILE`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The JSON file to send; its bytes are signed and sent unchanged.
+    pub file: PathBuf,
+    /// The webhook URL.
+    #[arg(long, env = "WA_SEND_URL", default_value = "http://127.0.0.1:8080/webhooks/whatsapp")]
+    pub url: String,
+    /// App secret to sign with (the first of a comma-separated list).
+    #[arg(long = "secret", env = "WA_APP_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// File holding the app secret.
+    #[arg(long = "secret-file", env = "WA_APP_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+}

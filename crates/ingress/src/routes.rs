@@ -1,0 +1,249 @@
+//! The route table of SPEC.md and the webhook delivery path:
+//! size check → read (bounded) → signature → envelope → publish with confirms → answer.
+
+use std::{convert::Infallible, sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+use tracing::{Instrument, field::Empty, info, warn};
+use wa_broker::{Broker, Outgoing};
+use wa_envelope::{Envelope, signature};
+use wa_telemetry::{TRACEPARENT, traceparent};
+
+use crate::{IngressConfig, Metrics};
+
+/// The path Meta delivers to.
+pub const WEBHOOK_PATH: &str = "/webhooks/whatsapp";
+/// Longest `hub.challenge` echoed back; Meta's are short numbers.
+const MAX_CHALLENGE_LEN: usize = 256;
+
+type Reply = Response<Full<Bytes>>;
+
+/// Shared state of every request.
+pub(crate) struct App {
+    pub(crate) config: IngressConfig,
+    broker: Broker,
+    metrics: Metrics,
+    exchange: String,
+}
+
+impl App {
+    pub(crate) fn new(config: IngressConfig, broker: Broker) -> Self {
+        let exchange = config.broker.topology.webhooks_exchange();
+        Self {
+            config,
+            broker,
+            metrics: Metrics::default(),
+            exchange,
+        }
+    }
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    reply(status, "text/plain; charset=utf-8", body)
+}
+
+/// Entry point for every request.
+pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    let route = match req.uri().path() {
+        WEBHOOK_PATH => "webhook",
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        _ => "other",
+    };
+    let span = tracing::info_span!(
+        "http.request",
+        otel.kind = "server",
+        otel.name = route,
+        http.request.method = %req.method(),
+        url.path = route,
+        http.response.status_code = Empty,
+        changes = Empty,
+    );
+    let app2 = app.clone();
+    let response = async move {
+        app.metrics.in_flight.inc();
+        let response = match (req.method(), route) {
+            (&Method::GET, "webhook") => handshake(&app, &req),
+            (&Method::POST, "webhook") => deliver(&app, req).await,
+            (&Method::GET, "healthz") => text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "readyz") => readyz(&app),
+            (&Method::GET, "metrics") => {
+                app.metrics.broker_ready.set(i64::from(app.broker.is_ready()));
+                reply(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    app.metrics.encode(),
+                )
+            }
+            (_, "other") => text(StatusCode::NOT_FOUND, "not found\n"),
+            _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        };
+        app.metrics.in_flight.dec();
+        response
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("http.response.status_code", response.status().as_u16());
+    app2.metrics.request(route, response.status().as_u16());
+    Ok(response)
+}
+
+fn readyz(app: &App) -> Reply {
+    if app.broker.is_ready() {
+        text(StatusCode::OK, "ready\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "broker not connected\n")
+    }
+}
+
+/// `GET ?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C` → `200 C` when `T` matches.
+fn handshake(app: &App, req: &Request<Incoming>) -> Reply {
+    let (mut mode, mut token, mut challenge) = (None, None, None);
+    for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "hub.mode" => mode = Some(value),
+            "hub.verify_token" => token = Some(value),
+            "hub.challenge" => challenge = Some(value),
+            _ => {}
+        }
+    }
+    let token_ok = token.is_some_and(|t| {
+        bool::from(
+            t.as_bytes()
+                .ct_eq(app.config.verify_token.expose_secret().as_bytes()),
+        )
+    });
+    match (mode.as_deref(), challenge) {
+        (Some("subscribe"), Some(challenge)) if token_ok => {
+            if challenge.len() > MAX_CHALLENGE_LEN {
+                return text(StatusCode::BAD_REQUEST, "hub.challenge too long\n");
+            }
+            info!("webhook subscription verified");
+            text(StatusCode::OK, challenge.into_owned())
+        }
+        _ => {
+            warn!("webhook verification refused");
+            text(StatusCode::FORBIDDEN, "verification failed\n")
+        }
+    }
+}
+
+fn unavailable(app: &App, why: &str) -> Reply {
+    let mut response = text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}; retry later\n"));
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(app.config.retry_after_secs),
+    );
+    response
+}
+
+/// A signed delivery: bounded read, verify, split, publish, and `200` only when confirmed.
+async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
+    let max = app.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
+    }
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(app.config.read_timeout, Limited::new(body, max).collect());
+    let body = match read.await {
+        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "body not received in time\n"),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
+        }
+        Ok(Err(_)) => return text(StatusCode::BAD_REQUEST, "body could not be read\n"),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    app.metrics.body_bytes.inc_by(body.len() as u64);
+
+    let header = parts
+        .headers
+        .get("x-hub-signature-256")
+        .map(HeaderValue::as_bytes);
+    let secrets: Vec<&[u8]> = app
+        .config
+        .app_secrets
+        .iter()
+        .map(|s| s.expose_secret().as_bytes())
+        .collect();
+    if let Err(e) = signature::verify(&secrets, header, &body) {
+        app.metrics
+            .signature_failures
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: e.as_label(),
+            })
+            .inc();
+        warn!(reason = e.as_label(), "webhook signature refused");
+        return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
+    }
+
+    let envelope = match Envelope::parse(&body) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            warn!(error = %e, "signed webhook is not an envelope");
+            return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+        }
+    };
+    let received_at = unix_now();
+    let trace = traceparent(&tracing::Span::current());
+    let messages: Vec<Outgoing> = envelope
+        .into_changes(received_at)
+        .into_iter()
+        .map(|change| {
+            Outgoing::persistent_json(
+                app.exchange.as_str(),
+                change.routing_key(),
+                change.to_json(),
+                &change.id,
+                received_at.unsigned_abs(),
+            )
+            .header(TRACEPARENT, trace.as_str())
+        })
+        .collect();
+    tracing::Span::current().record("changes", messages.len());
+    if messages.is_empty() {
+        return text(StatusCode::OK, "ok\n");
+    }
+    let started = Instant::now();
+    match app.broker.publish_all(&messages).await {
+        Ok(()) => {
+            app.metrics
+                .publish_seconds
+                .observe(started.elapsed().as_secs_f64());
+            app.metrics.changes_published.inc_by(messages.len() as u64);
+            text(StatusCode::OK, "ok\n")
+        }
+        Err(e) => {
+            warn!(error = %e, changes = messages.len(), "delivery not confirmed; asking Meta to retry");
+            unavailable(app, "broker did not confirm")
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
