@@ -49,7 +49,11 @@ pub struct IngressConfig {
 
 impl IngressConfig {
     /// A configuration with SPEC.md's defaults around the required values.
-    pub fn new(app_secrets: Vec<SecretString>, verify_token: SecretString, broker: BrokerConfig) -> Self {
+    pub fn new(
+        app_secrets: Vec<SecretString>,
+        verify_token: SecretString,
+        broker: BrokerConfig,
+    ) -> Self {
         Self {
             app_secrets,
             verify_token,
@@ -114,7 +118,9 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let service = hyper::service::service_fn(move |req| routes::handle(app.clone(), req));
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -86,7 +86,9 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
             (&Method::GET, "healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET, "readyz") => readyz(&app),
             (&Method::GET, "metrics") => {
-                app.metrics.broker_ready.set(i64::from(app.broker.is_ready()));
+                app.metrics
+                    .broker_ready
+                    .set(i64::from(app.broker.is_ready()));
                 reply(
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -147,7 +149,10 @@ fn handshake(app: &App, req: &Request<Incoming>) -> Reply {
 }
 
 fn unavailable(app: &App, why: &str) -> Reply {
-    let mut response = text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}; retry later\n"));
+    let mut response = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{why}; retry later\n"),
+    );
     response.headers_mut().insert(
         header::RETRY_AFTER,
         HeaderValue::from(app.config.retry_after_secs),

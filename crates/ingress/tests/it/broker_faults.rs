@@ -1,0 +1,128 @@
+use std::time::Duration;
+
+use lapin::{
+    options::QueueDeclareOptions,
+    types::{AMQPValue, FieldTable, LongString},
+};
+
+use crate::helpers::{Options, eventually, install_body, spawn_with};
+
+fn proxied() -> Options {
+    Options {
+        through_proxy: true,
+        confirm_timeout: Duration::from_millis(1500),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn a_nack_from_the_broker_is_a_503_never_a_200() {
+    let app = crate::helpers::spawn_app().await;
+    // A queue that refuses every message, bound beside the work queue: the broker nacks.
+    let full = format!("{}.full", app.topology.prefix());
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString(LongString::from("reject-publish")),
+    );
+    app.channel
+        .queue_declare(
+            full.as_str().into(),
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .unwrap();
+    app.channel
+        .queue_bind(
+            full.as_str().into(),
+            app.topology.webhooks_exchange().into(),
+            "#".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let r = app.post_signed(&install_body("777", 7)).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "7");
+    app.channel
+        .queue_delete(full.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    // Once the broker accepts again, so does the ingress.
+    assert_eq!(app.post_signed(&install_body("777", 7)).await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_not_ready_and_503() {
+    let app = spawn_with(proxied()).await;
+    app.proxy.as_ref().unwrap().cut();
+    assert!(!app.ready().await);
+    let r = app.post_signed(&install_body("888", 8)).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_broker_that_never_confirms_gets_a_503() {
+    let app = spawn_with(proxied()).await;
+    app.wait_ready().await;
+    app.proxy.as_ref().unwrap().freeze();
+    let r = app.post_signed(&install_body("999", 9)).await;
+    assert_eq!(r.status(), 503, "no confirm within the timeout");
+    app.proxy.as_ref().unwrap().restore();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_ingress_reconnects_by_itself_after_the_connection_is_cut() {
+    let app = spawn_with(proxied()).await;
+    app.wait_ready().await;
+    assert_eq!(
+        app.post_signed(&install_body("1001", 10)).await.status(),
+        200
+    );
+
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.cut();
+    eventually(Duration::from_secs(10), "readyz turns 503", || async {
+        (!app.ready().await).then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.post_signed(&install_body("1002", 11)).await.status(),
+        503
+    );
+
+    proxy.restore();
+    eventually(
+        Duration::from_secs(15),
+        "ingress serves 200 again",
+        || async {
+            (app.post_signed(&install_body("1003", 12)).await.status() == 200).then_some(())
+        },
+    )
+    .await;
+    assert!(app.ready().await);
+    // Exactly the deliveries answered 200 are in the queue.
+    let msgs = app.drain(&app.account_update(), 2).await;
+    let wabas: Vec<String> =
+        msgs.iter()
+            .map(|m| {
+                serde_json::from_slice::<serde_json::Value>(&m.data).unwrap()["value"]["waba_info"]
+                    ["waba_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+    assert_eq!(wabas, ["1001", "1003"]);
+    app.stop().await;
+}

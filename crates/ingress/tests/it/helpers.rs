@@ -1,0 +1,436 @@
+//! `spawn_app`: the real ingress on port 0, with its own exchange and queue prefix, optionally
+//! reaching RabbitMQ through a [`Proxy`] the test can cut, freeze and restore.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, Once},
+    time::{Duration, Instant},
+};
+
+use lapin::{
+    Channel, Connection, ConnectionProperties,
+    options::{BasicGetOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+use secrecy::SecretString;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+use wa_broker::{BrokerConfig, Topology};
+use wa_ingress::IngressConfig;
+
+pub const SECRET: &str = "test-app-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn broker_addr() -> String {
+    let url = amqp_url();
+    let parsed: lapin::uri::AMQPUri = url.parse().expect("AMQP_URL");
+    format!("{}:{}", parsed.authority.host, parsed.authority.port)
+}
+
+fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber_init();
+        }
+    });
+}
+
+fn tracing_subscriber_init() -> Option<()> {
+    wa_telemetry::init("wa-onboard-ingress-tests")
+        .ok()
+        .map(std::mem::forget)
+}
+
+/// Deadline polling: `check` until it returns `Some`, or panic with `what` after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// How a test wants its ingress.
+pub struct Options {
+    pub secrets: Vec<&'static str>,
+    pub max_body_bytes: usize,
+    pub through_proxy: bool,
+    pub confirm_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            secrets: vec![SECRET],
+            max_body_bytes: 4 * 1024 * 1024,
+            through_proxy: false,
+            confirm_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub topology: Topology,
+    pub proxy: Option<Proxy>,
+    /// A direct connection of the test's own, to inspect and arrange the broker.
+    pub channel: Channel,
+    _connection: Connection,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<Result<(), wa_ingress::IngressError>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    init_tracing();
+    let prefix = format!("t{:016x}", rand::random::<u64>());
+    let topology = Topology::new(prefix);
+    let proxy = if options.through_proxy {
+        Some(Proxy::start(broker_addr()).await)
+    } else {
+        None
+    };
+    let url = match &proxy {
+        Some(proxy) => {
+            let direct: lapin::uri::AMQPUri = amqp_url().parse().expect("AMQP_URL");
+            format!(
+                "amqp://{}:{}@{}/%2f",
+                direct.authority.userinfo.username, direct.authority.userinfo.password, proxy.addr
+            )
+        }
+        None => amqp_url(),
+    };
+    let mut broker = BrokerConfig::new(&url, topology.clone()).expect("broker config");
+    broker.reconnect_min = Duration::from_millis(50);
+    broker.reconnect_max = Duration::from_millis(300);
+    broker.confirm_timeout = options.confirm_timeout;
+    broker.connect_timeout = Duration::from_secs(2);
+    broker.channels = 4;
+    let mut config = IngressConfig::new(
+        options
+            .secrets
+            .iter()
+            .map(|s| SecretString::from(s.to_string()))
+            .collect(),
+        SecretString::from(VERIFY_TOKEN.to_string()),
+        broker,
+    );
+    config.max_body_bytes = options.max_body_bytes;
+    config.retry_after_secs = 7;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(wa_ingress::run(listener, config, shutdown.clone()));
+
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("test connection to RabbitMQ");
+    let channel = connection.create_channel().await.expect("test channel");
+    // The test's own declaration also proves the topology is idempotent.
+    topology.declare(&channel).await.expect("declare topology");
+    let app = TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        topology,
+        proxy,
+        channel,
+        _connection: connection,
+        shutdown,
+        server: Some(server),
+    };
+    if !options.through_proxy {
+        app.wait_ready().await;
+    }
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn ready(&self) -> bool {
+        self.client
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    }
+
+    pub async fn wait_ready(&self) {
+        eventually(Duration::from_secs(15), "ingress ready", || async {
+            self.ready().await.then_some(())
+        })
+        .await;
+    }
+
+    /// POSTs `body` signed with `secret`.
+    pub async fn post_signed_with(&self, secret: &str, body: &[u8]) -> reqwest::Response {
+        self.client
+            .post(self.url("/webhooks/whatsapp"))
+            .header("content-type", "application/json")
+            .header(
+                "x-hub-signature-256",
+                wa_envelope::sign(secret.as_bytes(), body),
+            )
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn post_signed(&self, body: &[u8]) -> reqwest::Response {
+        self.post_signed_with(SECRET, body).await
+    }
+
+    /// Takes (and acks) every message now in `queue`, waiting until at least `at_least`
+    /// have arrived.
+    pub async fn drain(&self, queue: &str, at_least: usize) -> Vec<lapin::message::Delivery> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = Vec::new();
+        loop {
+            while let Some(m) = self
+                .channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+                .await
+                .expect("basic_get")
+            {
+                got.push(m.delivery);
+            }
+            if got.len() >= at_least {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {at_least} messages in {queue}, got {}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Sends `body` with `Transfer-Encoding: chunked` (no Content-Length) over a raw socket
+    /// and returns the status code.
+    pub async fn post_chunked(&self, signature: &str, body: &[u8]) -> u16 {
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let mut req = format!(
+            "POST /webhooks/whatsapp HTTP/1.1\r\nhost: {addr}\r\nx-hub-signature-256: {signature}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        for chunk in body.chunks(512) {
+            req.extend(format!("{:x}\r\n", chunk.len()).bytes());
+            req.extend(chunk);
+            req.extend(b"\r\n");
+        }
+        req.extend(b"0\r\n\r\n");
+        // The server may answer and close before the whole body is written.
+        let _ = stream.write_all(&req).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let text = String::from_utf8_lossy(&answer);
+        text.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status line")
+    }
+
+    /// Messages currently in `queue` (passive declare).
+    pub async fn depth(&self, queue: &str) -> u32 {
+        self.channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("passive declare")
+            .message_count()
+    }
+
+    pub fn account_update(&self) -> String {
+        self.topology.account_update_queue()
+    }
+
+    /// Stops the ingress gracefully and removes the test's queues and exchanges.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("ingress stops after shutdown")
+                .expect("ingress task")
+                .expect("ingress result");
+        }
+        let t = &self.topology;
+        for queue in [
+            t.unrouted(),
+            t.account_update_queue(),
+            t.account_update_dlq(),
+        ] {
+            let _ = self
+                .channel
+                .queue_delete(queue.as_str().into(), Default::default())
+                .await;
+        }
+        for exchange in [t.webhooks_exchange(), t.unrouted(), t.dlq_exchange()] {
+            let _ = self
+                .channel
+                .exchange_delete(exchange.as_str().into(), Default::default())
+                .await;
+        }
+    }
+}
+
+/// A TCP proxy in front of RabbitMQ. `cut` drops every connection and refuses new ones until
+/// `restore`; `freeze` keeps connections open but stops relaying bytes (a broker that never
+/// answers).
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: watch::Sender<bool>,
+    flowing: watch::Sender<bool>,
+    kill: Arc<Mutex<CancellationToken>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.kill.lock().expect("lock").cancel();
+    }
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (up, up_rx) = watch::channel(true);
+        let (flowing, flow_rx) = watch::channel(true);
+        let kill = Arc::new(Mutex::new(CancellationToken::new()));
+        let kill2 = kill.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !*up_rx.borrow() {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let token = kill2.lock().expect("lock").clone();
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (r, w) in [
+                    (
+                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                    ),
+                    (Box::new(sr), Box::new(cw)),
+                ] {
+                    let token = token.clone();
+                    let flow = flow_rx.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            () = token.cancelled() => {}
+                            () = relay(r, w, flow) => {}
+                        }
+                    });
+                }
+            }
+        });
+        Self {
+            addr,
+            up,
+            flowing,
+            kill,
+            task,
+        }
+    }
+
+    /// Drops every proxied connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+        let mut kill = self.kill.lock().expect("lock");
+        kill.cancel();
+        *kill = CancellationToken::new();
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.flowing.send_replace(true);
+        self.up.send_replace(true);
+    }
+
+    /// Keeps connections open but relays nothing more.
+    pub fn freeze(&self) {
+        self.flowing.send_replace(false);
+    }
+}
+
+async fn relay(
+    mut from: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    mut to: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    mut flowing: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if flowing.wait_for(|f| *f).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A one-change `account_update` envelope for WABA `waba`.
+pub fn install_body(waba: &str, time: i64) -> Vec<u8> {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "2949482758682047", "time": time, "changes": [{
+            "field": "account_update",
+            "value": {"event": "PARTNER_APP_INSTALLED", "waba_info": {
+                "waba_id": waba, "owner_business_id": "942647313864044", "partner_app_id": "1"}}
+        }]}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The project's copy of a fixture from `tests/fixtures/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

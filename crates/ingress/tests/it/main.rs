@@ -1,0 +1,9 @@
+//! The ingress against a real RabbitMQ: one test binary, one module per concern.
+
+/// The broker refusing, never confirming, going away and coming back.
+mod broker_faults;
+/// Signed deliveries: signatures, bounds, envelopes, what lands on the broker.
+mod delivery;
+mod helpers;
+/// The route table of SPEC.md: handshake, health, readiness, metrics, unknown routes.
+mod routes;
