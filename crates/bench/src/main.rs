@@ -1,1 +1,85 @@
-fn main() {}
+//! `wa-bench`: measures what the ingress promises, next to what RabbitMQ itself can do in the
+//! same run on the same machine.
+//!
+//! `wa-bench ingress` runs two phases against the local RabbitMQ, each on a fresh topology
+//! prefix and for the same duration and concurrency:
+//!
+//! 1. **raw**: a plain lapin publisher, the same pool of confirm channels, `--connections`
+//!    tasks each publishing one ~1 KiB persistent message to the webhooks exchange and waiting
+//!    for its confirm: the ceiling.
+//! 2. **ingress**: the real ingress on port 0, and `--connections` keep-alive HTTP/1 clients
+//!    each POSTing pre-signed one-change webhooks and waiting for the `200`.
+//!
+//! It prints requests per second, p50/p99/max latency, and the ratio ingress/raw.
+
+mod load;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks for wa-onboard.
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Signed 1-change webhooks per second through the ingress vs a raw confirmed publisher.
+    Ingress(load::IngressBench),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ingress(args) => load::run(args).await,
+    }
+}
+
+/// Latency summary of one phase.
+pub struct Summary {
+    /// Completed operations.
+    pub ops: usize,
+    /// Failed operations.
+    pub errors: usize,
+    /// Measured wall time.
+    pub elapsed: Duration,
+    /// Sorted latencies.
+    pub latencies: Vec<Duration>,
+}
+
+impl Summary {
+    /// Operations per second.
+    pub fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The `q` quantile (0..=1) of latency.
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[index]
+    }
+
+    /// One line for the report.
+    pub fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<8} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms   ok {} errors {}",
+            self.rate(),
+            ms(self.quantile(0.50)),
+            ms(self.quantile(0.99)),
+            ms(self.latencies.last().copied().unwrap_or_default()),
+            self.ops,
+            self.errors
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

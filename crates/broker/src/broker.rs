@@ -138,7 +138,8 @@ impl Broker {
 
     /// Whether a live connection with its channel pool is in place right now.
     pub fn is_ready(&self) -> bool {
-        self.current().is_some_and(|link| link.connection.status().connected())
+        self.current()
+            .is_some_and(|link| link.connection.status().connected())
     }
 
     /// Follows readiness: `true` after each (re)connection, `false` as soon as it is lost.
@@ -192,7 +193,10 @@ impl Broker {
         let channel = &link.channels[slot];
         let result = self.publish_on(channel, messages).await;
         if result.is_err() && !channel.status().connected() {
-            warn!(channel = slot, "confirm channel lost; rebuilding the connection");
+            warn!(
+                channel = slot,
+                "confirm channel lost; rebuilding the connection"
+            );
             self.repair();
         }
         result

@@ -116,7 +116,13 @@ impl Topology {
             .await?;
         let work = self.account_update_queue();
         declare_quorum(channel, &self.account_update_dlq(), FieldTable::default()).await?;
-        bind(channel, &self.account_update_dlq(), &self.dlq_exchange(), &work).await?;
+        bind(
+            channel,
+            &self.account_update_dlq(),
+            &self.dlq_exchange(),
+            &work,
+        )
+        .await?;
 
         let mut args = FieldTable::default();
         args.insert(
@@ -128,7 +134,13 @@ impl Topology {
         args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
         args.insert("x-overflow".into(), string("reject-publish"));
         declare_quorum(channel, &work, args).await?;
-        bind(channel, &work, &self.webhooks_exchange(), "*.account_update").await?;
+        bind(
+            channel,
+            &work,
+            &self.webhooks_exchange(),
+            "*.account_update",
+        )
+        .await?;
         Ok(())
     }
 }

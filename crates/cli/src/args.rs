@@ -82,7 +82,11 @@ pub struct SendArgs {
     /// The JSON file to send; its bytes are signed and sent unchanged.
     pub file: PathBuf,
     /// The webhook URL.
-    #[arg(long, env = "WA_SEND_URL", default_value = "http://127.0.0.1:8080/webhooks/whatsapp")]
+    #[arg(
+        long,
+        env = "WA_SEND_URL",
+        default_value = "http://127.0.0.1:8080/webhooks/whatsapp"
+    )]
     pub url: String,
     /// App secret to sign with (the first of a comma-separated list).
     #[arg(long = "secret", env = "WA_APP_SECRET", hide_env_values = true)]

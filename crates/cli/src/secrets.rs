@@ -31,7 +31,11 @@ pub fn required(value: Option<&str>, file: Option<&Path>, var: &str) -> anyhow::
 /// # Errors
 ///
 /// As [`required`], and when the list holds no secret.
-pub fn list(value: Option<&str>, file: Option<&Path>, var: &str) -> anyhow::Result<Vec<SecretString>> {
+pub fn list(
+    value: Option<&str>,
+    file: Option<&Path>,
+    var: &str,
+) -> anyhow::Result<Vec<SecretString>> {
     let secrets: Vec<SecretString> = required(value, file, var)?
         .split(',')
         .map(str::trim)

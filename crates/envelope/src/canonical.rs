@@ -55,8 +55,12 @@ mod tests {
     #[test]
     fn keys_are_sorted_at_every_depth() {
         let a: serde_json::Value =
-            serde_json::from_str(r#"{"b":1,"a":{"y":[{"q":1,"p":2}],"x":"é"}}"#).unwrap_or_default();
-        assert_eq!(canonical(&a), r#"{"a":{"x":"é","y":[{"p":2,"q":1}]},"b":1}"#);
+            serde_json::from_str(r#"{"b":1,"a":{"y":[{"q":1,"p":2}],"x":"é"}}"#)
+                .unwrap_or_default();
+        assert_eq!(
+            canonical(&a),
+            r#"{"a":{"x":"é","y":[{"p":2,"q":1}]},"b":1}"#
+        );
     }
 
     #[test]

@@ -105,7 +105,9 @@ fn valid_name(name: &str) -> Result<(), EnvelopeError> {
     if ok {
         Ok(())
     } else {
-        Err(EnvelopeError::BadName(name.chars().take(MAX_NAME_LEN).collect()))
+        Err(EnvelopeError::BadName(
+            name.chars().take(MAX_NAME_LEN).collect(),
+        ))
     }
 }
 
@@ -206,7 +208,9 @@ fn parse_change(change: Value) -> Result<(String, Value), &'static str> {
         Some(Value::String(field)) => field,
         _ => return Err("a change has no string `field`"),
     };
-    let value = map.remove("value").unwrap_or_else(|| Value::Object(Map::new()));
+    let value = map
+        .remove("value")
+        .unwrap_or_else(|| Value::Object(Map::new()));
     Ok((field, value))
 }
 
@@ -271,7 +275,10 @@ mod tests {
         let v = json!({"event": "X"});
         let base = dedupe_key("o", "1", Some(10), "f", &v);
         assert_eq!(base.len(), 64);
-        assert!(base.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            base.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         for other in [
             dedupe_key("p", "1", Some(10), "f", &v),
             dedupe_key("o", "2", Some(10), "f", &v),
@@ -294,7 +301,11 @@ mod tests {
             br#"{"object": "o", "entry": {}}"#,
             br#"{"object": 5, "entry": []}"#,
         ] {
-            assert!(Envelope::parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+            assert!(
+                Envelope::parse(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
@@ -307,7 +318,9 @@ mod tests {
             ));
         }
         assert!(matches!(
-            envelope(json!({"object": "o", "entry": [{"id": "1", "changes": [change("a.b", json!({}))]}]})),
+            envelope(
+                json!({"object": "o", "entry": [{"id": "1", "changes": [change("a.b", json!({}))]}]})
+            ),
             Err(EnvelopeError::BadName(_))
         ));
     }
@@ -324,14 +337,19 @@ mod tests {
             })
         );
         assert!(envelope(json!({"object": "o", "entry": [{"changes": []}]})).is_err());
-        assert!(envelope(json!({"object": "o", "entry": [{"id": "1", "time": "x", "changes": []}]})).is_err());
+        assert!(
+            envelope(json!({"object": "o", "entry": [{"id": "1", "time": "x", "changes": []}]}))
+                .is_err()
+        );
     }
 
     #[test]
     fn an_entry_without_changes_is_kept_whole() {
-        let msgs = envelope(json!({"object": "page", "entry": [{"id": "1", "time": 5, "messaging": [{"m": 1}]}]}))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .into_changes(0);
+        let msgs = envelope(
+            json!({"object": "page", "entry": [{"id": "1", "time": 5, "messaging": [{"m": 1}]}]}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_changes(0);
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].field, WHOLE_ENTRY_FIELD);
         assert_eq!(msgs[0].value["messaging"], json!([{"m": 1}]));
@@ -344,9 +362,23 @@ mod tests {
             .into_changes(7)
             .remove(0);
         let body: Value = serde_json::from_slice(&msg.to_json()).unwrap_or_default();
-        let mut keys: Vec<_> = body.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let mut keys: Vec<_> = body
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         keys.sort();
-        assert_eq!(keys, ["entry_id", "entry_time", "field", "id", "object", "received_at", "value"]);
+        assert_eq!(
+            keys,
+            [
+                "entry_id",
+                "entry_time",
+                "field",
+                "id",
+                "object",
+                "received_at",
+                "value"
+            ]
+        );
         assert_eq!(body["id"], json!(msg.id));
     }
 }

@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn any_of_the_rotated_secrets_verifies() {
         let header = sign(b"new", BODY);
-        assert_eq!(verify(&["old", "new"], Some(header.as_bytes()), BODY), Ok(()));
+        assert_eq!(
+            verify(&["old", "new"], Some(header.as_bytes()), BODY),
+            Ok(())
+        );
         assert_eq!(
             verify(&["old"], Some(header.as_bytes()), BODY),
             Err(SignatureError::Mismatch)
@@ -150,7 +153,9 @@ mod tests {
 
     #[test]
     fn uppercase_hex_is_accepted_as_the_same_mac() {
-        let header = sign(b"s", BODY).to_uppercase().replace("SHA256=", "sha256=");
+        let header = sign(b"s", BODY)
+            .to_uppercase()
+            .replace("SHA256=", "sha256=");
         assert_eq!(verify(&["s"], Some(header.as_bytes()), BODY), Ok(()));
     }
 }

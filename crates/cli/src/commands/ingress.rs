@@ -21,8 +21,8 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<ExitCode> {
         args.verify_token_file.as_deref(),
         "WA_VERIFY_TOKEN",
     )?;
-    let mut broker = BrokerConfig::new(&args.amqp.url, Topology::new(args.amqp.prefix))
-        .context("AMQP_URL")?;
+    let mut broker =
+        BrokerConfig::new(&args.amqp.url, Topology::new(args.amqp.prefix)).context("AMQP_URL")?;
     broker.channels = usize::from(args.publish_channels);
     broker.connection_name = "wa-onboard ingress".into();
     let mut config = IngressConfig::new(app_secrets, SecretString::from(verify_token), broker);

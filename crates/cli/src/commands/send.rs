@@ -15,8 +15,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         "WA_APP_SECRET",
     )?
     .swap_remove(0);
-    let body = std::fs::read(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
+    let body =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let signature = wa_envelope::sign(secret.expose_secret().as_bytes(), &body);
     let response = reqwest::Client::new()
         .post(&args.url)

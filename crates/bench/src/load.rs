@@ -1,0 +1,287 @@
+//! The two phases of `wa-bench ingress` and their closed-loop load generators.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use secrecy::SecretString;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use wa_broker::{Broker, BrokerConfig, Outgoing, Topology, lapin};
+use wa_ingress::IngressConfig;
+
+use crate::Summary;
+
+const SECRET: &str = "bench-app-secret";
+
+/// Options of `wa-bench ingress`.
+#[derive(Args)]
+pub struct IngressBench {
+    /// Concurrent clients (HTTP connections, or raw publishing tasks).
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Length of each phase.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Warm-up before each phase's measurement.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Confirm channels in the pool (both phases).
+    #[arg(long, default_value_t = 8)]
+    channels: usize,
+    /// AMQP URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    amqp_url: String,
+    /// Repeat raw and ingress phases this many times (alternating).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+}
+
+fn body(i: usize) -> Vec<u8> {
+    // About 1 KiB, like a real account_update with its waba_info.
+    let pad = "x".repeat(700);
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "2949482758682047", "time": 1763900000 + i as i64, "changes": [{
+            "field": "account_update",
+            "value": {"event": "PARTNER_APP_INSTALLED", "waba_info": {
+                "waba_id": format!("{}", 100000000000000usize + i),
+                "owner_business_id": "942647313864044", "partner_app_id": "1061231232323117"},
+                "note": pad}
+        }]}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn broker_config(url: &str, prefix: &str, channels: usize) -> anyhow::Result<BrokerConfig> {
+    let mut config = BrokerConfig::new(url, Topology::new(prefix))?;
+    config.channels = channels;
+    Ok(config)
+}
+
+async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    for q in [
+        topology.unrouted(),
+        topology.account_update_queue(),
+        topology.account_update_dlq(),
+    ] {
+        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+    }
+    for x in [
+        topology.webhooks_exchange(),
+        topology.unrouted(),
+        topology.dlq_exchange(),
+    ] {
+        let _ = ch
+            .exchange_delete(x.as_str().into(), Default::default())
+            .await;
+    }
+    Ok(())
+}
+
+/// Runs `op` from `tasks` closed-loop tasks: warm-up, then `duration` measured.
+async fn closed_loop<F, Fut>(tasks: usize, warmup: Duration, duration: Duration, op: F) -> Summary
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let (mut lat, mut errors, mut i) = (Vec::with_capacity(1 << 14), 0usize, 0usize);
+                loop {
+                    let began = Instant::now();
+                    if began >= end {
+                        break;
+                    }
+                    let ok = op(t, i).await;
+                    i += 1;
+                    if began >= start {
+                        if ok {
+                            lat.push(began.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        if let Ok((lat, e)) = h.await {
+            latencies.extend(lat);
+            errors += e;
+        }
+    }
+    latencies.sort_unstable();
+    Summary {
+        ops: latencies.len(),
+        errors,
+        elapsed: duration,
+        latencies,
+    }
+}
+
+async fn raw_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summary> {
+    let shutdown = CancellationToken::new();
+    let broker = Broker::start(
+        broker_config(&args.amqp_url, prefix, args.channels)?,
+        shutdown.clone(),
+    );
+    anyhow::ensure!(
+        broker.wait_ready(Duration::from_secs(10)).await,
+        "broker not ready"
+    );
+    let exchange = broker.topology().webhooks_exchange();
+    let summary = closed_loop(args.connections, args.warmup, args.duration, move |t, i| {
+        let broker = broker.clone();
+        let message = Outgoing::persistent_json(
+            exchange.as_str(),
+            "whatsapp_business_account.account_update",
+            body(t * 1_000_000 + i),
+            &format!("{t}-{i}"),
+            0,
+        );
+        async move {
+            broker
+                .publish_all(std::slice::from_ref(&message))
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    shutdown.cancel();
+    Ok(summary)
+}
+
+async fn ingress_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summary> {
+    let shutdown = CancellationToken::new();
+    let mut config = IngressConfig::new(
+        vec![SecretString::from(SECRET.to_owned())],
+        SecretString::from("bench".to_owned()),
+        broker_config(&args.amqp_url, prefix, args.channels)?,
+    );
+    config.max_body_bytes = 4 * 1024 * 1024;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(wa_ingress::run(listener, config, shutdown.clone()));
+
+    // Pre-signed bodies, so the load generator spends no time on HMAC.
+    let bodies: Arc<Vec<(Bytes, String)>> = Arc::new(
+        (0..4096)
+            .map(|i| {
+                let b = body(i);
+                let sig = wa_envelope::sign(SECRET.as_bytes(), &b);
+                (Bytes::from(b), sig)
+            })
+            .collect(),
+    );
+    // Wait until ready.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut sender = connect(addr).await?;
+        let req = hyper::Request::get("/readyz")
+            .header("host", "bench")
+            .body(Full::new(Bytes::new()))?;
+        if sender
+            .send_request(req)
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "ingress not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut senders = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        senders.push(Arc::new(tokio::sync::Mutex::new(connect(addr).await?)));
+    }
+    let senders = Arc::new(senders);
+    let summary = closed_loop(args.connections, args.warmup, args.duration, move |t, i| {
+        let senders = senders.clone();
+        let bodies = bodies.clone();
+        async move {
+            let (body, sig) = &bodies[(t * 64 + i) % bodies.len()];
+            let Ok(req) = hyper::Request::post("/webhooks/whatsapp")
+                .header("host", "bench")
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", sig.as_str())
+                .body(Full::new(body.clone()))
+            else {
+                return false;
+            };
+            let mut sender = senders[t].lock().await;
+            match sender.send_request(req).await {
+                Ok(r) => {
+                    let ok = r.status() == 200;
+                    let _ = r.into_body().collect().await;
+                    ok
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    shutdown.cancel();
+    server.await.context("ingress task")??;
+    Ok(summary)
+}
+
+async fn connect(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// Runs the phases and prints the report.
+#[allow(clippy::print_stdout)] // The report is the output.
+pub async fn run(args: IngressBench) -> anyhow::Result<()> {
+    println!(
+        "wa-bench ingress: {} connections, {} channels, {:?} per phase (after {:?} warm-up), {} round(s)",
+        args.connections, args.channels, args.duration, args.warmup, args.rounds
+    );
+    let (mut raw_rates, mut ingress_rates) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        let prefix = format!("bench{:08x}", rand::random::<u32>());
+        let raw = raw_phase(&args, &format!("{prefix}r")).await?;
+        cleanup(&args.amqp_url, &Topology::new(format!("{prefix}r"))).await?;
+        println!("round {round}: {}", raw.line("raw"));
+        let ingress = ingress_phase(&args, &format!("{prefix}i")).await?;
+        cleanup(&args.amqp_url, &Topology::new(format!("{prefix}i"))).await?;
+        println!("round {round}: {}", ingress.line("ingress"));
+        raw_rates.push(raw.rate());
+        ingress_rates.push(ingress.rate());
+    }
+    let raw: f64 = raw_rates.iter().sum::<f64>() / raw_rates.len() as f64;
+    let ingress: f64 = ingress_rates.iter().sum::<f64>() / ingress_rates.len() as f64;
+    println!(
+        "ratio ingress/raw = {:.2} ({ingress:.0} / {raw:.0} per second)",
+        ingress / raw
+    );
+    Ok(())
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs RabbitMQ and Redis from Debian's packages when they are missing, starts them on
+# loopback when they are not running, and waits until both answer. Safe to run again.
+set -euo pipefail
+
+need=()
+command -v rabbitmq-server >/dev/null 2>&1 || need+=(rabbitmq-server)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if ((${#need[@]})); then
+  echo "services: installing ${need[*]}"
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  echo "services: starting redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --appendonly yes --dir /tmp >/dev/null
+fi
+
+if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+  echo "services: starting rabbitmq"
+  # Debian's package does not start the server inside a container.
+  RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached >/dev/null 2>&1 || true
+fi
+
+for _ in $(seq 1 120); do
+  if rabbitmq-diagnostics -q ping >/dev/null 2>&1 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+    echo "services: rabbitmq $(rabbitmqctl version 2>/dev/null) and redis $(redis-server --version | awk '{print $3}') are up"
+    exit 0
+  fi
+  sleep 1
+done
+echo "services: RabbitMQ or Redis did not come up within 120 s" >&2
+exit 1
