@@ -1,0 +1,432 @@
+//! [`GraphClient`]: building the two onboarding requests, sending them with reqwest, reading
+//! bounded replies, and retrying transient failures in process with backon.
+//!
+//! Secrets travel only in query parameters that reqwest puts on the wire; spans carry the
+//! path template (`/{business_id}/system_user_access_tokens`), never the URL with its query,
+//! and every error is built from `reqwest::Error::without_url` and scrubbed of the request's
+//! token and proof before it leaves this module.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use backon::{ExponentialBuilder, Retryable};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tracing::{Instrument, Span, field::Empty};
+use url::Url;
+use wa_envelope::signature::hmac_hex;
+
+use crate::{GraphConfig, GraphError, Result, RetryPolicy, error::parse_error};
+
+/// Most bytes of a reply body we read; the rest is dropped with the connection.
+const MAX_BODY: usize = 64 * 1024;
+/// Longest id accepted as a path segment.
+const MAX_ID_LEN: usize = 64;
+
+/// A Graph API client for onboarding. Cloning is cheap (one `Arc`); share one per process.
+#[derive(Clone)]
+pub struct GraphClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// `{base}` parsed, with the version kept apart so each call appends its own segments.
+    base: Url,
+    version: String,
+    app_secret: SecretString,
+    system_user_id: String,
+    system_user_token: SecretString,
+    /// `appsecret_proof` of the system user token, computed once.
+    system_user_proof: SecretString,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("base", &self.inner.base.as_str())
+            .field("version", &self.inner.version)
+            .field("system_user_id", &self.inner.system_user_id)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One call, described once: what the retry loop re-sends and what spans may show.
+struct Call<'a> {
+    /// Span name and `otel.name`, e.g. `POST /{business_id}/system_user_access_tokens`.
+    otel_name: &'static str,
+    /// Path template below the version, for `url.template`.
+    template: &'static str,
+    /// Full URL without query string.
+    url: Url,
+    /// Query parameters; hold secrets, never logged.
+    query: Vec<(&'static str, &'a str)>,
+    /// This call's token and proof, scrubbed from any error text (with the client's own).
+    secrets: [&'a str; 2],
+}
+
+impl GraphClient {
+    /// Checks `cfg` and builds the HTTP client (rustls, no redirects: a redirect would carry
+    /// the query string, and its tokens, to another URL).
+    ///
+    /// # Errors
+    ///
+    /// [`GraphError::Config`] when [`GraphConfig::validate`] refuses `cfg`, or the TLS
+    /// client cannot be built.
+    pub fn new(cfg: GraphConfig) -> Result<Self> {
+        let (base, version) = cfg.validate()?;
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("wa-onboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                GraphError::Config(format!("cannot build HTTP client: {}", e.without_url()))
+            })?;
+        let system_user_proof = SecretString::from(proof(
+            &cfg.app_secret,
+            cfg.system_user_token.expose_secret(),
+        ));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                version,
+                app_secret: cfg.app_secret,
+                system_user_id: cfg.system_user_id.trim().to_owned(),
+                system_user_token: cfg.system_user_token,
+                system_user_proof,
+                retry: cfg.retry,
+            }),
+        })
+    }
+
+    /// Fetches the customer's business token:
+    /// `POST {base}/{version}/{business_id}/system_user_access_tokens` with query
+    /// `access_token`, `appsecret_proof`, `system_user_id` and `fetch_only=true` (the system
+    /// user token and its proof), answering `{"access_token": "…"}`.
+    ///
+    /// Transient failures are retried in process within [`RetryPolicy`].
+    ///
+    /// # Errors
+    ///
+    /// [`GraphError::Config`] if `business_id` is not 1–64 ASCII letters, digits, `_` or `-`;
+    /// otherwise the last attempt's error, transient or permanent (see
+    /// [`GraphError::is_transient`], [`GraphError::retry_after`]).
+    pub async fn fetch_business_token(&self, business_id: &str) -> Result<SecretString> {
+        let span = tracing::info_span!(
+            "graph.fetch_business_token",
+            graph.business_id = business_id,
+            graph.attempts = Empty,
+            error.type = Empty,
+        );
+        async {
+            let inner = &self.inner;
+            let id = graph_id("business id", business_id)?;
+            let call = Call {
+                otel_name: "POST /{business_id}/system_user_access_tokens",
+                template: "/{business_id}/system_user_access_tokens",
+                url: self.url(&[id, "system_user_access_tokens"]),
+                query: vec![
+                    ("access_token", inner.system_user_token.expose_secret()),
+                    ("appsecret_proof", inner.system_user_proof.expose_secret()),
+                    ("system_user_id", inner.system_user_id.as_str()),
+                    ("fetch_only", "true"),
+                ],
+                secrets: [
+                    inner.system_user_token.expose_secret(),
+                    inner.system_user_proof.expose_secret(),
+                ],
+            };
+            self.execute(&call, business_token).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Subscribes our app to the customer's WABA: `POST {base}/{version}/{waba_id}/
+    /// subscribed_apps?access_token=…&appsecret_proof=…` with the business token, answering
+    /// `{"success": true}`. Idempotent on Meta's side.
+    ///
+    /// Transient failures are retried in process within [`RetryPolicy`].
+    ///
+    /// # Errors
+    ///
+    /// [`GraphError::Config`] if `waba_id` is not a Graph id or the token is empty; otherwise
+    /// the last attempt's error, as for [`GraphClient::fetch_business_token`].
+    pub async fn subscribe_app(&self, waba_id: &str, business_token: &SecretString) -> Result<()> {
+        let span = tracing::info_span!(
+            "graph.subscribe_app",
+            graph.waba_id = waba_id,
+            graph.attempts = Empty,
+            error.type = Empty,
+        );
+        async {
+            let id = graph_id("WABA id", waba_id)?;
+            let token = business_token.expose_secret();
+            if token.is_empty() {
+                return Err(GraphError::Config("business token is empty".into()));
+            }
+            let token_proof = proof(&self.inner.app_secret, token);
+            let call = Call {
+                otel_name: "POST /{waba_id}/subscribed_apps",
+                template: "/{waba_id}/subscribed_apps",
+                url: self.url(&[id, "subscribed_apps"]),
+                query: vec![("access_token", token), ("appsecret_proof", &token_proof)],
+                secrets: [token, &token_proof],
+            };
+            self.execute(&call, subscribed).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// `{base}/{version}/{segments…}`, without query.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            // `new` checked the scheme is http(s), which always has path segments.
+            path.pop_if_empty()
+                .push(&self.inner.version)
+                .extend(segments);
+        }
+        url
+    }
+
+    /// Sends `call` until it succeeds, fails permanently, or the retry policy says stop.
+    async fn execute<T>(&self, call: &Call<'_>, extract: fn(Value) -> Result<T>) -> Result<T> {
+        let policy = self.inner.retry;
+        let started = Instant::now();
+        let attempts = AtomicUsize::new(0);
+        let backoff = ExponentialBuilder::default()
+            .with_jitter()
+            .with_factor(2.0)
+            .with_min_delay(policy.min_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_attempts.saturating_sub(1));
+        let result = (|| self.attempt(call, attempts.fetch_add(1, Ordering::Relaxed), extract))
+            .retry(backoff)
+            .when(GraphError::is_transient)
+            .adjust(|err, backoff| {
+                // `None` from backon: attempts used up. Otherwise prefer the server's hint
+                // over our backoff, and retry only if the pause ends within the budget.
+                let pause = match err.retry_after() {
+                    Some(hint) => backoff.map(|_| hint)?,
+                    None => backoff?.min(policy.max_delay),
+                };
+                let remaining = policy.max_total.saturating_sub(started.elapsed());
+                if pause > remaining {
+                    tracing::info!(
+                        error = %err,
+                        pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                        "Graph pause beyond the in-process retry budget; handing back"
+                    );
+                    return None;
+                }
+                Some(pause)
+            })
+            .notify(|err, pause| {
+                tracing::warn!(
+                    error = %err,
+                    pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                    "transient Graph error, retrying"
+                );
+            })
+            .await;
+        let span = Span::current();
+        span.record("graph.attempts", attempts.load(Ordering::Relaxed));
+        if let Err(err) = &result {
+            span.record("error.type", err.kind());
+        }
+        result
+    }
+
+    /// One HTTP exchange, in its own client span.
+    async fn attempt<T>(
+        &self,
+        call: &Call<'_>,
+        resend_count: usize,
+        extract: fn(Value) -> Result<T>,
+    ) -> Result<T> {
+        let span = tracing::info_span!(
+            "graph.request",
+            otel.name = call.otel_name,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = "POST",
+            url.template = call.template,
+            server.address = self.inner.base.host_str().unwrap_or_default(),
+            http.request.resend_count = resend_count,
+            http.response.status_code = Empty,
+            graph.error.code = Empty,
+            graph.fbtrace_id = Empty,
+            error.type = Empty,
+        );
+        async {
+            let result = self
+                .send(call, extract)
+                .await
+                .map_err(|e| self.redact(e, call));
+            if let Err(err) = &result {
+                let span = Span::current();
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", err.kind());
+                if let Some(code) = err.code() {
+                    span.record("graph.error.code", code);
+                }
+                if let Some(id) = err.fbtrace_id() {
+                    span.record("graph.fbtrace_id", id);
+                }
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Scrubs every secret the client knows from `err`: the call's token and proof, the
+    /// system user token and its proof, and the app secret.
+    fn redact(&self, err: GraphError, call: &Call<'_>) -> GraphError {
+        let inner = &self.inner;
+        err.redact(&[
+            call.secrets[0],
+            call.secrets[1],
+            inner.system_user_token.expose_secret(),
+            inner.system_user_proof.expose_secret(),
+            inner.app_secret.expose_secret(),
+        ])
+    }
+
+    async fn send<T>(&self, call: &Call<'_>, extract: fn(Value) -> Result<T>) -> Result<T> {
+        let response = self
+            .inner
+            .http
+            .post(call.url.clone())
+            .query(&call.query)
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        Span::current().record("http.response.status_code", status.as_u16());
+        let headers = response.headers().clone();
+        let (body, truncated) = read_bounded(response).await.map_err(network)?;
+        if !status.is_success() {
+            return Err(parse_error(status.as_u16(), &headers, &body));
+        }
+        if truncated {
+            return Err(malformed("reply larger than 64 KiB"));
+        }
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|_| malformed("reply is not JSON"))?;
+        if value.get("error").is_some() {
+            // A 2xx carrying Graph's error envelope: believe the envelope.
+            return Err(parse_error(status.as_u16(), &headers, &body));
+        }
+        extract(value)
+    }
+}
+
+/// `appsecret_proof`: lowercase hex HMAC-SHA256 of `token`, keyed by the app secret.
+fn proof(app_secret: &SecretString, token: &str) -> String {
+    hmac_hex(app_secret.expose_secret().as_bytes(), token.as_bytes())
+}
+
+/// Accepts `id` as a path segment only if it looks like a Graph id, so no input can reach
+/// another path. The id is not echoed in the error.
+fn graph_id<'a>(what: &str, id: &'a str) -> Result<&'a str> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(id)
+    } else {
+        Err(GraphError::Config(format!(
+            "{what} is not a Graph id (1-{MAX_ID_LEN} ASCII letters, digits, '_' or '-')"
+        )))
+    }
+}
+
+fn business_token(reply: Value) -> Result<SecretString> {
+    match reply {
+        Value::Object(mut map) => match map.remove("access_token") {
+            Some(Value::String(token)) if !token.is_empty() => Ok(SecretString::from(token)),
+            _ => Err(malformed("reply has no access_token")),
+        },
+        _ => Err(malformed("reply is not a JSON object")),
+    }
+}
+
+fn subscribed(reply: Value) -> Result<()> {
+    match reply.get("success") {
+        Some(Value::Bool(true)) => Ok(()),
+        Some(_) => Err(malformed("reply has success other than true")),
+        None => Err(malformed("reply has no success")),
+    }
+}
+
+fn malformed(message: &str) -> GraphError {
+    GraphError::Malformed {
+        message: message.to_owned(),
+    }
+}
+
+/// A transport error as text: the error and its causes, without the URL.
+fn network(err: reqwest::Error) -> GraphError {
+    let err = err.without_url();
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    GraphError::Network { message }
+}
+
+/// Reads at most [`MAX_BODY`] bytes; `true` when the body was longer.
+async fn read_bounded(mut response: reqwest::Response) -> reqwest::Result<(Vec<u8>, bool)> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_BODY - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_ids_cannot_escape_the_path() {
+        assert!(graph_id("x", "1234567890").is_ok());
+        for bad in ["", "..", "a/b", "a?b", "a b", &"1".repeat(65)] {
+            assert!(graph_id("x", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn replies_without_the_promised_field_are_malformed() {
+        assert!(business_token(serde_json::json!({"access_token": ""})).is_err());
+        assert!(business_token(serde_json::json!([])).is_err());
+        assert!(subscribed(serde_json::json!({"success": false})).is_err());
+        assert!(subscribed(serde_json::json!({"success": true})).is_ok());
+    }
+}

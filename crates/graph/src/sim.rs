@@ -1,0 +1,416 @@
+//! A local Graph API simulator: the two onboarding calls answered the way Graph answers them,
+//! with failure modes an operator can switch at run time, for `wa-onboard graph-sim`, demos
+//! and tests without internet.
+//!
+//! Routes:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /{version}/{business_id}/system_user_access_tokens` | `{"access_token": "sim-<business_id>-<mac>"}` |
+//! | `POST /{version}/{waba_id}/subscribed_apps` | `{"success": true}` |
+//! | `GET /_sim/calls` | counts per endpoint and outcome, and the current mode |
+//! | `GET /_sim/mode` · `POST /_sim/mode` `{"fail_transient": N, "fail_permanent": bool}` | the mode (fields left out stay as they are) |
+//! | anything else | `404` with a Graph error envelope |
+//!
+//! Parameters are read from the query string and from an `application/x-www-form-urlencoded`
+//! body, as Graph does. The business token is the same on every fetch for a business (as with
+//! `fetch_only=true`) and is an HMAC of the business id under the app secret, so a restarted
+//! simulator with the same secret recognises the tokens it handed out before.
+//!
+//! Checks, in order, on both Graph routes: `fail_permanent` (400, code 190), `fail_transient`
+//! (the next N calls: 500, code 2, `is_transient`), then `access_token` present (400, 104),
+//! `appsecret_proof` when given or in strict mode (wrong: 400, code 100, as Meta), and in
+//! strict mode (`system_user_token` set) the token itself (400, 190): the system user token for
+//! `system_user_access_tokens`, a token this simulator issued for `subscribed_apps`. The token
+//! call also requires `fetch_only=true` and a `system_user_id` (400, 100).
+
+use std::{convert::Infallible, future::Future, io, sync::Arc, sync::Mutex, time::Duration};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use wa_envelope::signature::hmac_hex;
+
+/// Largest request body the simulator reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// How the simulator starts.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// App secret: key of every `appsecret_proof` and of the tokens the simulator issues.
+    pub app_secret: SecretString,
+    /// When set (strict mode), the access tokens themselves are checked: the system user token
+    /// for token fetches, an issued business token for `subscribed_apps`.
+    pub system_user_token: Option<SecretString>,
+    /// The next N Graph calls answer 500, code 2, `is_transient: true`.
+    pub fail_transient: u32,
+    /// Every Graph call answers 400, code 190 (token invalid / app removed) while set.
+    pub fail_permanent: bool,
+}
+
+impl SimConfig {
+    /// A lenient simulator with `app_secret` that never fails on purpose.
+    pub fn new(app_secret: SecretString) -> Self {
+        Self {
+            app_secret,
+            system_user_token: None,
+            fail_transient: 0,
+            fail_permanent: false,
+        }
+    }
+}
+
+/// Serves the simulator on `listener` until `shutdown` completes, then lets requests in flight
+/// finish.
+///
+/// # Errors
+///
+/// None today: failed accepts and connections are logged and the server goes on. The
+/// `io::Result` leaves room for startup failures.
+pub async fn serve(
+    listener: TcpListener,
+    cfg: SimConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let state = Arc::new(State::new(cfg));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let state = Arc::clone(&state);
+                    let service = service_fn(move |req| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(state.handle(req).await) }
+                    });
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(err) = conn.await {
+                            tracing::debug!(error = %err, "graph-sim connection ended with an error");
+                        }
+                    });
+                }
+                Err(err) => {
+                    // EMFILE and friends: back off a little instead of spinning.
+                    tracing::warn!(error = %err, "graph-sim accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The failure mode, as `/_sim/mode` shows and changes it.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Mode {
+    fail_transient: u32,
+    fail_permanent: bool,
+}
+
+/// A `POST /_sim/mode` body: fields left out keep their value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeUpdate {
+    fail_transient: Option<u32>,
+    fail_permanent: Option<bool>,
+}
+
+/// Requests received per Graph endpoint, and how they were answered.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct Calls {
+    system_user_access_tokens: u64,
+    subscribed_apps: u64,
+    not_found: u64,
+    ok: u64,
+    failed_transient: u64,
+    failed_permanent: u64,
+    rejected: u64,
+}
+
+struct State {
+    app_secret: SecretString,
+    system_user_token: Option<SecretString>,
+    live: Mutex<Live>,
+}
+
+struct Live {
+    mode: Mode,
+    calls: Calls,
+    trace_seq: u64,
+}
+
+enum Endpoint {
+    Token,
+    Subscribe,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+impl State {
+    fn new(cfg: SimConfig) -> Self {
+        Self {
+            app_secret: cfg.app_secret,
+            system_user_token: cfg.system_user_token,
+            live: Mutex::new(Live {
+                mode: Mode {
+                    fail_transient: cfg.fail_transient,
+                    fail_permanent: cfg.fail_permanent,
+                },
+                calls: Calls::default(),
+                trace_seq: 0,
+            }),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        // A panic while holding the lock cannot leave counters half-updated in a harmful way.
+        self.live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or_default().to_owned();
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                return self.error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    100,
+                    None,
+                    "Request body too large",
+                    false,
+                );
+            }
+        };
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let reply = match (&method, segments.as_slice()) {
+            (&Method::GET, ["_sim", "calls"]) => {
+                let live = self.live();
+                json_reply(
+                    StatusCode::OK,
+                    &json!({"calls": live.calls, "mode": live.mode}),
+                )
+            }
+            (&Method::GET, ["_sim", "mode"]) => json_reply(StatusCode::OK, &self.live().mode),
+            (&Method::POST, ["_sim", "mode"]) => self.set_mode(&body),
+            (&Method::POST, [version, id, endpoint]) if version.starts_with('v') => {
+                let endpoint = match *endpoint {
+                    "system_user_access_tokens" => Some(Endpoint::Token),
+                    "subscribed_apps" => Some(Endpoint::Subscribe),
+                    _ => None,
+                };
+                let mut params = parse_params(query.as_bytes());
+                if is_form {
+                    params.extend(parse_params(&body));
+                }
+                match endpoint {
+                    Some(endpoint) => self.graph(endpoint, id, &params),
+                    None => self.not_found(&method, &path),
+                }
+            }
+            _ => self.not_found(&method, &path),
+        };
+        // Path and status only: the query string holds tokens.
+        tracing::info!(%method, path, status = reply.status().as_u16(), "graph-sim request");
+        reply
+    }
+
+    fn set_mode(&self, body: &[u8]) -> Reply {
+        let update: ModeUpdate = match serde_json::from_slice(body) {
+            Ok(update) => update,
+            Err(err) => {
+                let message = format!("Invalid mode: {err}");
+                return self.error(StatusCode::BAD_REQUEST, 100, None, &message, false);
+            }
+        };
+        let mut live = self.live();
+        if let Some(n) = update.fail_transient {
+            live.mode.fail_transient = n;
+        }
+        if let Some(b) = update.fail_permanent {
+            live.mode.fail_permanent = b;
+        }
+        tracing::info!(mode = ?live.mode, "graph-sim mode changed");
+        json_reply(StatusCode::OK, &live.mode)
+    }
+
+    fn graph(&self, endpoint: Endpoint, id: &str, params: &[(String, String)]) -> Reply {
+        let param = |name: &str| {
+            params
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        {
+            let mut live = self.live();
+            match endpoint {
+                Endpoint::Token => live.calls.system_user_access_tokens += 1,
+                Endpoint::Subscribe => live.calls.subscribed_apps += 1,
+            }
+            if live.mode.fail_permanent {
+                live.calls.failed_permanent += 1;
+                drop(live);
+                let message = "Error validating access token: The user has not authorized \
+                               application (graph-sim fail_permanent).";
+                return self.error(StatusCode::BAD_REQUEST, 190, Some(458), message, false);
+            }
+            if live.mode.fail_transient > 0 {
+                live.mode.fail_transient -= 1;
+                live.calls.failed_transient += 1;
+                drop(live);
+                let message = "An unexpected error has occurred. Please retry your request later.";
+                return self.error(StatusCode::INTERNAL_SERVER_ERROR, 2, None, message, true);
+            }
+        }
+        let strict = self
+            .system_user_token
+            .as_ref()
+            .map(ExposeSecret::expose_secret);
+        let Some(token) = param("access_token").filter(|t| !t.is_empty()) else {
+            return self.reject(104, "An access token is required to request this resource.");
+        };
+        match param("appsecret_proof") {
+            Some(proof)
+                if proof
+                    != hmac_hex(self.app_secret.expose_secret().as_bytes(), token.as_bytes()) =>
+            {
+                return self.reject(100, "Invalid appsecret_proof provided in the API argument");
+            }
+            None if strict.is_some() => {
+                return self.reject(
+                    100,
+                    "API calls from the server require an appsecret_proof argument",
+                );
+            }
+            _ => {}
+        }
+        let reply = match endpoint {
+            Endpoint::Token => {
+                if strict.is_some_and(|expected| expected != token) {
+                    return self.reject(
+                        190,
+                        "Invalid OAuth access token - Cannot parse access token",
+                    );
+                }
+                if param("fetch_only") != Some("true") {
+                    return self.reject(100, "(#100) graph-sim only supports fetch_only=true");
+                }
+                if param("system_user_id").is_none_or(str::is_empty) {
+                    return self.reject(100, "(#100) The parameter system_user_id is required");
+                }
+                json!({"access_token": self.business_token(id)})
+            }
+            Endpoint::Subscribe => {
+                if strict.is_some() && !self.issued(token) {
+                    return self.reject(
+                        190,
+                        "Invalid OAuth access token - Cannot parse access token",
+                    );
+                }
+                json!({"success": true})
+            }
+        };
+        self.live().calls.ok += 1;
+        json_reply(StatusCode::OK, &reply)
+    }
+
+    /// `sim-<business_id>-<first 16 hex of HMAC(app secret, business_id)>`.
+    fn business_token(&self, business_id: &str) -> String {
+        let mac = hmac_hex(
+            self.app_secret.expose_secret().as_bytes(),
+            business_id.as_bytes(),
+        );
+        format!("sim-{business_id}-{}", &mac[..16])
+    }
+
+    fn issued(&self, token: &str) -> bool {
+        token
+            .strip_prefix("sim-")
+            .and_then(|rest| rest.rsplit_once('-'))
+            .is_some_and(|(business_id, _)| self.business_token(business_id) == token)
+    }
+
+    fn reject(&self, code: i64, message: &str) -> Reply {
+        self.live().calls.rejected += 1;
+        self.error(StatusCode::BAD_REQUEST, code, None, message, false)
+    }
+
+    fn not_found(&self, method: &Method, path: &str) -> Reply {
+        self.live().calls.not_found += 1;
+        let message = format!(
+            "Unsupported {} request. Object with path '{path}' does not exist (graph-sim)",
+            method.as_str().to_ascii_lowercase()
+        );
+        self.error(StatusCode::NOT_FOUND, 100, Some(33), &message, false)
+    }
+
+    /// Graph's error envelope, with a fresh `fbtrace_id`.
+    fn error(
+        &self,
+        status: StatusCode,
+        code: i64,
+        subcode: Option<i64>,
+        message: &str,
+        transient: bool,
+    ) -> Reply {
+        let fbtrace_id = {
+            let mut live = self.live();
+            live.trace_seq += 1;
+            format!("SIM{:08}", live.trace_seq)
+        };
+        let error_type = if code == 190 {
+            "OAuthException"
+        } else {
+            "GraphMethodException"
+        };
+        let mut error = json!({
+            "message": message,
+            "type": error_type,
+            "code": code,
+            "fbtrace_id": fbtrace_id,
+        });
+        if let Some(subcode) = subcode {
+            error["error_subcode"] = json!(subcode);
+        }
+        if transient {
+            error["is_transient"] = json!(true);
+        }
+        json_reply(status, &json!({ "error": error }))
+    }
+}
+
+fn parse_params(raw: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw).into_owned().collect()
+}
+
+fn json_reply(status: StatusCode, body: &impl Serialize) -> Reply {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut reply = Response::new(Full::new(Bytes::from(bytes)));
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    reply
+}
