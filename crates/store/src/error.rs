@@ -1,0 +1,125 @@
+//! The one error type of this crate, and which of its cases are worth retrying.
+
+use redis::RetryMethod;
+
+/// Everything that can go wrong while reading or writing wa-onboard's Redis state.
+///
+/// Use [`StoreError::is_transient`] to decide between "retry later" (requeue with a delay)
+/// and "this will never work" (dead-letter it).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis refused the command, the connection failed, or a reply did not arrive in time.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A stored business token could not be encrypted or decrypted: wrong key, a ciphertext
+    /// moved to another tenant, tampering, or an unknown format version.
+    #[error("token crypto: {0}")]
+    Crypto(String),
+    /// A key holds data this crate did not write or cannot read back.
+    #[error("corrupt record at `{key}`: {reason}")]
+    Corrupt {
+        /// The Redis key (never the value) that could not be read.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The token encryption key (`WA_TOKEN_KEY`) is unusable.
+    #[error("bad token key: {0}")]
+    BadKey(String),
+    /// An id or prefix that cannot be used inside a Redis key (empty, or containing `{`/`}`,
+    /// which would break the Redis Cluster hash tags).
+    #[error("invalid {what} `{value}`: {reason}")]
+    InvalidInput {
+        /// Which argument was refused (`waba_id`, `prefix`, ...).
+        what: &'static str,
+        /// The refused value (ids and prefixes only; never a token).
+        value: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+}
+
+/// `Result` with [`StoreError`] as the default error.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// Whether the same call may succeed later without anyone changing anything: Redis was
+    /// unreachable, the connection dropped, a reply timed out, or the server is loading,
+    /// failing over or busy (`LOADING`, `BUSY`, `OOM`, `TRYAGAIN`, `MASTERDOWN`,
+    /// `CLUSTERDOWN`, `READONLY`, redirections). The worker should requeue the message with a delay.
+    ///
+    /// Everything else (a script error, `WRONGTYPE`, a corrupt record, a crypto failure, a bad
+    /// key or id) is permanent: retrying cannot fix it.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Redis(e) => {
+                e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || !matches!(e.retry_method(), RetryMethod::NoRetry)
+                    // Busy with a slow script, or out of memory: both pass with time.
+                    || matches!(e.code(), Some("BUSY" | "OOM"))
+            }
+            Self::Crypto(_)
+            | Self::Corrupt { .. }
+            | Self::BadKey(_)
+            | Self::InvalidInput { .. } => false,
+        }
+    }
+
+    pub(crate) fn corrupt(key: &str, reason: impl Into<String>) -> Self {
+        Self::Corrupt {
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_transient_and_script_errors_are_not() {
+        let io = redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        assert!(StoreError::from(io).is_transient());
+
+        let timeout =
+            redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow"));
+        assert!(StoreError::from(timeout).is_transient());
+
+        for (reply, transient) in [
+            ("-LOADING Redis is loading the dataset in memory", true),
+            ("-BUSY Redis is busy running a script", true),
+            (
+                "-OOM command not allowed when used memory > 'maxmemory'",
+                true,
+            ),
+            (
+                "-TRYAGAIN Multiple keys request during rehashing of slot",
+                true,
+            ),
+            (
+                "-WRONGTYPE Operation against a key holding the wrong kind of value",
+                false,
+            ),
+            (
+                "-ERR user_script:1: Script attempted to access nonexistent global",
+                false,
+            ),
+        ] {
+            let value = redis::parse_redis_value(format!("{reply}\r\n").as_bytes()).unwrap();
+            let err = value.extract_error().unwrap_err();
+            assert_eq!(StoreError::from(err).is_transient(), transient, "{reply}");
+        }
+
+        let client = redis::RedisError::from((redis::ErrorKind::Client, "bad"));
+        assert!(!StoreError::from(client).is_transient());
+        assert!(!StoreError::Crypto("x".into()).is_transient());
+        assert!(!StoreError::corrupt("k", "r").is_transient());
+    }
+}

@@ -1,0 +1,230 @@
+//! Everything wa-onboard keeps in Redis.
+//!
+//! This crate owns three kinds of state, all under one configurable key prefix (default
+//! [`DEFAULT_PREFIX`]):
+//!
+//! - **Dedupe claims** ([`Store::claim`], [`Store::complete`], [`Store::release`]): one key per
+//!   change dedupe key, so a change's effects run once however often Meta or the broker
+//!   re-delivers it, and a worker that dies mid-way gives the change back when its lease
+//!   expires.
+//! - **Tenant state** ([`Store::apply_install`], [`Store::apply_uninstall`],
+//!   [`Store::apply_account_event`], ...): one hash per WABA, changed only by atomic Lua
+//!   scripts that order events by their `event_time` (Meta's `entry.time`), so late and
+//!   re-delivered events never move a tenant backwards. [`TenantRecord`] is SPEC's JSON.
+//! - **Business tokens**, encrypted with AES-256-GCM under `WA_TOKEN_KEY` ([`TokenKey`]) and
+//!   bound to their WABA id; plaintext exists only in [`secrecy::SecretString`]s.
+//!
+//! Key layout (`P` = prefix; every key one script touches shares the hash tag `{<waba_id>}`,
+//! so the layout works unchanged on Redis Cluster):
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `Ptenant:{W}` | hash | the tenant record (see [`record`]) |
+//! | `Ptoken:{W}` | string | the encrypted business token (see [`crypto`]) |
+//! | `Pevents:{W}` | sorted set | the last [`EVENT_LOG_LEN`] account events, by event time |
+//! | `Powner:{O}` | set | WABA ids ever installed by owner business `O` (an index) |
+//! | `Pdedupe:{K}` | string | a claim token while in progress, `done` once completed |
+//!
+//! It never touches the broker, the Graph API or HTTP, and it decides nothing about what an
+//! event means for Meta: it records what the worker tells it, in the right order.
+
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod crypto;
+mod dedupe;
+mod error;
+mod list;
+pub mod record;
+mod tenant;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use redis::{
+    Client,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+pub use crate::{
+    account::{AccountEvent, EVENT_LOG_LEN},
+    crypto::TokenKey,
+    dedupe::{Claim, ClaimToken},
+    error::{Result, StoreError},
+    record::{AccountState, Status, TenantRecord, TokenInfo, TokenStatus},
+    tenant::{Applied, Install, Uninstall},
+};
+
+/// The key prefix used when the operator does not choose one.
+pub const DEFAULT_PREFIX: &str = "wa:";
+
+/// How long to wait for a TCP connection to Redis before reporting a transient error.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait for any reply (a page of `SCAN` + `HGETALL` included).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connection attempts per (re)connection before a call fails: with backoff from 100 ms,
+/// capped at 1 s, a call made while Redis is down fails after about 2 s, so the worker can
+/// requeue the message instead of holding it.
+const CONNECT_ATTEMPTS: usize = 4;
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// A handle on wa-onboard's Redis state. Cheap to clone; clones share one multiplexed
+/// connection that reconnects by itself (with backoff) after Redis restarts.
+///
+/// Every method is safe to call concurrently from many tasks and many processes: each state
+/// change is one atomic script, and re-applying the same event is a no-op.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    key: TokenKey,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("prefix", &self.keys.prefix)
+            .field("token_key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to Redis at `url` (e.g. `redis://127.0.0.1:6379/0`), keeping every key under
+    /// `prefix` (e.g. [`DEFAULT_PREFIX`]) and encrypting tokens with `key`.
+    ///
+    /// Connecting waits at most 2 s per attempt, with a few attempts under backoff; every
+    /// later reply at most 5 s. After that the call fails with a
+    /// [transient](StoreError::is_transient) error and the connection is re-established by
+    /// the next call. A timed-out state change may still have been
+    /// applied: retrying it is safe, since every step is idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] if `prefix` contains `{` or `}` (it would break the
+    /// Cluster hash tags); [`StoreError::Redis`] if the URL is malformed or Redis is
+    /// unreachable.
+    pub async fn connect(url: &str, prefix: &str, key: TokenKey) -> Result<Self> {
+        if prefix.contains(['{', '}']) {
+            return Err(StoreError::InvalidInput {
+                what: "prefix",
+                value: prefix.to_owned(),
+                reason: "must not contain `{` or `}`",
+            });
+        }
+        let client = Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(CONNECT_ATTEMPTS)
+            .set_max_delay(MAX_RECONNECT_DELAY);
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        tracing::debug!(prefix, token_key_id = %key.id(), "connected to redis");
+        Ok(Self {
+            conn,
+            keys: Arc::new(Keys {
+                prefix: prefix.to_owned(),
+            }),
+            key,
+        })
+    }
+
+    /// The key prefix this store was opened with.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    /// A connection handle for one call (clones share the multiplexed connection).
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+/// Builds every key name from the prefix.
+#[derive(Debug)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn tenant(&self, waba_id: &str) -> String {
+        format!("{}tenant:{{{waba_id}}}", self.prefix)
+    }
+
+    fn token(&self, waba_id: &str) -> String {
+        format!("{}token:{{{waba_id}}}", self.prefix)
+    }
+
+    fn events(&self, waba_id: &str) -> String {
+        format!("{}events:{{{waba_id}}}", self.prefix)
+    }
+
+    fn owner(&self, owner_business_id: &str) -> String {
+        format!("{}owner:{{{owner_business_id}}}", self.prefix)
+    }
+
+    fn dedupe(&self, key: &str) -> String {
+        format!("{}dedupe:{{{key}}}", self.prefix)
+    }
+
+    /// The `SCAN MATCH` pattern for every tenant hash (glob characters in the prefix escaped).
+    fn tenant_pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() + 12);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str("tenant:{*}");
+        pattern
+    }
+}
+
+/// Refuses ids that cannot be embedded in a key as a hash tag.
+fn check_id(what: &'static str, value: &str) -> Result<()> {
+    let reason = if value.is_empty() {
+        "must not be empty"
+    } else if value.contains(['{', '}']) {
+        "must not contain `{` or `}`"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidInput {
+        what,
+        value: value.to_owned(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_tenant_hash_tag() {
+        let k = Keys {
+            prefix: "wa:".into(),
+        };
+        assert_eq!(k.tenant("123"), "wa:tenant:{123}");
+        assert_eq!(k.token("123"), "wa:token:{123}");
+        assert_eq!(k.events("123"), "wa:events:{123}");
+        assert_eq!(k.owner("9"), "wa:owner:{9}");
+        assert_eq!(k.dedupe("ab"), "wa:dedupe:{ab}");
+    }
+
+    #[test]
+    fn scan_pattern_escapes_glob_characters() {
+        let k = Keys {
+            prefix: "t*[1]?:".into(),
+        };
+        assert_eq!(k.tenant_pattern(), r"t\*\[1\]\?:tenant:{*}");
+    }
+
+    #[test]
+    fn ids_with_braces_or_empty_are_refused() {
+        assert!(check_id("waba_id", "123").is_ok());
+        assert!(check_id("waba_id", "").is_err());
+        assert!(check_id("waba_id", "1}2").is_err());
+    }
+}

@@ -1,0 +1,336 @@
+//! The tenant record: SPEC's `tenants get` JSON, and how it is laid out in a Redis hash.
+//!
+//! One hash per tenant, `{prefix}tenant:{<waba_id>}`. Scalars are stored as plain strings,
+//! list-valued fields as JSON text written by Rust (so Lua never re-encodes them: `cjson`
+//! would turn `[]` into `{}`), and an absent field means `null` / empty / `false`. Besides the
+//! fields below, the hash holds bookkeeping that is not part of the JSON: `status_time` (the
+//! `event_time` of the newest install/uninstall applied) and `<attr>_t` (the `event_time` of
+//! the newest account event applied to each account attribute).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Result, StoreError};
+
+/// Whether the partner app is installed on the WABA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The newest install/uninstall applied was `PARTNER_APP_INSTALLED`.
+    Installed,
+    /// The newest install/uninstall applied was `PARTNER_APP_UNINSTALLED`, or none was seen
+    /// yet (a record created by an account event: `installed_at` and `uninstalled_at` are
+    /// both `null` then).
+    Uninstalled,
+}
+
+impl Status {
+    /// The wire name (`installed` / `uninstalled`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Installed => "installed",
+            Self::Uninstalled => "uninstalled",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "installed" => Some(Self::Installed),
+            "uninstalled" => Some(Self::Uninstalled),
+            _ => None,
+        }
+    }
+}
+
+/// Where the tenant's business token stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    /// Installed; the token still has to be fetched.
+    Pending,
+    /// A token is stored (encrypted) and usable.
+    Active,
+    /// Fetching failed permanently; `token.error` says why.
+    Failed,
+    /// The app was uninstalled; any stored token was destroyed.
+    Revoked,
+}
+
+impl TokenStatus {
+    /// The wire name (`pending`, `active`, `failed`, `revoked`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Failed => "failed",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "active" => Some(Self::Active),
+            "failed" => Some(Self::Failed),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// The `token` section of a tenant record. It never contains the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// `null` only while the tenant has never been seen installed (its record was created by
+    /// an uninstall or an account event).
+    pub status: Option<TokenStatus>,
+    /// When the current (or last, if revoked) token was fetched, unix seconds.
+    pub fetched_at: Option<i64>,
+    /// Why fetching failed, when `status` is `failed`.
+    pub error: Option<String>,
+}
+
+/// The `account` section: the latest of each account attribute Meta reported.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AccountState {
+    /// `ban_info.waba_ban_state` of the newest `DISABLED_UPDATE` (e.g. `DISABLE`, `REINSTATE`).
+    pub ban_state: Option<String>,
+    /// `restriction_info[]` of the newest `ACCOUNT_RESTRICTION`, as Meta sent it.
+    pub restrictions: Vec<Value>,
+    /// `violation_info.violation_type` of the newest `ACCOUNT_VIOLATION`.
+    pub violation: Option<String>,
+    /// `PARTNER_REMOVED` is newer than any `PARTNER_ADDED`.
+    pub partner_removed: bool,
+    /// `ACCOUNT_DELETED` was received.
+    pub deleted: bool,
+    /// `ACCOUNT_OFFBOARDED` is newer than any `ACCOUNT_RECONNECTED`.
+    pub offboarded: bool,
+}
+
+/// One tenant, exactly as SPEC's "Tenant record" JSON (`tenants get`, `tenants list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// The customer's WhatsApp Business Account id (the tenant's identity).
+    pub waba_id: String,
+    /// The customer's business portfolio id; `null` while only an uninstall without
+    /// `waba_info` or an account event has been seen.
+    pub owner_business_id: Option<String>,
+    /// Installed or not (see [`Status`]).
+    pub status: Status,
+    /// The partner app that was installed; `null` until an install is applied.
+    pub partner_app_id: Option<String>,
+    /// The Multi-Partner Solution id, when the install came through one.
+    pub solution_id: Option<String>,
+    /// The solution's partner portfolio ids.
+    pub solution_partner_business_ids: Vec<String>,
+    /// The WABA's phone number ids (not filled yet).
+    pub phone_number_ids: Vec<String>,
+    /// `event_time` of the install currently in effect.
+    pub installed_at: Option<i64>,
+    /// `event_time` of the uninstall currently in effect; cleared by a newer install.
+    pub uninstalled_at: Option<i64>,
+    /// The newest `event_time` applied by any event (install, uninstall, account event).
+    pub last_event_time: i64,
+    /// The business token's state.
+    pub token: TokenInfo,
+    /// Whether the app was subscribed to the WABA's webhooks since the last install.
+    pub subscribed: bool,
+    /// The account attributes Meta reported.
+    pub account: AccountState,
+}
+
+impl TenantRecord {
+    /// Reads a record from the fields of its hash (`HGETALL`); `None` for an empty hash.
+    pub(crate) fn from_hash(key: &str, h: &HashMap<String, String>) -> Result<Option<Self>> {
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let f = Fields { key, h };
+        let status = match f.str("status") {
+            None => Status::Uninstalled,
+            Some(s) => Status::parse(s).ok_or_else(|| f.bad("status", s))?,
+        };
+        let token_status = match f.str("token_status") {
+            None => None,
+            Some(s) => Some(TokenStatus::parse(s).ok_or_else(|| f.bad("token_status", s))?),
+        };
+        Ok(Some(Self {
+            waba_id: f
+                .str("waba_id")
+                .ok_or_else(|| StoreError::corrupt(key, "no waba_id field"))?
+                .to_owned(),
+            owner_business_id: f.string("owner_business_id"),
+            status,
+            partner_app_id: f.string("partner_app_id"),
+            solution_id: f.string("solution_id"),
+            solution_partner_business_ids: f.json("solution_partner_business_ids")?,
+            phone_number_ids: f.json("phone_number_ids")?,
+            installed_at: f.int("installed_at")?,
+            uninstalled_at: f.int("uninstalled_at")?,
+            last_event_time: f.int("last_event_time")?.unwrap_or(0),
+            token: TokenInfo {
+                status: token_status,
+                fetched_at: f.int("token_fetched_at")?,
+                error: f.string("token_error"),
+            },
+            subscribed: f.flag("subscribed")?,
+            account: AccountState {
+                ban_state: f.json("ban_state")?,
+                restrictions: f.json("restrictions")?,
+                violation: f.json("violation")?,
+                partner_removed: f.json::<Option<bool>>("partner_removed")?.unwrap_or(false),
+                deleted: f.json::<Option<bool>>("deleted")?.unwrap_or(false),
+                offboarded: f.json::<Option<bool>>("offboarded")?.unwrap_or(false),
+            },
+        }))
+    }
+}
+
+struct Fields<'a> {
+    key: &'a str,
+    h: &'a HashMap<String, String>,
+}
+
+impl Fields<'_> {
+    fn str(&self, name: &str) -> Option<&str> {
+        self.h
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    fn string(&self, name: &str) -> Option<String> {
+        self.str(name).map(str::to_owned)
+    }
+
+    fn bad(&self, name: &str, value: &str) -> StoreError {
+        StoreError::corrupt(
+            self.key,
+            format!("field {name} has unexpected value {value:?}"),
+        )
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>> {
+        self.str(name)
+            .map(|s| s.parse().map_err(|_| self.bad(name, s)))
+            .transpose()
+    }
+
+    fn flag(&self, name: &str) -> Result<bool> {
+        match self.str(name) {
+            None | Some("0") => Ok(false),
+            Some("1") => Ok(true),
+            Some(s) => Err(self.bad(name, s)),
+        }
+    }
+
+    /// A JSON-encoded field; absent means the type's default (`[]`, `null`).
+    fn json<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T> {
+        match self.str(name) {
+            None => Ok(T::default()),
+            Some(s) => serde_json::from_str(s).map_err(|e| {
+                StoreError::corrupt(
+                    self.key,
+                    format!("field {name} is not the JSON expected: {e}"),
+                )
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn serializes_to_exactly_the_spec_shape() {
+        let spec: Value = serde_json::from_str(
+            r#"{"waba_id": "1", "owner_business_id": "2", "status": "installed",
+             "partner_app_id": "3", "solution_id": null, "solution_partner_business_ids": ["4"],
+             "phone_number_ids": [], "installed_at": 1730000000, "uninstalled_at": null,
+             "last_event_time": 1730000000,
+             "token": {"status": "active", "fetched_at": 1730000001, "error": null},
+             "subscribed": true,
+             "account": {"ban_state": null, "restrictions": [], "violation": null,
+                         "partner_removed": false, "deleted": false, "offboarded": false}}"#,
+        )
+        .unwrap();
+        let record: TenantRecord = serde_json::from_value(spec.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&record).unwrap(), spec);
+    }
+
+    #[test]
+    fn reads_a_hash_with_defaults_for_absent_fields() {
+        let r = TenantRecord::from_hash(
+            "k",
+            &hash(&[
+                ("waba_id", "9"),
+                ("status", "uninstalled"),
+                ("last_event_time", "5"),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.waba_id, "9");
+        assert_eq!(r.status, Status::Uninstalled);
+        assert_eq!(r.token, TokenInfo::default());
+        assert!(r.solution_partner_business_ids.is_empty());
+        assert_eq!(r.account, AccountState::default());
+        assert_eq!(r.last_event_time, 5);
+        assert!(
+            TenantRecord::from_hash("k", &HashMap::new())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn reads_account_attributes_and_lists() {
+        let r = TenantRecord::from_hash(
+            "k",
+            &hash(&[
+                ("waba_id", "9"),
+                ("solution_partner_business_ids", r#"["a","b"]"#),
+                ("ban_state", r#""DISABLE""#),
+                (
+                    "restrictions",
+                    r#"[{"restriction_type":"RESTRICTED_ADD_PHONE_NUMBER_ACTION"}]"#,
+                ),
+                ("partner_removed", "true"),
+                ("subscribed", "1"),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.solution_partner_business_ids, ["a", "b"]);
+        assert_eq!(r.account.ban_state.as_deref(), Some("DISABLE"));
+        assert_eq!(r.account.restrictions.len(), 1);
+        assert!(r.account.partner_removed);
+        assert!(r.subscribed);
+    }
+
+    #[test]
+    fn garbage_is_reported_as_corrupt_with_the_key() {
+        for bad in [
+            &[("waba_id", "9"), ("status", "maybe")][..],
+            &[("waba_id", "9"), ("installed_at", "soon")][..],
+            &[("waba_id", "9"), ("phone_number_ids", "{}")][..],
+            &[("status", "installed")][..],
+        ] {
+            let err = TenantRecord::from_hash("wa:tenant:{9}", &hash(bad)).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+            assert!(err.to_string().contains("wa:tenant:{9}"), "{err}");
+        }
+    }
+}

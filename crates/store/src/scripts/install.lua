@@ -1,0 +1,40 @@
+-- Apply PARTNER_APP_INSTALLED. KEYS[1] = tenant hash, KEYS[2] = token ciphertext.
+-- ARGV: [1] waba_id, [2] event_time, [3] owner_business_id, [4] partner_app_id,
+--       [5] solution_id ('' = none), [6] solution_partner_business_ids (JSON array text).
+-- Ignored (stale) if older than the newest install/uninstall applied, or at the same second
+-- as an uninstall (uninstall wins ties). Re-applying the same install is a no-op.
+-- Returns {applied, previous status, status, token status, subscribed, previous owner}.
+local h = KEYS[1]
+local t = tonumber(ARGV[2])
+local function s(v) if v then return v end return '' end
+local prev = redis.call('HGET', h, 'status')
+local prev_owner = redis.call('HGET', h, 'owner_business_id')
+local st = redis.call('HGET', h, 'status_time')
+local applied = 1
+if st then
+  st = tonumber(st)
+  if t < st or (t == st and prev == 'uninstalled') then applied = 0 end
+end
+if applied == 1 then
+  redis.call('HSET', h, 'waba_id', ARGV[1], 'status', 'installed', 'status_time', ARGV[2],
+    'installed_at', ARGV[2], 'owner_business_id', ARGV[3], 'partner_app_id', ARGV[4],
+    'solution_partner_business_ids', ARGV[6])
+  redis.call('HDEL', h, 'uninstalled_at')
+  if ARGV[5] == '' then
+    redis.call('HDEL', h, 'solution_id')
+  else
+    redis.call('HSET', h, 'solution_id', ARGV[5])
+  end
+  -- A token already active (a redelivered or repeated install) is kept: the work resumes.
+  local ts = redis.call('HGET', h, 'token_status')
+  if not (ts == 'active' and redis.call('EXISTS', KEYS[2]) == 1) then
+    redis.call('HSET', h, 'token_status', 'pending')
+    redis.call('HDEL', h, 'token_error', 'token_fetched_at')
+  end
+  local last = redis.call('HGET', h, 'last_event_time')
+  if not last or tonumber(last) < t then
+    redis.call('HSET', h, 'last_event_time', ARGV[2])
+  end
+end
+return {applied, s(prev), s(redis.call('HGET', h, 'status')),
+  s(redis.call('HGET', h, 'token_status')), s(redis.call('HGET', h, 'subscribed')), s(prev_owner)}

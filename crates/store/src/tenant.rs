@@ -1,0 +1,288 @@
+//! Install, uninstall and the token lifecycle of one tenant, each an atomic script.
+//!
+//! Ordering rules (all times are Meta's `entry.time`, unix seconds):
+//!
+//! - Install and uninstall are ordered by the time of the newest one applied (kept in the
+//!   hash as `status_time`). An older one is ignored ([`Applied::stale`]); at the same second
+//!   an uninstall wins over an install, whatever the arrival order; re-applying the same
+//!   event changes nothing.
+//! - Account events do not take part in that order (they have their own, per attribute), so
+//!   an install is never ignored because some unrelated account event was newer. They do
+//!   move `last_event_time`, which is the newest time applied by any event.
+//! - A token is stored only while the tenant is installed, in the same atomic step as the
+//!   check, so a fetch that raced an uninstall cannot resurrect a token.
+
+use std::sync::LazyLock;
+
+use redis::{AsyncCommands, Script};
+use secrecy::SecretString;
+
+use crate::{Result, Status, Store, StoreError, TenantRecord, TokenStatus, check_id};
+
+static INSTALL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/install.lua")));
+static UNINSTALL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/uninstall.lua")));
+static STORE_TOKEN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/store_token.lua")));
+static MARK_FAILED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/mark_failed.lua")));
+static MARK_SUBSCRIBED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/mark_subscribed.lua")));
+
+/// A `PARTNER_APP_INSTALLED` event, from `value.waba_info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    /// `waba_info.waba_id`.
+    pub waba_id: String,
+    /// `waba_info.owner_business_id`.
+    pub owner_business_id: String,
+    /// `waba_info.partner_app_id`.
+    pub partner_app_id: String,
+    /// `waba_info.solution_id`, when installed through a Multi-Partner Solution.
+    pub solution_id: Option<String>,
+    /// `waba_info.solution_partner_business_ids` (empty when absent).
+    pub solution_partner_business_ids: Vec<String>,
+    /// `entry.time`, unix seconds.
+    pub event_time: i64,
+}
+
+/// A `PARTNER_APP_UNINSTALLED` event, once the worker has resolved which WABA it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uninstall {
+    /// The WABA the app was removed from.
+    pub waba_id: String,
+    /// `waba_info.owner_business_id`, when the event carried it. Only fills a record that
+    /// has no owner yet; never overwrites the install's.
+    pub owner_business_id: Option<String>,
+    /// `entry.time`, unix seconds.
+    pub event_time: i64,
+}
+
+/// What applying an event did, and where the tenant stands afterwards.
+///
+/// The worker needs two answers: was the event applied ([`Applied::stale`]), and, for an
+/// install, is there work left ([`Applied::needs_token`], [`Applied::needs_subscription`]).
+/// A redelivered install that was already applied counts as applied (it is the install in
+/// effect), so a worker that crashed after applying it but before fetching the token
+/// resumes where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// `true` if the event was ignored because the record already reflects a newer one (or,
+    /// for an install, an uninstall at the same second). Nothing was changed then.
+    pub stale: bool,
+    /// The status before this event; `None` if no install or uninstall had been applied yet.
+    pub previous_status: Option<Status>,
+    /// The status now (after the event, or unchanged if stale).
+    pub status: Status,
+    /// The token status now; `None` while the tenant has never been seen installed.
+    pub token_status: Option<TokenStatus>,
+    /// Whether the app is subscribed to the WABA now.
+    pub subscribed: bool,
+}
+
+impl Applied {
+    /// The tenant is installed (by this event) and its token still has to be fetched:
+    /// token status `pending` or `failed` (a replayed install retries a failed fetch).
+    #[must_use]
+    pub fn needs_token(&self) -> bool {
+        !self.stale
+            && self.status == Status::Installed
+            && self.token_status != Some(TokenStatus::Active)
+    }
+
+    /// The tenant is installed (by this event) and the app is not yet subscribed to it.
+    #[must_use]
+    pub fn needs_subscription(&self) -> bool {
+        !self.stale && self.status == Status::Installed && !self.subscribed
+    }
+
+    /// Reads the script's `{applied, previous, status, token status, subscribed, ...}` reply.
+    pub(crate) fn from_reply(
+        key: &str,
+        applied: i64,
+        previous: &str,
+        status: &str,
+        token_status: &str,
+        subscribed: &str,
+    ) -> Result<Self> {
+        let bad = |what: &str, v: &str| StoreError::corrupt(key, format!("{what} {v:?}"));
+        let parse_status = |v: &str| Status::parse(v).ok_or_else(|| bad("status", v));
+        Ok(Self {
+            stale: applied == 0,
+            previous_status: match previous {
+                "" => None,
+                v => Some(parse_status(v)?),
+            },
+            status: match status {
+                "" => Status::Uninstalled,
+                v => parse_status(v)?,
+            },
+            token_status: match token_status {
+                "" => None,
+                v => Some(TokenStatus::parse(v).ok_or_else(|| bad("token status", v))?),
+            },
+            subscribed: subscribed == "1",
+        })
+    }
+}
+
+/// The reply of the install and uninstall scripts.
+type StatusReply = (i64, String, String, String, String, String);
+
+impl Store {
+    /// Applies `PARTNER_APP_INSTALLED`: status `installed`, `installed_at` = the event time,
+    /// `uninstalled_at` cleared, the app/solution fields replaced, and token status
+    /// `pending`, unless a token is already active (then it is kept).
+    ///
+    /// Also adds the WABA to its owner's index, idempotently, outside the atomic step.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an empty or braced id.
+    pub async fn apply_install(&self, ev: &Install) -> Result<Applied> {
+        check_id("waba_id", &ev.waba_id)?;
+        check_id("owner_business_id", &ev.owner_business_id)?;
+        let mut conn = self.conn();
+        // Index first: the index may list a WABA whose install is not applied (yet), never
+        // the reverse. `tenants_owned_by` checks every entry against the record.
+        let () = conn
+            .sadd(self.keys.owner(&ev.owner_business_id), &ev.waba_id)
+            .await?;
+        let key = self.keys.tenant(&ev.waba_id);
+        let partners = serde_json::to_string(&ev.solution_partner_business_ids)
+            .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
+        let (applied, prev, status, token, subscribed, prev_owner): StatusReply = INSTALL
+            .key(&key)
+            .key(self.keys.token(&ev.waba_id))
+            .arg(&ev.waba_id)
+            .arg(ev.event_time)
+            .arg(&ev.owner_business_id)
+            .arg(&ev.partner_app_id)
+            .arg(ev.solution_id.as_deref().unwrap_or(""))
+            .arg(partners)
+            .invoke_async(&mut conn)
+            .await?;
+        if applied == 1 && !prev_owner.is_empty() && prev_owner != ev.owner_business_id {
+            // The WABA changed hands: the old owner's index entry is no longer true.
+            let () = conn.srem(self.keys.owner(&prev_owner), &ev.waba_id).await?;
+        }
+        let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed)?;
+        tracing::debug!(waba_id = %ev.waba_id, event_time = ev.event_time, stale = out.stale,
+            "install applied");
+        Ok(out)
+    }
+
+    /// Applies `PARTNER_APP_UNINSTALLED`: status `uninstalled`, `uninstalled_at` = the event
+    /// time, the stored token destroyed, token status `revoked` (if the tenant ever had one),
+    /// `subscribed` false. For a WABA never seen, creates the record (status `uninstalled`,
+    /// token status `null`), so that its install, arriving late, is ignored as older.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an empty or braced id.
+    pub async fn apply_uninstall(&self, ev: &Uninstall) -> Result<Applied> {
+        check_id("waba_id", &ev.waba_id)?;
+        let mut conn = self.conn();
+        if let Some(owner) = &ev.owner_business_id {
+            check_id("owner_business_id", owner)?;
+            let () = conn.sadd(self.keys.owner(owner), &ev.waba_id).await?;
+        }
+        let key = self.keys.tenant(&ev.waba_id);
+        let (applied, prev, status, token, subscribed, _): StatusReply = UNINSTALL
+            .key(&key)
+            .key(self.keys.token(&ev.waba_id))
+            .arg(&ev.waba_id)
+            .arg(ev.event_time)
+            .arg(ev.owner_business_id.as_deref().unwrap_or(""))
+            .invoke_async(&mut conn)
+            .await?;
+        let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed)?;
+        tracing::debug!(waba_id = %ev.waba_id, event_time = ev.event_time, stale = out.stale,
+            "uninstall applied");
+        Ok(out)
+    }
+
+    /// Encrypts and stores the tenant's business token (token status `active`,
+    /// `fetched_at`), only if the tenant is installed at that moment.
+    ///
+    /// Returns `false`, storing nothing, if it is not: an uninstall raced the fetch.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`]; [`StoreError::Crypto`] (practically never).
+    pub async fn store_token(
+        &self,
+        waba_id: &str,
+        token: &SecretString,
+        fetched_at: i64,
+    ) -> Result<bool> {
+        check_id("waba_id", waba_id)?;
+        let sealed = self.key.seal(waba_id, token)?;
+        let stored: i64 = STORE_TOKEN
+            .key(self.keys.tenant(waba_id))
+            .key(self.keys.token(waba_id))
+            .arg(sealed)
+            .arg(fetched_at)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(stored == 1)
+    }
+
+    /// Records that fetching the token failed permanently: token status `failed` with
+    /// `error` (a Graph error message: never put a token in it). Does nothing if the tenant
+    /// is not installed or its token is already active.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`].
+    pub async fn mark_token_failed(&self, waba_id: &str, error: &str) -> Result<()> {
+        check_id("waba_id", waba_id)?;
+        let _: i64 = MARK_FAILED
+            .key(self.keys.tenant(waba_id))
+            .arg(error)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the app is subscribed to the WABA (`subscribed: true`). Does nothing if
+    /// the tenant is not installed (an uninstall raced the subscription).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`].
+    pub async fn mark_subscribed(&self, waba_id: &str) -> Result<()> {
+        check_id("waba_id", waba_id)?;
+        let _: i64 = MARK_SUBSCRIBED
+            .key(self.keys.tenant(waba_id))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The tenant record, or `None` for a WABA never seen.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`]; [`StoreError::Corrupt`] if the hash cannot be read back.
+    pub async fn get(&self, waba_id: &str) -> Result<Option<TenantRecord>> {
+        check_id("waba_id", waba_id)?;
+        let key = self.keys.tenant(waba_id);
+        let fields: std::collections::HashMap<String, String> = self.conn().hgetall(&key).await?;
+        TenantRecord::from_hash(&key, &fields)
+    }
+
+    /// The decrypted business token, or `None` if none is stored (never fetched, failed, or
+    /// destroyed by an uninstall).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`]; [`StoreError::Crypto`] if it cannot be decrypted (another
+    /// `WA_TOKEN_KEY`, or a ciphertext that does not belong to this WABA).
+    pub async fn token(&self, waba_id: &str) -> Result<Option<SecretString>> {
+        check_id("waba_id", waba_id)?;
+        let stored: Option<String> = self.conn().get(self.keys.token(waba_id)).await?;
+        stored.map(|s| self.key.open(waba_id, &s)).transpose()
+    }
+}

@@ -1,0 +1,207 @@
+//! Shared setup: a store on its own random prefix (removed on drop, even after a panic),
+//! raw access to its keys, a type-aware dump of everything under the prefix, and polling.
+
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
+
+use redis::aio::MultiplexedConnection;
+use wa_store::{Install, Store, TokenKey, Uninstall};
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
+}
+
+pub fn test_key() -> TokenKey {
+    TokenKey::from_bytes(&rand::random::<[u8; 32]>()).unwrap()
+}
+
+/// A store under its own random prefix; its keys are deleted when it is dropped.
+pub struct TestStore {
+    pub store: Store,
+    pub prefix: String,
+    pub key: TokenKey,
+}
+
+impl TestStore {
+    pub async fn new() -> Self {
+        Self::with_key(test_key()).await
+    }
+
+    pub async fn with_key(key: TokenKey) -> Self {
+        let prefix = format!("watest:{:016x}:", rand::random::<u64>());
+        let store = Store::connect(&redis_url(), &prefix, key.clone())
+            .await
+            .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+        Self { store, prefix, key }
+    }
+
+    /// Another store on the same prefix (another worker process), possibly with another key.
+    pub async fn sibling(&self, key: TokenKey) -> Store {
+        Store::connect(&redis_url(), &self.prefix, key)
+            .await
+            .unwrap()
+    }
+
+    /// A plain connection, to look at and tamper with the raw keys.
+    pub async fn raw(&self) -> MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Every key under the prefix, sorted (found with SCAN).
+    pub async fn keys(&self) -> Vec<String> {
+        let mut conn = self.raw().await;
+        let mut cursor = 0u64;
+        let mut keys = Vec::new();
+        loop {
+            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.extend(page);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Every key under the prefix with everything it holds, read according to its type.
+    pub async fn dump(&self) -> String {
+        let mut conn = self.raw().await;
+        let mut out = String::new();
+        for key in self.keys().await {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![
+                    redis::cmd("GET")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap(),
+                ],
+                "hash" => redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "set" => redis::cmd("SMEMBERS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                "list" => redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap(),
+                other => panic!("unexpected type {other} at {key}"),
+            };
+            out.push_str(&format!("{key} ({kind}):"));
+            for v in values {
+                out.push(' ');
+                out.push_str(&String::from_utf8_lossy(&v));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        // Synchronous on purpose: runs even when the test panicked.
+        let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let mut cursor = 0u64;
+        loop {
+            let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut conn)
+            else {
+                return;
+            };
+            if !keys.is_empty() {
+                let _: redis::RedisResult<i64> = redis::cmd("UNLINK").arg(&keys).query(&mut conn);
+            }
+            cursor = next;
+            if cursor == 0 {
+                return;
+            }
+        }
+    }
+}
+
+pub fn install(waba_id: &str, owner: &str, event_time: i64) -> Install {
+    Install {
+        waba_id: waba_id.to_owned(),
+        owner_business_id: owner.to_owned(),
+        partner_app_id: "app-1".to_owned(),
+        solution_id: None,
+        solution_partner_business_ids: Vec::new(),
+        event_time,
+    }
+}
+
+pub fn uninstall(waba_id: &str, event_time: i64) -> Uninstall {
+    Uninstall {
+        waba_id: waba_id.to_owned(),
+        owner_business_id: None,
+        event_time,
+    }
+}
+
+pub fn secret(s: &str) -> secrecy::SecretString {
+    secrecy::SecretString::from(s.to_owned())
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "condition not met within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,23 @@
+//! Integration tests of wa-store against a real Redis (`REDIS_URL`, default
+//! `redis://127.0.0.1:6379/0`). Every test works under its own random key prefix and removes
+//! its keys when done, even when it fails.
+
+/// Shared setup: a store on a fresh prefix, raw access, and a dump of every key.
+mod helpers;
+
+/// Account events: per-attribute ordering, unknown events kept.
+mod account;
+/// Many concurrent deliveries of one tenant's events converge on the newest.
+mod concurrency;
+/// Claims, completion, release and lease expiry of dedupe keys.
+mod dedupe;
+/// Error classification: transient vs permanent.
+mod errors;
+/// Listing by SCAN and the owner business index.
+mod list;
+/// Connection loss and recovery through a TCP proxy that can cut Redis off.
+mod reconnect;
+/// Install / uninstall ordering and the token lifecycle on the tenant record.
+mod tenant;
+/// Tokens at rest: never plaintext, bound to their WABA, wrong key detected.
+mod token;
