@@ -21,7 +21,7 @@ mod topology;
 pub use broker::{Broker, BrokerConfig};
 pub use lapin;
 pub use message::Outgoing;
-pub use topology::Topology;
+pub use topology::{Topology, delay_label};
 
 /// Why a publish or a broker operation failed. Every variant means "not stored": the caller
 /// must not report success for the messages involved.

@@ -11,6 +11,8 @@
 //! Only features RabbitMQ 3.10 already has are used (quorum queues, `x-delivery-limit`,
 //! `x-dead-letter-strategy = at-least-once`), so Debian 12's broker, 3.13 and 4.x all work.
 
+use std::time::Duration;
+
 use lapin::{
     Channel, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
@@ -25,6 +27,9 @@ pub struct Topology {
     /// How many times a message may be delivered from the work queue before the broker
     /// dead-letters it (protects against a message that crashes every worker).
     pub delivery_limit: u32,
+    /// Delay tiers of the work queue (`WA_RETRY_DELAYS`): one delay queue each, declared only
+    /// when non-empty (the worker sets them; the ingress does not need them).
+    pub retry_delays: Vec<Duration>,
 }
 
 impl Default for Topology {
@@ -39,6 +44,7 @@ impl Topology {
         Self {
             prefix: prefix.into(),
             delivery_limit: 20,
+            retry_delays: Vec::new(),
         }
     }
 
@@ -70,6 +76,16 @@ impl Topology {
     /// The dead-letter queue of the work queue (`wa.account_update.dlq`).
     pub fn account_update_dlq(&self) -> String {
         format!("{}.account_update.dlq", self.prefix)
+    }
+
+    /// The delay queue of one retry tier, e.g. `wa.account_update.retry.30s`. Messages wait
+    /// there for `delay` (queue TTL), then are dead-lettered back to the work queue.
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        format!(
+            "{}.retry.{}",
+            self.account_update_queue(),
+            delay_label(delay)
+        )
     }
 
     /// Declares exchanges, queues and bindings. Idempotent: declaring again with the same
@@ -141,7 +157,33 @@ impl Topology {
             "*.account_update",
         )
         .await?;
+
+        for delay in &self.retry_delays {
+            let mut args = FieldTable::default();
+            let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+            // The default exchange routes by queue name: straight back to the work queue.
+            args.insert("x-dead-letter-exchange".into(), string(""));
+            args.insert("x-dead-letter-routing-key".into(), string(work.clone()));
+            args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+            args.insert("x-overflow".into(), string("reject-publish"));
+            declare_quorum(channel, &self.retry_queue(*delay), args).await?;
+        }
         Ok(())
+    }
+}
+
+/// `5s`, `2m`, `1h`, or `250ms`: the shortest exact form of a delay, for queue names.
+pub fn delay_label(delay: Duration) -> String {
+    let ms = delay.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let s = delay.as_secs();
+    match s {
+        s if s > 0 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if s > 0 && s.is_multiple_of(60) => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 
@@ -179,6 +221,8 @@ async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> crat
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::Topology;
 
     #[test]
@@ -189,5 +233,19 @@ mod tests {
         assert_eq!(t.account_update_queue(), "wa.account_update");
         assert_eq!(t.dlq_exchange(), "wa.dlq");
         assert_eq!(t.account_update_dlq(), "wa.account_update.dlq");
+        assert_eq!(
+            t.retry_queue(Duration::from_secs(30)),
+            "wa.account_update.retry.30s"
+        );
+    }
+
+    #[test]
+    fn delay_labels_are_short_and_exact() {
+        let label = |ms| super::delay_label(Duration::from_millis(ms));
+        assert_eq!(label(5_000), "5s");
+        assert_eq!(label(120_000), "2m");
+        assert_eq!(label(90_000), "90s");
+        assert_eq!(label(21_600_000), "6h");
+        assert_eq!(label(250), "250ms");
     }
 }

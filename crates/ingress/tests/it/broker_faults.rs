@@ -113,16 +113,16 @@ async fn the_ingress_reconnects_by_itself_after_the_connection_is_cut() {
     assert!(app.ready().await);
     // Exactly the deliveries answered 200 are in the queue.
     let msgs = app.drain(&app.account_update(), 2).await;
-    let wabas: Vec<String> =
-        msgs.iter()
-            .map(|m| {
-                serde_json::from_slice::<serde_json::Value>(&m.data).unwrap()["value"]["waba_info"]
+    let wabas: Vec<String> = msgs
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<serde_json::Value>(&m.data).unwrap()["value"]["waba_info"]
                     ["waba_id"]
                     .as_str()
                     .unwrap()
                     .to_owned()
-            })
-            .collect();
+        })
+        .collect();
     assert_eq!(wabas, ["1001", "1003"]);
     app.stop().await;
 }

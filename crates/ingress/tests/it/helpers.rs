@@ -2,8 +2,7 @@
 //! reaching RabbitMQ through a [`Proxy`] the test can cut, freeze and restore.
 
 use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex, Once},
+    sync::Once,
     time::{Duration, Instant},
 };
 
@@ -16,12 +15,12 @@ use secrecy::SecretString;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::watch,
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
 use wa_broker::{BrokerConfig, Topology};
 use wa_ingress::IngressConfig;
+pub use wa_testkit::{Proxy, eventually};
 
 pub const SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
@@ -49,22 +48,6 @@ fn tracing_subscriber_init() -> Option<()> {
     wa_telemetry::init("wa-onboard-ingress-tests")
         .ok()
         .map(std::mem::forget)
-}
-
-/// Deadline polling: `check` until it returns `Some`, or panic with `what` after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// How a test wants its ingress.
@@ -303,114 +286,6 @@ impl TestApp {
                 .channel
                 .exchange_delete(exchange.as_str().into(), Default::default())
                 .await;
-        }
-    }
-}
-
-/// A TCP proxy in front of RabbitMQ. `cut` drops every connection and refuses new ones until
-/// `restore`; `freeze` keeps connections open but stops relaying bytes (a broker that never
-/// answers).
-pub struct Proxy {
-    pub addr: SocketAddr,
-    up: watch::Sender<bool>,
-    flowing: watch::Sender<bool>,
-    kill: Arc<Mutex<CancellationToken>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.kill.lock().expect("lock").cancel();
-    }
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let (up, up_rx) = watch::channel(true);
-        let (flowing, flow_rx) = watch::channel(true);
-        let kill = Arc::new(Mutex::new(CancellationToken::new()));
-        let kill2 = kill.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    continue;
-                };
-                if !*up_rx.borrow() {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let token = kill2.lock().expect("lock").clone();
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                for (r, w) in [
-                    (
-                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-                    ),
-                    (Box::new(sr), Box::new(cw)),
-                ] {
-                    let token = token.clone();
-                    let flow = flow_rx.clone();
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            () = token.cancelled() => {}
-                            () = relay(r, w, flow) => {}
-                        }
-                    });
-                }
-            }
-        });
-        Self {
-            addr,
-            up,
-            flowing,
-            kill,
-            task,
-        }
-    }
-
-    /// Drops every proxied connection and refuses new ones.
-    pub fn cut(&self) {
-        self.up.send_replace(false);
-        let mut kill = self.kill.lock().expect("lock");
-        kill.cancel();
-        *kill = CancellationToken::new();
-    }
-
-    /// Accepts connections again.
-    pub fn restore(&self) {
-        self.flowing.send_replace(true);
-        self.up.send_replace(true);
-    }
-
-    /// Keeps connections open but relays nothing more.
-    pub fn freeze(&self) {
-        self.flowing.send_replace(false);
-    }
-}
-
-async fn relay(
-    mut from: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-    mut to: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-    mut flowing: watch::Receiver<bool>,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if flowing.wait_for(|f| *f).await.is_err() {
-            return;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
         }
     }
 }

@@ -1,0 +1,368 @@
+//! `spawn_env`: one isolated world per test (its own AMQP prefix and Redis prefix, a wiremock
+//! Graph API), and `spawn_worker` to start as many workers in it as the test wants.
+
+use std::{collections::HashSet, net::SocketAddr, sync::Once, time::Duration};
+
+use base64::Engine;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use wa_broker::{Broker, BrokerConfig, Outgoing, Topology};
+use wa_envelope::Envelope;
+use wa_graph::{GraphConfig, RetryPolicy};
+use wa_store::{Store, TenantRecord, TokenKey};
+pub use wa_testkit::{Proxy, eventually};
+use wa_worker::WorkerConfig;
+use wiremock::MockServer;
+
+pub const APP_SECRET: &str = "worker-test-app-secret";
+pub const SYSTEM_USER_TOKEN: &str = "system-user-token-xyz";
+pub const SYSTEM_USER_ID: &str = "61550000000001";
+pub const PARTNER: &str = "2949482758682047";
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some()
+            && let Ok(t) = wa_telemetry::init("wa-onboard-worker-tests")
+        {
+            std::mem::forget(t);
+        }
+    });
+}
+
+pub struct Env {
+    pub topology: Topology,
+    pub redis_prefix: String,
+    pub key: TokenKey,
+    pub store: Store,
+    pub graph: MockServer,
+    /// The test's own publisher.
+    pub broker: Broker,
+    broker_stop: CancellationToken,
+    workers: Vec<Worker>,
+}
+
+pub struct Worker {
+    pub ops: SocketAddr,
+    /// The worker reaches RabbitMQ through this, so a test can take it away as a crash would.
+    proxy: Proxy,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<Result<(), wa_worker::WorkerError>>>,
+}
+
+pub async fn spawn_env() -> Env {
+    init_tracing();
+    let id = format!("{:016x}", rand::random::<u64>());
+    let mut topology = Topology::new(format!("w{id}"));
+    topology.retry_delays = vec![Duration::from_millis(200), Duration::from_millis(400)];
+    let redis_prefix = format!("test:{id}:");
+    let key_bytes: [u8; 32] = rand::random();
+    let key = TokenKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(key_bytes))
+        .expect("key");
+    let store = Store::connect(&redis_url(), &redis_prefix, key.clone())
+        .await
+        .expect("redis");
+    let broker_stop = CancellationToken::new();
+    let broker = Broker::start(
+        BrokerConfig::new(&amqp_url(), topology.clone()).expect("amqp"),
+        broker_stop.clone(),
+    );
+    assert!(broker.wait_ready(Duration::from_secs(10)).await, "RabbitMQ");
+    Env {
+        topology,
+        redis_prefix,
+        key,
+        store,
+        graph: MockServer::start().await,
+        broker,
+        broker_stop,
+        workers: Vec::new(),
+    }
+}
+
+impl Env {
+    pub fn config(&self) -> WorkerConfig {
+        let mut graph = GraphConfig::new(
+            SecretString::from(APP_SECRET.to_owned()),
+            SYSTEM_USER_ID,
+            SecretString::from(SYSTEM_USER_TOKEN.to_owned()),
+        );
+        graph.base = self.graph.uri();
+        graph.retry = RetryPolicy {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+            max_attempts: 3,
+            max_total: Duration::from_secs(2),
+        };
+        let mut broker = BrokerConfig::new(&amqp_url(), self.topology.clone()).expect("amqp");
+        broker.reconnect_min = Duration::from_millis(50);
+        broker.reconnect_max = Duration::from_millis(300);
+        WorkerConfig {
+            broker,
+            redis_url: redis_url(),
+            redis_prefix: self.redis_prefix.clone(),
+            token_key: self.key.clone(),
+            graph,
+            partner_business_ids: HashSet::from([PARTNER.to_owned()]),
+            subscribe_app: true,
+            dedupe_ttl: Duration::from_secs(3600),
+            lease: Duration::from_secs(2),
+            prefetch: 16,
+            concurrency: 8,
+        }
+    }
+
+    /// Starts a worker with `config`; returns its index.
+    pub async fn spawn_worker_with(&mut self, mut config: WorkerConfig) -> usize {
+        let direct: wa_broker::lapin::uri::AMQPUri = amqp_url().parse().expect("AMQP_URL");
+        let proxy = Proxy::start(format!(
+            "{}:{}",
+            direct.authority.host, direct.authority.port
+        ))
+        .await;
+        config.broker.urls = vec![format!(
+            "amqp://{}:{}@{}/%2f",
+            direct.authority.userinfo.username, direct.authority.userinfo.password, proxy.addr
+        )];
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let ops = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(wa_worker::run(listener, config, shutdown.clone()));
+        self.workers.push(Worker {
+            ops,
+            proxy,
+            shutdown,
+            handle: Some(handle),
+        });
+        let client = reqwest::Client::new();
+        eventually(Duration::from_secs(10), "worker ready", || {
+            let client = client.clone();
+            async move {
+                client
+                    .get(format!("http://{ops}/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+                    .then_some(())
+            }
+        })
+        .await;
+        self.workers.len() - 1
+    }
+
+    /// As a crash: the worker stops where it is and its broker connection drops, so the
+    /// broker requeues what it had not acked.
+    pub async fn kill_worker(&mut self, worker: usize) {
+        let w = &mut self.workers[worker];
+        if let Some(h) = w.handle.take() {
+            h.abort();
+        }
+        w.proxy.cut();
+    }
+
+    pub async fn spawn_worker(&mut self) -> usize {
+        let config = self.config();
+        self.spawn_worker_with(config).await
+    }
+
+    pub async fn metrics(&self, worker: usize) -> String {
+        reqwest::get(format!("http://{}/metrics", self.workers[worker].ops))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Publishes every change of a webhook body, as the ingress would.
+    pub async fn deliver(&self, body: &Value) {
+        let envelope = Envelope::parse(body.to_string().as_bytes()).expect("envelope");
+        let messages: Vec<Outgoing> = envelope
+            .into_changes(0)
+            .into_iter()
+            .map(|c| {
+                Outgoing::persistent_json(
+                    self.topology.webhooks_exchange(),
+                    c.routing_key(),
+                    c.to_json(),
+                    &c.id,
+                    0,
+                )
+            })
+            .collect();
+        self.broker.publish_all(&messages).await.expect("publish");
+    }
+
+    pub async fn tenant(&self, waba: &str) -> Option<TenantRecord> {
+        self.store.get(waba).await.expect("store")
+    }
+
+    pub async fn wait_tenant(
+        &self,
+        waba: &str,
+        what: &str,
+        pred: impl Fn(&TenantRecord) -> bool,
+    ) -> TenantRecord {
+        eventually(Duration::from_secs(15), what, || async {
+            self.tenant(waba).await.filter(|t| pred(t))
+        })
+        .await
+    }
+
+    pub async fn dead_letters(&self) -> Vec<wa_worker::dlq::DeadLetter> {
+        wa_worker::dlq::list(&self.broker).await.expect("dlq list")
+    }
+
+    pub async fn wait_dead_letters(&self, n: usize) -> Vec<wa_worker::dlq::DeadLetter> {
+        eventually(
+            Duration::from_secs(15),
+            &format!("{n} dead letters"),
+            || async {
+                let letters = self.dead_letters().await;
+                (letters.len() >= n).then_some(letters)
+            },
+        )
+        .await
+    }
+
+    /// Requests wiremock received on `path_suffix`.
+    pub async fn graph_calls(&self, path_suffix: &str) -> Vec<wiremock::Request> {
+        self.graph
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path().ends_with(path_suffix))
+            .collect()
+    }
+
+    /// Every value stored under this test's Redis prefix, as bytes.
+    pub async fn redis_dump(&self) -> Vec<u8> {
+        let client = redis::Client::open(redis_url()).expect("redis");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("conn");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.redis_prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        let mut out = Vec::new();
+        for key in keys {
+            let dump: Vec<u8> = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("dump");
+            out.extend(key.as_bytes());
+            out.extend(dump);
+        }
+        out
+    }
+
+    /// Stops every worker gracefully, then removes the test's queues and keys.
+    pub async fn stop(mut self) {
+        for w in &mut self.workers {
+            w.shutdown.cancel();
+            if let Some(h) = w.handle.take() {
+                tokio::time::timeout(Duration::from_secs(15), h)
+                    .await
+                    .expect("worker stops after shutdown")
+                    .expect("join")
+                    .expect("worker result");
+            }
+        }
+        if let Ok(ch) = self.broker.open_channel().await {
+            let t = &self.topology;
+            let mut queues = vec![
+                t.unrouted(),
+                t.account_update_queue(),
+                t.account_update_dlq(),
+            ];
+            queues.extend(t.retry_delays.iter().map(|d| t.retry_queue(*d)));
+            for q in queues {
+                let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+            }
+            for x in [t.webhooks_exchange(), t.unrouted(), t.dlq_exchange()] {
+                let _ = ch
+                    .exchange_delete(x.as_str().into(), Default::default())
+                    .await;
+            }
+        }
+        self.broker_stop.cancel();
+        let client = redis::Client::open(redis_url()).expect("redis");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("conn");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.redis_prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(());
+        }
+    }
+}
+
+/// A one-change `account_update` webhook.
+pub fn webhook(entry_id: &str, time: i64, value: Value) -> Value {
+    json!({"object": "whatsapp_business_account", "entry": [{
+        "id": entry_id, "time": time, "changes": [{"field": "account_update", "value": value}]}]})
+}
+
+pub fn installed(waba: &str, owner: &str, time: i64) -> Value {
+    webhook(
+        PARTNER,
+        time,
+        json!({"event": "PARTNER_APP_INSTALLED", "waba_info": {
+        "waba_id": waba, "owner_business_id": owner, "partner_app_id": "1061231232323117"}}),
+    )
+}
+
+pub fn uninstalled(waba: &str, owner: &str, time: i64) -> Value {
+    webhook(
+        PARTNER,
+        time,
+        json!({"event": "PARTNER_APP_UNINSTALLED", "waba_info": {
+        "waba_id": waba, "owner_business_id": owner, "partner_app_id": "1061231232323117"}}),
+    )
+}
+
+pub fn bare_uninstall(entry_id: &str, time: i64) -> Value {
+    webhook(entry_id, time, json!({"event": "PARTNER_APP_UNINSTALLED"}))
+}
+
+/// Graph answers every token request with `token`, and every subscription with success.
+pub async fn graph_ok(env: &Env, token: &str) {
+    use wiremock::{
+        Mock, ResponseTemplate,
+        matchers::{method, path_regex},
+    };
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v22\.0/[0-9]+/system_user_access_tokens$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": token})))
+        .mount(&env.graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v22\.0/[0-9]+/subscribed_apps$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+        .mount(&env.graph)
+        .await;
+}
