@@ -21,6 +21,14 @@ pub enum Command {
     Ingress(IngressArgs),
     /// Sign a JSON file with the app secret and POST it, as Meta would.
     Send(SendArgs),
+    /// Consume account_update events: dedupe, tenant state, business tokens.
+    Worker(Box<crate::commands::worker::WorkerArgs>),
+    /// List or replay the dead-letter queue.
+    Dlq(crate::commands::dlq::DlqArgs),
+    /// Look at tenants: their records and business tokens.
+    Tenants(crate::commands::tenants::TenantsArgs),
+    /// A local Graph API simulator, for runs without internet.
+    GraphSim(crate::commands::graph_sim::GraphSimArgs),
 }
 
 /// The app secret, given directly or as a file.
@@ -48,6 +56,28 @@ pub struct AmqpArgs {
     /// Prefix of every exchange and queue name (`wa` gives `wa.webhooks`, ...).
     #[arg(long = "amqp-prefix", env = "WA_AMQP_PREFIX", default_value = "wa")]
     pub prefix: String,
+}
+
+/// Where Redis is, under which key prefix, and the key that encrypts business tokens at rest.
+#[derive(Debug, Args)]
+pub struct RedisArgs {
+    /// Redis URL.
+    #[arg(
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0",
+        hide_env_values = true
+    )]
+    pub url: String,
+    /// Prefix of every Redis key.
+    #[arg(long = "redis-prefix", env = "WA_REDIS_PREFIX", default_value = "wa:")]
+    pub prefix: String,
+    /// Key encrypting business tokens at rest: 32 bytes, base64 (`openssl rand -base64 32`).
+    #[arg(long = "token-key", env = "WA_TOKEN_KEY", hide_env_values = true)]
+    pub token_key: Option<String>,
+    /// File holding the token key.
+    #[arg(long = "token-key-file", env = "WA_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
 }
 
 /// `wa-onboard ingress`.

@@ -18,6 +18,10 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ingress(args) => commands::ingress::run(args).await,
         Command::Send(args) => commands::send::run(args).await,
+        Command::Worker(args) => commands::worker::run(*args).await,
+        Command::Dlq(args) => commands::dlq::run(args).await,
+        Command::Tenants(args) => commands::tenants::run(args).await,
+        Command::GraphSim(args) => commands::graph_sim::run(args).await,
     };
     match result {
         Ok(code) => code,

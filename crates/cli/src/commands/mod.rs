@@ -1,4 +1,8 @@
 //! One module per subcommand.
 
+pub mod dlq;
+pub mod graph_sim;
 pub mod ingress;
 pub mod send;
+pub mod tenants;
+pub mod worker;

@@ -1,0 +1,90 @@
+//! `wa-onboard dlq list|replay`: what is in the dead-letter queue, and re-driving it.
+
+use std::{io::IsTerminal, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use tokio_util::sync::CancellationToken;
+use wa_broker::{Broker, BrokerConfig, Topology};
+
+use crate::args::AmqpArgs;
+
+/// `wa-onboard dlq`.
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+}
+
+/// What to do with the dead-letter queue.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// One JSON line per dead letter: id, routing key, reason, attempts, body.
+    List,
+    /// Re-publish dead letters to their original routing key, then remove them.
+    Replay {
+        /// Replay every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// The id (dedupe key) of the one dead letter to replay.
+        id: Option<String>,
+    },
+}
+
+async fn connect(amqp: AmqpArgs) -> anyhow::Result<(Broker, CancellationToken)> {
+    let mut config =
+        BrokerConfig::new(&amqp.url, Topology::new(amqp.prefix)).context("AMQP_URL")?;
+    config.channels = 1;
+    config.connection_name = "wa-onboard dlq".into();
+    let shutdown = CancellationToken::new();
+    let broker = Broker::start(config, shutdown.clone());
+    if !broker.wait_ready(Duration::from_secs(15)).await {
+        bail!("RabbitMQ is not reachable at AMQP_URL");
+    }
+    Ok((broker, shutdown))
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)] // Listing is this command's output.
+pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
+    let (broker, shutdown) = connect(args.amqp).await?;
+    let code = match args.command {
+        DlqCommand::List => {
+            for letter in wa_worker::dlq::list(&broker).await? {
+                println!("{}", serde_json::to_string(&letter)?);
+            }
+            ExitCode::SUCCESS
+        }
+        DlqCommand::Replay { all, id } => {
+            if !all && id.is_none() {
+                bail!("say which: `dlq replay --all` or `dlq replay ID`");
+            }
+            let tty = std::io::stderr().is_terminal();
+            let result = wa_worker::dlq::replay(&broker, id.as_deref(), |done, total| {
+                if tty {
+                    let width = 30;
+                    let filled = (done * width).checked_div(total).unwrap_or(width);
+                    eprint!(
+                        "\r[{}{}] {done}/{total}",
+                        "#".repeat(filled),
+                        " ".repeat(width - filled)
+                    );
+                }
+            })
+            .await?;
+            if tty {
+                eprintln!();
+            }
+            println!("replayed {} kept {}", result.replayed, result.kept);
+            if id.is_some() && result.replayed == 0 {
+                eprintln!("no dead letter with that id");
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    };
+    shutdown.cancel();
+    Ok(code)
+}
