@@ -13,6 +13,7 @@
 //! It prints requests per second, p50/p99/max latency, and the ratio ingress/raw.
 
 mod load;
+mod worker;
 
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Signed 1-change webhooks per second through the ingress vs a raw confirmed publisher.
     Ingress(load::IngressBench),
+    /// State-only account_update events per second through one worker vs a plain consume+ack loop.
+    Worker(worker::WorkerBench),
 }
 
 #[tokio::main]
@@ -36,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Ingress(args) => load::run(args).await,
+        Command::Worker(args) => worker::run(args).await,
     }
 }
 

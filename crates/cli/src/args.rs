@@ -47,6 +47,7 @@ pub struct AppSecret {
 pub struct AmqpArgs {
     /// AMQP URL(s), comma-separated: the nodes of a cluster, tried in turn.
     #[arg(
+        id = "amqp_url",
         long = "amqp-url",
         env = "AMQP_URL",
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
@@ -54,7 +55,12 @@ pub struct AmqpArgs {
     )]
     pub url: String,
     /// Prefix of every exchange and queue name (`wa` gives `wa.webhooks`, ...).
-    #[arg(long = "amqp-prefix", env = "WA_AMQP_PREFIX", default_value = "wa")]
+    #[arg(
+        id = "amqp_prefix",
+        long = "amqp-prefix",
+        env = "WA_AMQP_PREFIX",
+        default_value = "wa"
+    )]
     pub prefix: String,
 }
 
@@ -63,6 +69,7 @@ pub struct AmqpArgs {
 pub struct RedisArgs {
     /// Redis URL.
     #[arg(
+        id = "redis_url",
         long = "redis-url",
         env = "REDIS_URL",
         default_value = "redis://127.0.0.1:6379/0",
@@ -70,7 +77,12 @@ pub struct RedisArgs {
     )]
     pub url: String,
     /// Prefix of every Redis key.
-    #[arg(long = "redis-prefix", env = "WA_REDIS_PREFIX", default_value = "wa:")]
+    #[arg(
+        id = "redis_prefix",
+        long = "redis-prefix",
+        env = "WA_REDIS_PREFIX",
+        default_value = "wa:"
+    )]
     pub prefix: String,
     /// Key encrypting business tokens at rest: 32 bytes, base64 (`openssl rand -base64 32`).
     #[arg(long = "token-key", env = "WA_TOKEN_KEY", hide_env_values = true)]
@@ -124,4 +136,14 @@ pub struct SendArgs {
     /// File holding the app secret.
     #[arg(long = "secret-file", env = "WA_APP_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_subcommand_has_consistent_flags() {
+        super::Cli::command().debug_assert();
+    }
 }

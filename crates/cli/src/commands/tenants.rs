@@ -86,7 +86,7 @@ async fn get(args: WabaArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wa-onboard: unknown WABA {}", args.waba_id);
         return Ok(ExitCode::from(NOT_FOUND));
     };
-    let json = serde_json::to_string_pretty(&record).context("encoding the tenant record")?;
+    let json = serde_json::to_string(&record).context("encoding the tenant record")?;
     write_stdout(|out| writeln!(out, "{json}"))?;
     Ok(ExitCode::SUCCESS)
 }

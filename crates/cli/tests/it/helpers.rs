@@ -1,0 +1,203 @@
+//! Shared setup: the binary with a clean environment, a Redis prefix per test (removed on
+//! drop, even after a panic), temporary files, and polling with a deadline.
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD};
+use secrecy::SecretString;
+use tokio::process::Command;
+use wa_store::{Install, Store, TokenKey};
+
+/// The binary under test, built by Cargo for this test run.
+pub const BIN: &str = env!("CARGO_BIN_EXE_wa-onboard");
+
+/// How long one run of the binary may take before the test fails (an unreachable Redis is
+/// reported after about 2.5 s).
+const RUN_DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
+}
+
+/// `wa-onboard` with an environment holding only `PATH` and `RUST_LOG`: a `WA_*` variable
+/// from the developer's shell must not change what a test sees.
+pub fn wa_onboard() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// What a finished run printed, and how it exited.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion, failing the test after [`RUN_DEADLINE`] (the child is killed).
+pub async fn run(cmd: &mut Command) -> Output {
+    let out = tokio::time::timeout(RUN_DEADLINE, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("wa-onboard did not finish within {RUN_DEADLINE:?}"))
+        .expect("spawn wa-onboard");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A tenant store under its own random prefix, with its own random token key; every key
+/// under the prefix is deleted when it is dropped.
+pub struct TestTenants {
+    pub store: Store,
+    pub prefix: String,
+    /// The token key as `WA_TOKEN_KEY` takes it.
+    pub key_base64: String,
+}
+
+impl TestTenants {
+    pub async fn new() -> Self {
+        let key = rand::random::<[u8; 32]>();
+        let prefix = format!("wa-cli-test:{:016x}:", rand::random::<u64>());
+        let store = Store::connect(
+            &redis_url(),
+            &prefix,
+            TokenKey::from_bytes(&key).expect("32 bytes"),
+        )
+        .await
+        .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+        Self {
+            store,
+            prefix,
+            key_base64: STANDARD.encode(key),
+        }
+    }
+
+    /// `wa-onboard tenants ARGS` pointed at this store through the environment.
+    pub fn tenants(&self, args: &[&str]) -> Command {
+        let mut cmd = wa_onboard();
+        cmd.arg("tenants")
+            .args(args)
+            .env("REDIS_URL", redis_url())
+            .env("WA_REDIS_PREFIX", &self.prefix)
+            .env("WA_TOKEN_KEY", &self.key_base64);
+        cmd
+    }
+
+    /// Applies an install of `waba_id`, as the worker would.
+    pub async fn install(&self, ev: &Install) {
+        let applied = self.store.apply_install(ev).await.expect("apply_install");
+        assert!(!applied.stale, "arranged install was ignored: {applied:?}");
+    }
+
+    /// Stores `token` as the business token of installed tenant `waba_id`.
+    pub async fn store_token(&self, waba_id: &str, token: &str, fetched_at: i64) {
+        let stored = self
+            .store
+            .store_token(waba_id, &SecretString::from(token.to_owned()), fetched_at)
+            .await
+            .expect("store_token");
+        assert!(
+            stored,
+            "token not stored: tenant {waba_id} is not installed"
+        );
+    }
+}
+
+impl Drop for TestTenants {
+    fn drop(&mut self) {
+        // Synchronous on purpose: runs even when the test panicked.
+        let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let mut cursor = 0u64;
+        loop {
+            let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut conn)
+            else {
+                return;
+            };
+            if !keys.is_empty() {
+                let _: redis::RedisResult<i64> = redis::cmd("UNLINK").arg(&keys).query(&mut conn);
+            }
+            cursor = next;
+            if cursor == 0 {
+                return;
+            }
+        }
+    }
+}
+
+/// An install event as the worker hands it to the store.
+pub fn install(waba_id: &str, owner: &str, event_time: i64) -> Install {
+    Install {
+        waba_id: waba_id.to_owned(),
+        owner_business_id: owner.to_owned(),
+        partner_app_id: "app-1".to_owned(),
+        solution_id: None,
+        solution_partner_business_ids: Vec::new(),
+        event_time,
+    }
+}
+
+/// A file under the temporary directory, removed on drop.
+pub struct TempFile {
+    pub path: PathBuf,
+}
+
+impl TempFile {
+    pub fn new(contents: impl AsRef<[u8]>) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "wa-onboard-it-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::write(&path, contents).expect("write temp file");
+        Self { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < until, "{what}: not within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,13 @@
+//! The `wa-onboard` binary run as an operator runs it: a child process with flags and
+//! environment variables, checked by its exit code, stdout and stderr. One test binary, one
+//! module per subcommand. Needs Redis at `REDIS_URL` (default `redis://127.0.0.1:6379/0`);
+//! each test works under its own random key prefix and removes it afterwards.
+
+/// `graph-sim` as a child process on a free port: tokens, strict mode, failure flags, SIGTERM.
+mod graph_sim;
+/// Running the binary with a clean environment, a Redis prefix per test, polling.
+mod helpers;
+/// `send`: the raw file bytes, signed as Meta signs them, to a tiny local listener.
+mod send;
+/// `tenants get|list|token` against a real Redis, arranged with `wa_store` directly.
+mod tenants;

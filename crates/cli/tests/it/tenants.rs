@@ -1,0 +1,258 @@
+//! `tenants get|list|token`: the record and token the worker stored, read back through the
+//! binary; exit 3 for what does not exist; configuration errors that name their variable.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use wa_store::Install;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn get_prints_the_tenant_record() {
+    let t = TestTenants::new().await;
+    t.install(&Install {
+        waba_id: "102290129340398".to_owned(),
+        owner_business_id: "200000000000001".to_owned(),
+        partner_app_id: "app-77".to_owned(),
+        solution_id: Some("sol-9".to_owned()),
+        solution_partner_business_ids: vec!["300000000000001".to_owned()],
+        event_time: 1_730_000_000,
+    })
+    .await;
+    t.store_token("102290129340398", "EAAG-business-token", 1_730_000_001)
+        .await;
+
+    let out = run(&mut t.tenants(&["get", "102290129340398"])).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // One line, compact: scripts grep it (`"status":"active"`, as scripts/run-local.sh does).
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#""status":"installed""#),
+        "{}",
+        out.stdout
+    );
+    let record: Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON record");
+    assert_eq!(record["waba_id"], "102290129340398");
+    assert_eq!(record["owner_business_id"], "200000000000001");
+    assert_eq!(record["status"], "installed");
+    assert_eq!(record["partner_app_id"], "app-77");
+    assert_eq!(record["solution_id"], "sol-9");
+    assert_eq!(
+        record["solution_partner_business_ids"],
+        json!(["300000000000001"])
+    );
+    assert_eq!(record["phone_number_ids"], json!([]));
+    assert_eq!(record["installed_at"], 1_730_000_000);
+    assert_eq!(record["uninstalled_at"], Value::Null);
+    assert_eq!(record["last_event_time"], 1_730_000_000);
+    assert_eq!(
+        record["token"],
+        json!({"status": "active", "fetched_at": 1_730_000_001, "error": null})
+    );
+    assert_eq!(record["subscribed"], false);
+    assert_eq!(
+        record["account"],
+        json!({"ban_state": null, "restrictions": [], "violation": null,
+               "partner_removed": false, "deleted": false, "offboarded": false})
+    );
+    // Exactly what the store holds, and never the token itself.
+    let stored = t.store.get("102290129340398").await.unwrap().unwrap();
+    assert_eq!(record, serde_json::to_value(stored).unwrap());
+    assert!(!out.stdout.contains("EAAG-business-token"));
+}
+
+#[tokio::test]
+async fn token_prints_the_decrypted_business_token() {
+    let t = TestTenants::new().await;
+    t.install(&install("waba-1", "owner-1", 1_730_000_000))
+        .await;
+    t.store_token("waba-1", "EAAG-secret-business-token", 1_730_000_001)
+        .await;
+
+    let out = run(&mut t.tenants(&["token", "waba-1"])).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "EAAG-secret-business-token\n");
+}
+
+#[tokio::test]
+async fn token_key_may_come_from_a_file() {
+    let t = TestTenants::new().await;
+    t.install(&install("waba-1", "owner-1", 1_730_000_000))
+        .await;
+    t.store_token("waba-1", "from-file-token", 1_730_000_001)
+        .await;
+    let key_file = TempFile::new(format!("{}\n", t.key_base64));
+
+    let out = run(t
+        .tenants(&["token", "waba-1"])
+        .env_remove("WA_TOKEN_KEY")
+        .env("WA_TOKEN_KEY_FILE", key_file.path()))
+    .await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "from-file-token\n");
+}
+
+#[tokio::test]
+async fn flags_override_the_environment() {
+    let t = TestTenants::new().await;
+    t.install(&install("waba-1", "owner-1", 1_730_000_000))
+        .await;
+    let prefix = t.prefix.clone();
+
+    let out = run(t
+        .tenants(&["get", "waba-1", "--redis-prefix", &prefix])
+        .env("WA_REDIS_PREFIX", "wa-cli-test:elsewhere:"))
+    .await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[tokio::test]
+async fn unknown_waba_exits_3() {
+    let t = TestTenants::new().await;
+    t.install(&install("waba-known", "owner-1", 1_730_000_000))
+        .await;
+
+    for command in ["get", "token"] {
+        let out = run(&mut t.tenants(&[command, "waba-unknown"])).await;
+
+        assert_eq!(out.code, Some(3), "tenants {command}: {out:?}");
+        assert_eq!(out.stdout, "", "tenants {command}");
+        assert!(
+            out.stderr.contains("unknown WABA waba-unknown"),
+            "tenants {command}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_of_a_tenant_without_one_exits_3_and_says_why() {
+    let t = TestTenants::new().await;
+    t.install(&install("waba-pending", "owner-1", 1_730_000_000))
+        .await;
+
+    let out = run(&mut t.tenants(&["token", "waba-pending"])).await;
+
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("no business token"), "{}", out.stderr);
+    assert!(out.stderr.contains("pending"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn list_prints_one_record_a_line() {
+    let t = TestTenants::new().await;
+    let wabas: BTreeSet<String> = (0..5).map(|i| format!("waba-{i}")).collect();
+    for (i, waba) in wabas.iter().enumerate() {
+        t.install(&install(waba, "owner-1", 1_730_000_000 + i as i64))
+            .await;
+    }
+    t.store_token("waba-2", "listed-token", 1_730_000_100).await;
+
+    let out = run(&mut t.tenants(&["list"])).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", out.stdout);
+    let mut seen = BTreeSet::new();
+    for line in lines {
+        let record: Value = serde_json::from_str(line).expect("each line is one JSON record");
+        assert_eq!(record["status"], "installed");
+        let waba = record["waba_id"].as_str().expect("waba_id").to_owned();
+        let want = if waba == "waba-2" {
+            "active"
+        } else {
+            "pending"
+        };
+        assert_eq!(record["token"]["status"], want, "{line}");
+        seen.insert(waba);
+    }
+    assert_eq!(seen, wabas);
+    assert!(!out.stdout.contains("listed-token"));
+}
+
+#[tokio::test]
+async fn list_of_no_tenants_prints_nothing() {
+    let t = TestTenants::new().await;
+
+    let out = run(&mut t.tenants(&["list"])).await;
+
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "");
+}
+
+#[tokio::test]
+async fn missing_token_key_is_an_error_naming_it() {
+    let t = TestTenants::new().await;
+    t.install(&install("waba-1", "owner-1", 1_730_000_000))
+        .await;
+
+    for args in [&["get", "waba-1"][..], &["list"], &["token", "waba-1"]] {
+        let out = run(t.tenants(args).env_remove("WA_TOKEN_KEY")).await;
+
+        assert_ne!(out.code, Some(0), "{args:?}: {out:?}");
+        assert_ne!(out.code, Some(3), "{args:?}: not a lookup miss: {out:?}");
+        assert!(
+            out.stderr.contains("WA_TOKEN_KEY"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "", "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_token_key_is_an_error_naming_it() {
+    let t = TestTenants::new().await;
+
+    let out = run(t.tenants(&["list"]).env("WA_TOKEN_KEY", "c2hvcnQ=")).await;
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("WA_TOKEN_KEY"), "{}", out.stderr);
+    assert!(out.stderr.contains("32 bytes"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn another_token_key_cannot_read_the_token() {
+    let t = TestTenants::new().await;
+    t.install(&install("waba-1", "owner-1", 1_730_000_000))
+        .await;
+    t.store_token("waba-1", "sealed-token", 1_730_000_001).await;
+    let other = TestTenants::new().await.key_base64.clone();
+
+    let out = run(t.tenants(&["token", "waba-1"]).env("WA_TOKEN_KEY", other)).await;
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(!out.stderr.contains("sealed-token"));
+}
+
+#[tokio::test]
+async fn unreachable_redis_exits_1_without_the_password() {
+    let t = TestTenants::new().await;
+
+    let out = run(t
+        .tenants(&["get", "waba-1"])
+        .env("REDIS_URL", "redis://:hunter2@127.0.0.1:1/0"))
+    .await;
+
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("REDIS_URL"), "{}", out.stderr);
+    assert!(out.stderr.contains("127.0.0.1:1"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn an_id_that_cannot_name_a_tenant_is_a_usage_error() {
+    let t = TestTenants::new().await;
+
+    let out = run(&mut t.tenants(&["get", "{waba}"])).await;
+
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("WABA_ID"), "{}", out.stderr);
+}
