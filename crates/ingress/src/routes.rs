@@ -212,7 +212,18 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
         }
     };
     let received_at = unix_now();
-    let trace = traceparent(&tracing::Span::current());
+    // The producer span (OTel messaging conventions) is the parent of every consumer span.
+    let publish_span = tracing::info_span!(
+        "publish",
+        otel.kind = "producer",
+        otel.name = %format_args!("publish {}", app.exchange),
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "publish",
+        messaging.destination.name = %app.exchange,
+        messaging.batch.message_count = envelope.change_count(),
+        messaging.message.id = Empty,
+    );
+    let trace = traceparent(&publish_span);
     let messages: Vec<Outgoing> = envelope
         .into_changes(received_at)
         .into_iter()
@@ -231,8 +242,21 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
     if messages.is_empty() {
         return text(StatusCode::OK, "ok\n");
     }
+    if let [only] = messages.as_slice() {
+        let id = only
+            .properties
+            .message_id()
+            .as_ref()
+            .map(ToString::to_string);
+        publish_span.record("messaging.message.id", id.unwrap_or_default());
+    }
     let started = Instant::now();
-    match app.broker.publish_all(&messages).await {
+    match app
+        .broker
+        .publish_all(&messages)
+        .instrument(publish_span)
+        .await
+    {
         Ok(()) => {
             app.metrics
                 .publish_seconds

@@ -84,6 +84,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an empty or braced id.
+    #[tracing::instrument(name = "redis apply_account_event", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn apply_account_event(
         &self,
         waba_id: &str,

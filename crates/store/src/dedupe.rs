@@ -55,6 +55,7 @@ impl Store {
     ///
     /// [`crate::StoreError::Redis`] (transient when Redis is unreachable);
     /// [`crate::StoreError::InvalidInput`] for an empty key or one with braces.
+    #[tracing::instrument(name = "redis claim", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn claim(&self, key: &str, lease: Duration) -> Result<Claim> {
         check_id("dedupe key", key)?;
         let token = ClaimToken::random();
@@ -79,6 +80,7 @@ impl Store {
     /// # Errors
     ///
     /// [`crate::StoreError::Redis`].
+    #[tracing::instrument(name = "redis complete", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<bool> {
         check_id("dedupe key", key)?;
         let ours: i64 = COMPLETE
@@ -96,6 +98,7 @@ impl Store {
     /// # Errors
     ///
     /// [`crate::StoreError::Redis`].
+    #[tracing::instrument(name = "redis release", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn release(&self, key: &str, token: &ClaimToken) -> Result<()> {
         check_id("dedupe key", key)?;
         let _: i64 = RELEASE

@@ -9,8 +9,10 @@ use redis::RetryMethod;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Redis refused the command, the connection failed, or a reply did not arrive in time.
+    /// (The cause is part of the message and deliberately not a `source`, so a printed
+    /// error chain does not repeat it.)
     #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
     /// A stored business token could not be encrypted or decrypted: wrong key, a ciphertext
     /// moved to another tenant, tampering, or an unknown format version.
     #[error("token crypto: {0}")]
@@ -37,6 +39,12 @@ pub enum StoreError {
         /// Why it was refused.
         reason: &'static str,
     },
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        Self::Redis(e)
+    }
 }
 
 /// `Result` with [`StoreError`] as the default error.

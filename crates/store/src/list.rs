@@ -60,6 +60,7 @@ impl Store {
     /// # Errors
     ///
     /// [`crate::StoreError::Redis`].
+    #[tracing::instrument(name = "redis tenants_owned_by", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn tenants_owned_by(&self, owner_business_id: &str) -> Result<Vec<String>> {
         check_id("owner_business_id", owner_business_id)?;
         let mut conn = self.conn();

@@ -140,6 +140,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an empty or braced id.
+    #[tracing::instrument(name = "redis apply_install", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn apply_install(&self, ev: &Install) -> Result<Applied> {
         check_id("waba_id", &ev.waba_id)?;
         check_id("owner_business_id", &ev.owner_business_id)?;
@@ -181,6 +182,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an empty or braced id.
+    #[tracing::instrument(name = "redis apply_uninstall", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn apply_uninstall(&self, ev: &Uninstall) -> Result<Applied> {
         check_id("waba_id", &ev.waba_id)?;
         let mut conn = self.conn();
@@ -211,6 +213,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Redis`]; [`StoreError::Crypto`] (practically never).
+    #[tracing::instrument(name = "redis store_token", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn store_token(
         &self,
         waba_id: &str,
@@ -236,6 +239,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Redis`].
+    #[tracing::instrument(name = "redis mark_token_failed", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn mark_token_failed(&self, waba_id: &str, error: &str) -> Result<()> {
         check_id("waba_id", waba_id)?;
         let _: i64 = MARK_FAILED
@@ -252,6 +256,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Redis`].
+    #[tracing::instrument(name = "redis mark_subscribed", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn mark_subscribed(&self, waba_id: &str) -> Result<()> {
         check_id("waba_id", waba_id)?;
         let _: i64 = MARK_SUBSCRIBED
@@ -266,6 +271,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Redis`]; [`StoreError::Corrupt`] if the hash cannot be read back.
+    #[tracing::instrument(name = "redis get", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn get(&self, waba_id: &str) -> Result<Option<TenantRecord>> {
         check_id("waba_id", waba_id)?;
         let key = self.keys.tenant(waba_id);
@@ -280,6 +286,7 @@ impl Store {
     ///
     /// [`StoreError::Redis`]; [`StoreError::Crypto`] if it cannot be decrypted (another
     /// `WA_TOKEN_KEY`, or a ciphertext that does not belong to this WABA).
+    #[tracing::instrument(name = "redis token", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn token(&self, waba_id: &str) -> Result<Option<SecretString>> {
         check_id("waba_id", waba_id)?;
         let stored: Option<String> = self.conn().get(self.keys.token(waba_id)).await?;

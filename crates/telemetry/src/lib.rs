@@ -3,7 +3,13 @@
 //! What this crate owns: installing the `tracing` subscriber (filter from `RUST_LOG`, JSON
 //! lines when the output is not a terminal), the OpenTelemetry tracer provider behind the
 //! `tracing-opentelemetry` layer, and turning a span into the `traceparent` header carried by
-//! every broker message, and back. It never sees a payload, a token or a secret: callers put
+//! every broker message, and back.
+//!
+//! Export follows OpenTelemetry's standard variables: spans go over OTLP/HTTP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and nowhere
+//! otherwise; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER(_ARG)`
+//! are honoured by the SDK. Without an exporter the provider still gives every span real
+//! trace and span ids, so `traceparent` headers always link the ingress to the worker. It never sees a payload, a token or a secret: callers put
 //! only identifiers in span fields.
 
 use std::{collections::HashMap, io::IsTerminal};
@@ -33,6 +39,13 @@ pub enum TelemetryError {
     /// A global subscriber was already installed.
     #[error("tracing subscriber already installed")]
     AlreadyInstalled,
+    /// The OTLP exporter could not be built from the `OTEL_EXPORTER_OTLP_*` variables.
+    #[error("OTLP exporter: {0}")]
+    Exporter(String),
+}
+
+fn configured(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| !v.is_empty())
 }
 
 /// Keeps the tracer provider alive; dropping it flushes and stops span processing.
@@ -56,9 +69,20 @@ pub fn init(service_name: &'static str) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new("info"))
         .map_err(|e| TelemetryError::Filter(e.to_string()))?;
-    let provider = SdkTracerProvider::builder()
-        .with_resource(Resource::builder().with_service_name(service_name).build())
-        .build();
+    let mut resource = Resource::builder();
+    if !configured("OTEL_SERVICE_NAME") {
+        resource = resource.with_service_name(service_name);
+    }
+    let mut provider = SdkTracerProvider::builder().with_resource(resource.build());
+    if configured("OTEL_EXPORTER_OTLP_ENDPOINT") || configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        provider = provider.with_batch_exporter(exporter);
+    }
+    let provider = provider.build();
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
     let json = !std::io::stderr().is_terminal();
     let registry = tracing_subscriber::registry().with(filter).with(otel);

@@ -72,8 +72,10 @@ fn describe(message: &BasicGetMessage) -> DeadLetter {
     }
 }
 
-/// Takes up to the queue's current depth, unacknowledged: they stay ours until acked, and
-/// return to the queue when the channel closes.
+/// Takes every message in the queue, unacknowledged: they stay ours until acked, and return
+/// to the queue when the channel closes. Nothing published during the call can be taken
+/// twice, since taken messages are held; the queue's depth only says how long to keep asking
+/// when messages another channel just returned are not yet visible.
 async fn take_all(channel: &Channel, queue: &str) -> Result<Vec<BasicGetMessage>, BrokerError> {
     let depth = channel
         .queue_declare(
@@ -85,14 +87,19 @@ async fn take_all(channel: &Channel, queue: &str) -> Result<Vec<BasicGetMessage>
             FieldTable::default(),
         )
         .await?
-        .message_count();
+        .message_count() as usize;
     let mut out = Vec::new();
-    while out.len() < depth as usize {
+    let mut empty_polls = 0;
+    loop {
         match channel
             .basic_get(queue.into(), BasicGetOptions { no_ack: false })
             .await?
         {
             Some(m) => out.push(m),
+            None if out.len() < depth && empty_polls < 40 => {
+                empty_polls += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
             None => break,
         }
     }

@@ -1,7 +1,11 @@
 //! `spawn_env`: one isolated world per test (its own AMQP prefix and Redis prefix, a wiremock
 //! Graph API), and `spawn_worker` to start as many workers in it as the test wants.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Once, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, sync::OnceLock, time::Duration};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
 
 use base64::Engine;
 use secrecy::SecretString;
@@ -29,15 +33,36 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
+/// Every span the worker tests produce, exported in memory. One global subscriber for the
+/// whole test binary: tracing caches per-callsite interest process-wide, so per-test
+/// thread-local subscribers miss spans while other tests run.
+pub fn spans() -> &'static InMemorySpanExporter {
+    static SPANS: OnceLock<(InMemorySpanExporter, SdkTracerProvider)> = OnceLock::new();
+    &SPANS
+        .get_or_init(|| {
+            let exporter = InMemorySpanExporter::default();
+            let provider = SdkTracerProvider::builder()
+                .with_simple_exporter(exporter.clone())
+                .build();
+            let fmt = std::env::var_os("TEST_LOG")
+                .map(|_| tracing_subscriber::fmt::layer().with_test_writer());
+            let _ = tracing_subscriber::registry()
+                .with(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with(
+                    tracing_opentelemetry::layer().with_tracer(provider.tracer("wa-worker-tests")),
+                )
+                .with(fmt)
+                .try_init();
+            (exporter, provider)
+        })
+        .0
+}
+
 fn init_tracing() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some()
-            && let Ok(t) = wa_telemetry::init("wa-onboard-worker-tests")
-        {
-            std::mem::forget(t);
-        }
-    });
+    spans();
 }
 
 pub struct Env {

@@ -132,8 +132,11 @@ async fn other_events_update_the_account_section_and_unknown_ones_are_kept() {
         json!({"event": "SOMETHING_META_ADDS_LATER", "x": 1}),
     ))
     .await;
+    // The three may be processed in any order; each lands in its own part of the record.
     let t = env
-        .wait_tenant("300", "ban recorded", |t| t.account.ban_state.is_some())
+        .wait_tenant("300", "installed and ban recorded", |t| {
+            t.account.ban_state.is_some() && t.status.as_str() == "installed"
+        })
         .await;
     assert_eq!(t.account.ban_state.as_deref(), Some("SCHEDULE_FOR_DISABLE"));
     assert_eq!(t.status.as_str(), "installed");

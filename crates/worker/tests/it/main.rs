@@ -5,5 +5,7 @@ mod failures;
 mod helpers;
 /// Installs: the exact token request, exactly once, encrypted at rest, subscription.
 mod install;
+/// One trace from the ingress request to the worker.
+mod trace;
 /// Uninstalls, ordering, and uninstalls without waba_info.
 mod uninstall;
