@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The project's test command: starts the services the tests need, then format, lint and the
-# whole test suite against the real RabbitMQ and Redis.
+# The project's test command: starts the services the tests need, validates the deploy
+# artefacts, then format, lint and the whole test suite against the real RabbitMQ and Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
+scripts/check-deploy.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

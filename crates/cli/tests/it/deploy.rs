@@ -1,0 +1,539 @@
+//! `deploy/` against the running binaries: every metric the Grafana dashboards
+//! (`deploy/grafana/*.json`) and the Prometheus alert rules (`deploy/prometheus/alerts.yml`)
+//! query is one that `wa-onboard ingress` or `wa-onboard worker` actually exports (scraped
+//! from their `/metrics` after a signed webhook went through), or, for `rabbitmq_*`, one that
+//! RabbitMQ's prometheus plugin exports (`deploy/prometheus/rabbitmq-metrics.txt`).
+//!
+//! Needs RabbitMQ (`AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`) and Redis;
+//! the run uses its own exchange/queue prefix and Redis key prefix and removes both.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+const APP_SECRET: &str = "deploy-test-app-secret";
+/// How long each binary may take to answer `/readyz`.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long the worker may take to process the webhook through a failed token fetch, a
+/// delay tier and the DLQ (about 5 s of in-process Graph retries per attempt).
+const METRICS_DEADLINE: Duration = Duration::from_secs(60);
+/// The only delay tier of the worker under test, so a change reaches the DLQ quickly.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A port nobody listens on right now (the OS picks it; the child binds it again).
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").to_string()
+}
+
+// ------------------------------------------------------------------ queried metric names
+
+/// Metric names in a PromQL expression that start with one of `prefixes`: identifiers outside
+/// string literals, label matchers (`{...}`) and range/subquery brackets (`[...]`).
+fn promql_metric_names(expr: &str, prefixes: &[&str], out: &mut BTreeSet<String>) {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '"' | '\'' | '`' => i = skip_string(&chars, i),
+            '{' | '[' => {
+                let close = if c == '{' { '}' } else { ']' };
+                i += 1;
+                while i < chars.len() && chars[i] != close {
+                    i = if matches!(chars[i], '"' | '\'' | '`') {
+                        skip_string(&chars, i)
+                    } else {
+                        i + 1
+                    };
+                }
+                i += 1;
+            }
+            c if c.is_ascii_digit() => {
+                // A number (`0.5`, `1e-9`, `5m`): none of it is a name.
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
+                let start = i;
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+                {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                if prefixes.iter().any(|p| word.starts_with(p)) {
+                    out.insert(word);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// The index just past the string literal opening at `start`.
+fn skip_string(chars: &[char], start: usize) -> usize {
+    let quote = chars[start];
+    let mut i = start + 1;
+    while i < chars.len() && chars[i] != quote {
+        if chars[i] == '\\' && quote != '`' {
+            i += 1;
+        }
+        i += 1;
+    }
+    i + 1
+}
+
+/// Every string under a key `expr`, anywhere in a Grafana dashboard.
+fn dashboard_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                    _ => dashboard_exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| dashboard_exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// The `expr:` values of a Prometheus rules file: inline (`expr: a > 0`, quoted or not,
+/// continued on more-indented lines) or block scalars (`expr: |`, `expr: >-`).
+fn rule_exprs(yaml: &str) -> Vec<String> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        let key = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+        i += 1;
+        let Some(rest) = key.strip_prefix("expr:") else {
+            continue;
+        };
+        // The column of `expr` itself (after a list item's `- `): lines indented further
+        // continue its value.
+        let indent = line.len() - key.len();
+        let rest = rest.trim();
+        let mut expr = String::new();
+        if !rest.starts_with(['|', '>']) {
+            expr.push_str(rest.trim_matches(|c| c == '\'' || c == '"'));
+        }
+        while i < lines.len() {
+            let next = lines[i];
+            let next_indent = next.len() - next.trim_start().len();
+            if !next.trim().is_empty() && next_indent <= indent {
+                break;
+            }
+            expr.push(' ');
+            expr.push_str(next.trim());
+            i += 1;
+        }
+        out.push(expr.trim().to_owned());
+    }
+    out
+}
+
+/// Metric names starting with `wa_` or `rabbitmq_` that the dashboards and the alert rules
+/// query, each with the files that query it.
+fn queried_metrics() -> BTreeMap<String, BTreeSet<String>> {
+    let dir = deploy_dir();
+    let mut sources: Vec<(String, Vec<String>)> = Vec::new();
+    let grafana = dir.join("grafana");
+    let mut dashboards: Vec<PathBuf> = std::fs::read_dir(&grafana)
+        .expect("read deploy/grafana")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    dashboards.sort();
+    assert!(
+        !dashboards.is_empty(),
+        "no dashboard in {}",
+        grafana.display()
+    );
+    for path in dashboards {
+        let text = std::fs::read_to_string(&path).expect("read dashboard");
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+        let mut exprs = Vec::new();
+        dashboard_exprs(&json, &mut exprs);
+        sources.push((format!("deploy/grafana/{}", file_name(&path)), exprs));
+    }
+    let alerts = dir.join("prometheus/alerts.yml");
+    let text = std::fs::read_to_string(&alerts).expect("read deploy/prometheus/alerts.yml");
+    sources.push(("deploy/prometheus/alerts.yml".to_owned(), rule_exprs(&text)));
+
+    let mut queried: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (source, exprs) in sources {
+        assert!(!exprs.is_empty(), "{source}: no query found");
+        for expr in exprs {
+            let mut names = BTreeSet::new();
+            promql_metric_names(&expr, &["wa_", "rabbitmq_"], &mut names);
+            for name in names {
+                queried.entry(name).or_default().insert(source.clone());
+            }
+        }
+    }
+    queried
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The names in `deploy/prometheus/rabbitmq-metrics.txt` (one a line, `#` comments).
+fn rabbitmq_metrics() -> BTreeSet<String> {
+    let path = deploy_dir().join("prometheus/rabbitmq-metrics.txt");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+// ------------------------------------------------------------------------ exported names
+
+/// Every series name a Prometheus scrape of `text` can yield: the samples present, and for
+/// each `# TYPE` family the names its type produces (a histogram's `_bucket`, `_sum`,
+/// `_count`; a counter's `_total`).
+fn exported_names(text: &str, out: &mut BTreeSet<String>) {
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total", "_created"],
+                "histogram" | "gaugehistogram" => &["_bucket", "_sum", "_count", "_created"],
+                "summary" => &["", "_sum", "_count", "_created"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            out.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            out.insert(line[..end].to_owned());
+        }
+    }
+}
+
+/// Whether a queried name is exported: as it is, or, for `_bucket`/`_sum`/`_count`, as the
+/// series of a histogram family.
+fn is_exported(name: &str, exported: &BTreeSet<String>) -> bool {
+    exported.contains(name)
+        || ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+            name.strip_suffix(suffix).is_some_and(|base| {
+                ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .all(|s| exported.contains(&format!("{base}{s}")))
+            })
+        })
+}
+
+// ------------------------------------------------------------------------ the processes
+
+/// A running role of the binary, killed on drop if the test fails half-way.
+struct Role {
+    name: &'static str,
+    child: Child,
+    base: String,
+}
+
+impl Role {
+    fn start(name: &'static str, mut cmd: Command, listen: &str) -> Self {
+        // Their expected warnings (refused signature, failing Graph) stay out of the test
+        // output unless TEST_LOG is set; a failure to start is printed either way.
+        let level = if std::env::var_os("TEST_LOG").is_some() {
+            "info"
+        } else {
+            "error"
+        };
+        cmd.env("RUST_LOG", level)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn wa-onboard {name}: {e}"));
+        Self {
+            name,
+            child,
+            base: format!("http://{listen}"),
+        }
+    }
+
+    /// Waits until `/readyz` answers 200 (a live broker channel), failing if the process exits.
+    async fn wait_ready(&mut self, http: &reqwest::Client) {
+        let url = format!("{}/readyz", self.base);
+        let what = format!("wa-onboard {} ready on {url}", self.name);
+        let name = self.name;
+        let child = &mut self.child;
+        eventually(START_DEADLINE, &what, || {
+            let exited = child.try_wait().expect("try_wait");
+            let request = http.get(&url).send();
+            async move {
+                if let Some(status) = exited {
+                    panic!("wa-onboard {name} exited early with {status}");
+                }
+                request.await.ok().filter(|r| r.status() == 200).map(drop)
+            }
+        })
+        .await;
+    }
+
+    async fn metrics(&self, http: &reqwest::Client) -> String {
+        let reply = http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scrape wa-onboard {}: {e}", self.name));
+        assert_eq!(reply.status(), 200, "wa-onboard {} /metrics", self.name);
+        reply.text().await.expect("metrics text")
+    }
+
+    /// SIGTERM, then waits; kills it if it does not stop within the deadline.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(START_DEADLINE, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Removes the exchanges and queues declared under `prefix` (deleting a queue that does not
+/// exist is not an error in RabbitMQ).
+async fn delete_topology(prefix: &str) {
+    let mut topology = wa_broker::Topology::new(prefix);
+    topology.retry_delays = vec![RETRY_DELAY];
+    let tier = wa_broker::delay_label(RETRY_DELAY);
+    let queues = [
+        topology.unrouted(),
+        topology.account_update_queue(),
+        topology.account_update_dlq(),
+        topology.retry_queue(RETRY_DELAY),
+        // The signup session event queue and its tier, where the topology has them.
+        format!("{prefix}.signup_events"),
+        format!("{prefix}.signup_events.retry.{tier}"),
+    ];
+    let exchanges = [
+        topology.webhooks_exchange(),
+        topology.unrouted(),
+        topology.dlq_exchange(),
+    ];
+    let Ok(config) = wa_broker::BrokerConfig::new(&amqp_url(), topology) else {
+        return;
+    };
+    let stop = CancellationToken::new();
+    let broker = wa_broker::Broker::start(config, stop.clone());
+    if broker.wait_ready(Duration::from_secs(10)).await
+        && let Ok(ch) = broker.open_channel().await
+    {
+        for q in &queues {
+            let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+        }
+        for x in &exchanges {
+            let _ = ch
+                .exchange_delete(x.as_str().into(), Default::default())
+                .await;
+        }
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn dashboards_and_alerts_query_only_exported_metrics() {
+    let queried = queried_metrics();
+    let wa: BTreeSet<&String> = queried.keys().filter(|n| n.starts_with("wa_")).collect();
+    let rabbit: BTreeSet<&String> = queried
+        .keys()
+        .filter(|n| n.starts_with("rabbitmq_"))
+        .collect();
+    // The parsers found the queries (a silent empty set would prove nothing).
+    assert!(
+        wa.len() >= 10 && rabbit.len() >= 3,
+        "too few metric names found: wa_ {wa:?}, rabbitmq_ {rabbit:?}"
+    );
+
+    // RabbitMQ: against the plugin's documented names.
+    let documented = rabbitmq_metrics();
+    let undocumented: Vec<String> = rabbit
+        .iter()
+        .filter(|n| !documented.contains(n.as_str()))
+        .map(|n| format!("{n} (in {:?})", queried[n.as_str()]))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "queried but not exported by RabbitMQ's prometheus plugin \
+         (deploy/prometheus/rabbitmq-metrics.txt): {undocumented:#?}"
+    );
+
+    // The binaries: run both, put one signed webhook through, scrape.
+    let tenants = TestTenants::new().await;
+    let prefix = format!("wa-deploy-test-{:016x}", rand::random::<u64>());
+    let http = reqwest::Client::new();
+
+    let ingress_addr = free_addr();
+    let mut cmd = wa_onboard();
+    cmd.arg("ingress")
+        .env("WA_LISTEN", &ingress_addr)
+        .env("WA_APP_SECRET", APP_SECRET)
+        .env("WA_VERIFY_TOKEN", "deploy-test-verify-token")
+        .env("AMQP_URL", amqp_url())
+        .env("WA_AMQP_PREFIX", &prefix);
+    let mut ingress = Role::start("ingress", cmd, &ingress_addr);
+
+    let worker_addr = free_addr();
+    // Nobody listens here: every token fetch fails transiently, so the change goes through
+    // the in-process retries, the delay tier and the DLQ, and every worker counter exists.
+    let graph_base = format!("http://{}", free_addr());
+    let mut cmd = wa_onboard();
+    cmd.arg("worker")
+        .env("WA_METRICS_LISTEN", &worker_addr)
+        .env("WA_APP_SECRET", APP_SECRET)
+        .env("WA_SYSTEM_USER_ID", "61550000000001")
+        .env("WA_SYSTEM_USER_TOKEN", "deploy-test-system-user-token")
+        .env("WA_TOKEN_KEY", &tenants.key_base64)
+        .env("WA_GRAPH_BASE", &graph_base)
+        .env(
+            "WA_RETRY_DELAYS",
+            humantime::format_duration(RETRY_DELAY).to_string(),
+        )
+        .env("AMQP_URL", amqp_url())
+        .env("WA_AMQP_PREFIX", &prefix)
+        .env("REDIS_URL", redis_url())
+        .env("WA_REDIS_PREFIX", &tenants.prefix);
+    let mut worker = Role::start("worker", cmd, &worker_addr);
+
+    ingress.wait_ready(&http).await;
+    worker.wait_ready(&http).await;
+
+    let body = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/partner_app_installed.json"),
+    )
+    .expect("read the install fixture");
+    let webhook = format!("{}/webhooks/whatsapp", ingress.base);
+    let signed = http
+        .post(&webhook)
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            wa_envelope::sign(APP_SECRET.as_bytes(), &body),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .expect("POST the signed webhook");
+    assert_eq!(signed.status(), 200, "signed webhook");
+    // And one without a signature, so the signature failure counter has a series.
+    let unsigned = http
+        .post(&webhook)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST the unsigned webhook");
+    assert_eq!(unsigned.status(), 401, "unsigned webhook");
+
+    // Counters with labels appear once they were first incremented: poll until every queried
+    // name is there or the deadline passes, then report what is missing.
+    let until = Instant::now() + METRICS_DEADLINE;
+    let missing = loop {
+        let mut exported = BTreeSet::new();
+        exported_names(&ingress.metrics(&http).await, &mut exported);
+        exported_names(&worker.metrics(&http).await, &mut exported);
+        let missing: Vec<String> = wa
+            .iter()
+            .filter(|n| !is_exported(n, &exported))
+            .map(|n| format!("{n} (in {:?})", queried[n.as_str()]))
+            .collect();
+        if missing.is_empty() || Instant::now() >= until {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
+    ingress.stop().await;
+    worker.stop().await;
+    delete_topology(&prefix).await;
+    drop(tenants);
+
+    assert!(
+        missing.is_empty(),
+        "queried by deploy/ but exported by neither wa-onboard ingress nor worker \
+         within {METRICS_DEADLINE:?}: {missing:#?}"
+    );
+}
+
+#[test]
+fn promql_names_skip_strings_labels_ranges_and_numbers() {
+    let mut names = BTreeSet::new();
+    promql_metric_names(
+        r#"histogram_quantile(0.99, sum by (le) (rate(wa_a_seconds_bucket{queue=~"wa_x|rabbitmq_y",le!="1e-9"}[5m])))
+           / clamp_min(sum(rabbitmq_queue_messages_ready{queue="wa.account_update"}), 1e-3)
+           or absent(wa_b_total) and on() vector(1) > 0.5"#,
+        &["wa_", "rabbitmq_"],
+        &mut names,
+    );
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        [
+            "rabbitmq_queue_messages_ready",
+            "wa_a_seconds_bucket",
+            "wa_b_total"
+        ]
+    );
+}
+
+#[test]
+fn rule_exprs_read_inline_and_block_scalars() {
+    let yaml = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: wa_a > 0\n        for: 5m\n      - alert: B\n        expr: >-\n          sum(wa_b)\n          / sum(wa_c) > 1\n        labels:\n          severity: warning\n      - expr: 'wa_d == 0'\n        record: r\n";
+    assert_eq!(
+        rule_exprs(yaml),
+        ["wa_a > 0", "sum(wa_b) / sum(wa_c) > 1", "wa_d == 0"]
+    );
+}
+
+#[test]
+fn exported_names_follow_the_family_types() {
+    let text = "# TYPE wa_x counter\n# TYPE wa_h histogram\nwa_h_sum 0.0\nwa_g{a=\"1\"} 2\n# EOF\n";
+    let mut names = BTreeSet::new();
+    exported_names(text, &mut names);
+    for name in ["wa_x_total", "wa_h_bucket", "wa_h_count", "wa_g"] {
+        assert!(is_exported(name, &names), "{name} in {names:?}");
+    }
+    assert!(!is_exported("wa_x", &names));
+    assert!(!is_exported("wa_g_bucket", &names));
+}
