@@ -73,11 +73,7 @@ fn broker_config(url: &str, prefix: &str, channels: usize) -> anyhow::Result<Bro
 async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
     let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
-    for q in [
-        topology.unrouted(),
-        topology.account_update_queue(),
-        topology.account_update_dlq(),
-    ] {
+    for q in topology.queues() {
         let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
     }
     for x in [
@@ -100,6 +96,10 @@ where
 {
     let op = Arc::new(op);
     let start = Instant::now() + warmup;
+    let cpu_at_start = tokio::spawn(async move {
+        tokio::time::sleep_until(start.into()).await;
+        crate::cpu::Cpu::now()
+    });
     let end = start + duration;
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
@@ -133,12 +133,17 @@ where
             errors += e;
         }
     }
+    let cpu = match cpu_at_start.await {
+        Ok(at_start) => crate::cpu::Cpu::now().since(at_start),
+        Err(_) => crate::cpu::Cpu::default(),
+    };
     latencies.sort_unstable();
     Summary {
         ops: latencies.len(),
         errors,
         elapsed: duration,
         latencies,
+        cpu,
     }
 }
 

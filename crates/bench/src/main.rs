@@ -12,6 +12,7 @@
 //!
 //! It prints requests per second, p50/p99/max latency, and the ratio ingress/raw.
 
+mod cpu;
 mod load;
 mod worker;
 
@@ -53,6 +54,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Sorted latencies.
     pub latencies: Vec<Duration>,
+    /// CPU used during the measured window.
+    pub cpu: cpu::Cpu,
 }
 
 impl Summary {
@@ -72,8 +75,9 @@ impl Summary {
 
     /// One line for the report.
     pub fn line(&self, name: &str) -> String {
+        let (own, broker) = self.cpu.per_op(self.ops);
         format!(
-            "{name:<8} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms   ok {} errors {}",
+            "{name:<8} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms   ok {} errors {}   cpu/op: bench process {own:.0} us, rabbitmq {broker:.0} us",
             self.rate(),
             ms(self.quantile(0.50)),
             ms(self.quantile(0.99)),

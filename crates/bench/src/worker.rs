@@ -170,18 +170,7 @@ async fn worker_phase(
 async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
     let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
-    let mut queues = vec![
-        topology.unrouted(),
-        topology.account_update_queue(),
-        topology.account_update_dlq(),
-    ];
-    queues.extend(
-        topology
-            .retry_delays
-            .iter()
-            .map(|d| topology.retry_queue(*d)),
-    );
-    for q in queues {
+    for q in topology.queues() {
         let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
     }
     for x in [

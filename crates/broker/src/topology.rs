@@ -7,6 +7,14 @@
 //!   `wa.unrouted`, so a change nobody consumes is kept.
 //! - `wa.account_update`: quorum queue bound to `*.account_update`, with a delivery limit and
 //!   at-least-once dead-lettering to exchange `wa.dlq`, which feeds `wa.account_update.dlq`.
+//!   It is also bound to `application.business_integration_install` and
+//!   `application.business_integration_uninstall` (topic wildcards match whole words only, so
+//!   each is bound by name; `business_integration_update` stays unrouted, i.e. kept).
+//! - `wa.signup_events`: quorum queue bound to `embedded_signup.session` (Embedded Signup
+//!   session events from the ingress's `/v1/signup-events`), with the same delivery limit and
+//!   dead-lettering. Its dead letters share `wa.account_update.dlq` (same routing key on
+//!   `wa.dlq`), so `dlq list|replay` covers both queues; a replay routes each message back by
+//!   its own routing key. It has its own delay tiers, `wa.signup_events.retry.<delay>`.
 //!
 //! Only features RabbitMQ 3.10 already has are used (quorum queues, `x-delivery-limit`,
 //! `x-dead-letter-strategy = at-least-once`), so Debian 12's broker, 3.13 and 4.x all work.
@@ -66,6 +74,35 @@ impl Topology {
     /// The `account_update` work queue (`wa.account_update`).
     pub fn account_update_queue(&self) -> String {
         format!("{}.account_update", self.prefix)
+    }
+
+    /// The Embedded Signup session event work queue (`wa.signup_events`).
+    pub fn signup_events_queue(&self) -> String {
+        format!("{}.signup_events", self.prefix)
+    }
+
+    /// The delay queue of one retry tier of `queue` (one of the two work queues), e.g.
+    /// `wa.signup_events.retry.5s`; it dead-letters back to `queue`.
+    pub fn retry_queue_of(&self, queue: &str, delay: Duration) -> String {
+        format!("{queue}.retry.{}", delay_label(delay))
+    }
+
+    /// Every queue this topology declares, for tools and tests that clean up.
+    pub fn queues(&self) -> Vec<String> {
+        let mut queues = vec![
+            self.unrouted(),
+            self.account_update_queue(),
+            self.account_update_dlq(),
+            self.signup_events_queue(),
+        ];
+        for work in [self.account_update_queue(), self.signup_events_queue()] {
+            queues.extend(
+                self.retry_delays
+                    .iter()
+                    .map(|d| self.retry_queue_of(&work, *d)),
+            );
+        }
+        queues
     }
 
     /// The dead-letter exchange (`wa.dlq`).
@@ -149,7 +186,7 @@ impl Topology {
         args.insert("x-dead-letter-routing-key".into(), string(work.clone()));
         args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
         args.insert("x-overflow".into(), string("reject-publish"));
-        declare_quorum(channel, &work, args).await?;
+        declare_quorum(channel, &work, args.clone()).await?;
         bind(
             channel,
             &work,
@@ -157,20 +194,55 @@ impl Topology {
             "*.account_update",
         )
         .await?;
+        for key in [
+            "application.business_integration_install",
+            "application.business_integration_uninstall",
+        ] {
+            bind(channel, &work, &self.webhooks_exchange(), key).await?;
+        }
+        // Same arguments, dead letters included (they share the DLQ, see the module header).
+        let signups = self.signup_events_queue();
+        declare_quorum(channel, &signups, args).await?;
+        bind(
+            channel,
+            &signups,
+            &self.webhooks_exchange(),
+            "embedded_signup.session",
+        )
+        .await?;
+        for delay in &self.retry_delays {
+            declare_retry(
+                channel,
+                &self.retry_queue_of(&signups, *delay),
+                &signups,
+                *delay,
+            )
+            .await?;
+        }
 
         for delay in &self.retry_delays {
-            let mut args = FieldTable::default();
-            let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-            // The default exchange routes by queue name: straight back to the work queue.
-            args.insert("x-dead-letter-exchange".into(), string(""));
-            args.insert("x-dead-letter-routing-key".into(), string(work.clone()));
-            args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
-            args.insert("x-overflow".into(), string("reject-publish"));
-            declare_quorum(channel, &self.retry_queue(*delay), args).await?;
+            declare_retry(channel, &self.retry_queue(*delay), &work, *delay).await?;
         }
         Ok(())
     }
+}
+
+/// A delay queue: messages wait `delay` (queue TTL), then go back to `work`.
+async fn declare_retry(
+    channel: &Channel,
+    name: &str,
+    work: &str,
+    delay: Duration,
+) -> crate::Result<()> {
+    let mut args = FieldTable::default();
+    let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+    // The default exchange routes by queue name: straight back to the work queue.
+    args.insert("x-dead-letter-exchange".into(), string(""));
+    args.insert("x-dead-letter-routing-key".into(), string(work));
+    args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+    args.insert("x-overflow".into(), string("reject-publish"));
+    declare_quorum(channel, name, args).await
 }
 
 /// `5s`, `2m`, `1h`, or `250ms`: the shortest exact form of a delay, for queue names.
@@ -236,6 +308,28 @@ mod tests {
         assert_eq!(
             t.retry_queue(Duration::from_secs(30)),
             "wa.account_update.retry.30s"
+        );
+        assert_eq!(t.signup_events_queue(), "wa.signup_events");
+        assert_eq!(
+            t.retry_queue_of(&t.signup_events_queue(), Duration::from_secs(5)),
+            "wa.signup_events.retry.5s"
+        );
+    }
+
+    #[test]
+    fn every_declared_queue_is_listed_for_clean_up() {
+        let mut t = Topology::new("x");
+        t.retry_delays = vec![Duration::from_secs(5)];
+        assert_eq!(
+            t.queues(),
+            [
+                "x.unrouted",
+                "x.account_update",
+                "x.account_update.dlq",
+                "x.signup_events",
+                "x.account_update.retry.5s",
+                "x.signup_events.retry.5s"
+            ]
         );
     }
 

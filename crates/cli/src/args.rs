@@ -21,7 +21,7 @@ pub enum Command {
     Ingress(IngressArgs),
     /// Sign a JSON file with the app secret and POST it, as Meta would.
     Send(SendArgs),
-    /// Consume account_update events: dedupe, tenant state, business tokens.
+    /// Consume account_update events and signup session events: dedupe, tenant state, tokens.
     Worker(Box<crate::commands::worker::WorkerArgs>),
     /// List or replay the dead-letter queue.
     Dlq(crate::commands::dlq::DlqArgs),
@@ -29,6 +29,10 @@ pub enum Command {
     Tenants(crate::commands::tenants::TenantsArgs),
     /// A local Graph API simulator, for runs without internet.
     GraphSim(crate::commands::graph_sim::GraphSimArgs),
+    /// Embedded Signup sessions: the funnel, and one session's events.
+    Signups(crate::commands::signups::SignupsArgs),
+    /// Print the FB.login options that launch Embedded Signup with App-Only Install.
+    SignupConfig(crate::commands::signup_config::SignupConfigArgs),
 }
 
 /// The app secret, given directly or as a file.
@@ -116,6 +120,13 @@ pub struct IngressArgs {
     #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub publish_channels: u16,
+    /// Bearer the partner's backend sends with Embedded Signup session events
+    /// (`POST /v1/signup-events`); unset, the route is off. At least 16 characters.
+    #[arg(long, env = "WA_SIGNUP_API_TOKEN", hide_env_values = true)]
+    pub signup_api_token: Option<String>,
+    /// File holding the signup API token.
+    #[arg(long, env = "WA_SIGNUP_API_TOKEN_FILE")]
+    pub signup_api_token_file: Option<PathBuf>,
 }
 
 /// `wa-onboard send FILE`.

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod progress;
 mod secrets;
 mod shutdown;
 
@@ -22,6 +23,8 @@ async fn main() -> ExitCode {
         Command::Dlq(args) => commands::dlq::run(args).await,
         Command::Tenants(args) => commands::tenants::run(args).await,
         Command::GraphSim(args) => commands::graph_sim::run(args).await,
+        Command::Signups(args) => commands::signups::run(args).await,
+        Command::SignupConfig(args) => commands::signup_config::run(&args),
     };
     match result {
         Ok(code) => code,

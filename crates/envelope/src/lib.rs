@@ -8,12 +8,15 @@
 //! - [`change`]: parsing the `{"object", "entry": [...]}` envelope and splitting it into one
 //!   [`ChangeMessage`] per `entry[].changes[]`, each with a dedupe key that stays the same when
 //!   Meta re-delivers the change alone or inside another batch.
+//! - [`session`]: Embedded Signup session events forwarded by the partner's backend, validated
+//!   and turned into one [`ChangeMessage`] each, keyed by the hash of their canonical JSON.
 //!
 //! It never touches the network, the broker or the store, so every rule here is tested with
 //! plain unit tests.
 
 mod canonical;
 pub mod change;
+pub mod session;
 pub mod signature;
 
 pub use change::{ChangeMessage, Envelope, dedupe_key};

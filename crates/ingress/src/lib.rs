@@ -4,8 +4,10 @@
 //! signed deliveries, health, readiness, metrics), its bounds (body size, header and body read
 //! time), and the rule that a delivery is answered `200` only once the broker has confirmed
 //! every one of its changes. Anything less is a `503` with `Retry-After`, so Meta delivers
-//! again. It never reads Redis or calls the Graph API; splitting and signing rules live in
-//! `wa-envelope`, the connection and topology in `wa-broker`.
+//! again. The same rule holds for the Embedded Signup session events the partner's backend
+//! forwards (`POST /v1/signup-events`, bearer-authenticated, `202` once confirmed; see
+//! `routes/signup.rs`). It never reads Redis or calls the Graph API; splitting and signing
+//! rules live in `wa-envelope`, the connection and topology in `wa-broker`.
 //!
 //! [`run`] takes its listener and a shutdown token, so tests and benchmarks run the real
 //! server on port 0.
@@ -45,6 +47,9 @@ pub struct IngressConfig {
     pub read_timeout: Duration,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// `WA_SIGNUP_API_TOKEN`: the bearer the partner's backend sends with Embedded Signup
+    /// session events (`POST /v1/signup-events`). `None` turns the route off (`404`).
+    pub signup_api_token: Option<SecretString>,
 }
 
 impl IngressConfig {
@@ -62,6 +67,7 @@ impl IngressConfig {
             retry_after_secs: 5,
             read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            signup_api_token: None,
         }
     }
 }

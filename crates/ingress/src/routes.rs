@@ -1,5 +1,8 @@
 //! The route table of SPEC.md and the webhook delivery path:
 //! size check → read (bounded) → signature → envelope → publish with confirms → answer.
+//! The Embedded Signup session event route is in [`signup`].
+
+mod signup;
 
 use std::{convert::Infallible, sync::Arc, time::Instant};
 
@@ -66,6 +69,7 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         "/metrics" => "metrics",
+        signup::SIGNUP_PATH => "signup",
         _ => "other",
     };
     let span = tracing::info_span!(
@@ -96,6 +100,11 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
                 )
             }
             (_, "other") => text(StatusCode::NOT_FOUND, "not found\n"),
+            // Off unless WA_SIGNUP_API_TOKEN is set: then it does not exist.
+            (_, "signup") if app.config.signup_api_token.is_none() => {
+                text(StatusCode::NOT_FOUND, "not found\n")
+            }
+            (&Method::POST, "signup") => signup::receive(&app, req).await,
             _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         };
         app.metrics.in_flight.dec();

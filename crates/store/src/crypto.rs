@@ -13,6 +13,11 @@
 //!   written with, so a later `tenants rekey` can tell old ciphertexts from new ones, and a
 //!   wrong `WA_TOKEN_KEY` is reported as such instead of as tampering.
 //!
+//! Rotation: `WA_TOKEN_KEY` may list several keys, comma-separated. The first encrypts; every
+//! one decrypts, chosen by the key id in front of the ciphertext. Deploy `new,old`, run
+//! `tenants rekey` (which rewrites every token under `new`), then drop `old`: no token is
+//! unreadable at any point.
+//!
 //! Plaintext only ever lives in [`SecretString`]s; nothing here logs.
 
 use std::fmt;
@@ -33,16 +38,62 @@ const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 
-/// The AES-256 key that encrypts business tokens at rest (`WA_TOKEN_KEY`).
+/// The AES-256 key that encrypts business tokens at rest (`WA_TOKEN_KEY`), with the older
+/// keys still accepted for decryption during a rotation.
 ///
-/// Cheap to clone. Its `Debug` output shows only the key id, never the key.
+/// Cheap to clone. Its `Debug` output shows only key ids, never a key.
 #[derive(Clone)]
 pub struct TokenKey {
     cipher: Aes256Gcm,
     id: [u8; KEY_ID_LEN],
+    previous: Vec<TokenKey>,
 }
 
 impl TokenKey {
+    /// Decodes `WA_TOKEN_KEY`: one key, or several comma-separated (the first encrypts, all
+    /// decrypt), each standard base64 of 32 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::BadKey`] if the list is empty or any key is unusable (its position is
+    /// named, never its value).
+    pub fn from_base64_list(encoded: &str) -> Result<Self> {
+        let mut keys = encoded
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .enumerate()
+            .map(|(i, k)| {
+                Self::from_base64(k).map_err(|e| match e {
+                    StoreError::BadKey(m) => StoreError::BadKey(format!("key {}: {m}", i + 1)),
+                    other => other,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut primary = keys
+            .next()
+            .ok_or_else(|| StoreError::BadKey("WA_TOKEN_KEY holds no key".into()))?;
+        primary.previous = keys.collect();
+        Ok(primary)
+    }
+
+    /// Whether `stored` was written under the encrypting (first) key: `tenants rekey` skips it.
+    #[must_use]
+    pub fn is_current(&self, stored: &str) -> bool {
+        STANDARD
+            .decode(stored)
+            .is_ok_and(|raw| raw.get(1..=KEY_ID_LEN) == Some(&self.id[..]))
+    }
+
+    /// The ids of every key, the encrypting one first. Safe to log.
+    #[must_use]
+    pub fn ids(&self) -> Vec<String> {
+        std::iter::once(self.id())
+            .chain(self.previous.iter().map(TokenKey::id))
+            .collect()
+    }
+
     /// Decodes a key given as standard base64 of exactly 32 bytes (what
     /// `openssl rand -base64 32` prints). Surrounding whitespace, such as the newline at the
     /// end of a `WA_TOKEN_KEY_FILE`, is ignored.
@@ -76,7 +127,11 @@ impl TokenKey {
         let digest = Sha256::digest(bytes);
         let mut id = [0; KEY_ID_LEN];
         id.copy_from_slice(&digest[..KEY_ID_LEN]);
-        Ok(Self { cipher, id })
+        Ok(Self {
+            cipher,
+            id,
+            previous: Vec::new(),
+        })
     }
 
     /// The key id written in front of every ciphertext: lowercase hex of the first 4 bytes
@@ -131,16 +186,19 @@ impl TokenKey {
             )));
         }
         let key_id = &raw[1..=KEY_ID_LEN];
-        if key_id != self.id {
+        let Some(key) = std::iter::once(self)
+            .chain(&self.previous)
+            .find(|k| k.id == key_id)
+        else {
             return Err(StoreError::Crypto(format!(
-                "token was encrypted under key id {}, but WA_TOKEN_KEY has id {}",
+                "token was encrypted under key id {}, but WA_TOKEN_KEY has id(s) {}",
                 hex_lower(key_id),
-                self.id()
+                self.ids().join(", ")
             )));
-        }
+        };
         let nonce = Nonce::<Aes256Gcm>::try_from(&raw[1 + KEY_ID_LEN..HEADER_LEN])
             .map_err(|_| StoreError::Crypto("bad nonce".into()))?;
-        let plain = self
+        let plain = key
             .cipher
             .decrypt(
                 &nonce,
@@ -164,7 +222,7 @@ impl TokenKey {
 impl fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenKey")
-            .field("id", &self.id())
+            .field("ids", &self.ids())
             .finish_non_exhaustive()
     }
 }

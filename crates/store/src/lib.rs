@@ -24,6 +24,8 @@
 //! | `Pevents:{W}` | sorted set | the last [`EVENT_LOG_LEN`] account events, by event time |
 //! | `Powner:{O}` | set | WABA ids ever installed by owner business `O` (an index) |
 //! | `Pdedupe:{K}` | string | a claim token while in progress, `done` once completed |
+//! | `Pbusiness:{O}` | hash | business integration install/uninstall times (see [`integration`]) |
+//! | `Psignups:{es}:…` | various | Embedded Signup session logs and funnel (see [`session`]) |
 //!
 //! It never touches the broker, the Graph API or HTTP, and it decides nothing about what an
 //! event means for Meta: it records what the worker tells it, in the right order.
@@ -34,8 +36,11 @@ pub mod account;
 pub mod crypto;
 mod dedupe;
 mod error;
+pub mod integration;
 mod list;
 pub mod record;
+mod rekey;
+pub mod session;
 mod tenant;
 
 use std::{fmt, sync::Arc, time::Duration};
@@ -51,7 +56,12 @@ pub use crate::{
     dedupe::{Claim, ClaimToken},
     error::{Result, StoreError},
     record::{AccountState, Status, TenantRecord, TokenInfo, TokenStatus},
+    rekey::Rekeyed,
     tenant::{Applied, Install, Uninstall},
+};
+pub use crate::{
+    integration::IntegrationChange,
+    session::{Funnel, SignupCounter, SignupEvent, SignupMerge, SignupRecorded},
 };
 
 /// The key prefix used when the operator does not choose one.
@@ -169,14 +179,20 @@ impl Keys {
 
     /// The `SCAN MATCH` pattern for every tenant hash (glob characters in the prefix escaped).
     fn tenant_pattern(&self) -> String {
-        let mut pattern = String::with_capacity(self.prefix.len() + 12);
+        self.pattern("tenant")
+    }
+
+    /// The `SCAN MATCH` pattern for every `{prefix}{kind}:{…}` key.
+    fn pattern(&self, kind: &str) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() + kind.len() + 4);
         for c in self.prefix.chars() {
             if matches!(c, '*' | '?' | '[' | ']' | '\\') {
                 pattern.push('\\');
             }
             pattern.push(c);
         }
-        pattern.push_str("tenant:{*}");
+        pattern.push_str(kind);
+        pattern.push_str(":{*}");
         pattern
     }
 }

@@ -24,15 +24,20 @@ pub enum Status {
     /// yet (a record created by an account event: `installed_at` and `uninstalled_at` are
     /// both `null` then).
     Uninstalled,
+    /// Only an Embedded Signup session event (`FINISH…`, from the customer's browser) has
+    /// named the WABA so far: its phone numbers are recorded, but it is not installed until
+    /// Meta's signed `PARTNER_APP_INSTALLED` webhook says so (no token is fetched before).
+    Pending,
 }
 
 impl Status {
-    /// The wire name (`installed` / `uninstalled`).
+    /// The wire name (`installed` / `uninstalled` / `pending`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Installed => "installed",
             Self::Uninstalled => "uninstalled",
+            Self::Pending => "pending",
         }
     }
 
@@ -40,6 +45,7 @@ impl Status {
         match s {
             "installed" => Some(Self::Installed),
             "uninstalled" => Some(Self::Uninstalled),
+            "pending" => Some(Self::Pending),
             _ => None,
         }
     }
@@ -127,7 +133,7 @@ pub struct TenantRecord {
     pub solution_id: Option<String>,
     /// The solution's partner portfolio ids.
     pub solution_partner_business_ids: Vec<String>,
-    /// The WABA's phone number ids (not filled yet).
+    /// The WABA's phone number ids, merged in from Embedded Signup session events.
     pub phone_number_ids: Vec<String>,
     /// `event_time` of the install currently in effect.
     pub installed_at: Option<i64>,

@@ -49,6 +49,9 @@ pub struct Consumer {
     pub(crate) lease: Duration,
     pub(crate) prefetch: u16,
     pub(crate) concurrency: usize,
+    /// The queue consumed: `wa.account_update`, or `wa.signup_events` (see
+    /// [`crate::session`]). Retries go to this queue's own delay tiers.
+    pub(crate) queue: String,
 }
 
 /// What to do with a delivery once handled.
@@ -95,7 +98,7 @@ impl Consumer {
     /// Consumes until `shutdown`, then stops taking deliveries and waits for those in
     /// progress. Survives broker reconnections: a new channel and consumer each time.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let queue = self.broker.topology().account_update_queue();
+        let queue = self.queue.clone();
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let tasks = TaskTracker::new();
         let mut ready = self.broker.readiness();
@@ -200,7 +203,7 @@ impl Consumer {
                 Ok(change) => {
                     let span = tracing::Span::current();
                     span.record("messaging.message.id", change.id.as_str());
-                    let event = change.value.get("event").and_then(|e| e.as_str());
+                    let event = decide::event_name(change);
                     span.record("wa.event", crate::metrics::event_label(event));
                     (event.map(str::to_owned), self.process(change).await)
                 }
@@ -318,9 +321,13 @@ impl Consumer {
                         self.metrics.retry(&wa_broker::delay_label(delay));
                         info!(%error, delay = %wa_broker::delay_label(delay), attempt = next_attempt, "retrying later");
                         Some(
-                            self.forward(&delivery, "", &topology.retry_queue(delay))
-                                .header_i64(ATTEMPT, next_attempt)
-                                .header(LAST_ERROR, error),
+                            self.forward(
+                                &delivery,
+                                "",
+                                &topology.retry_queue_of(&self.queue, delay),
+                            )
+                            .header_i64(ATTEMPT, next_attempt)
+                            .header(LAST_ERROR, error),
                         )
                     }
                     None => Some(self.dead_letter(

@@ -4,6 +4,18 @@
 //! plain unit tests: which WABA an event is about (`waba_info.waba_id` when present, else
 //! `entry.id`), what an uninstall without `waba_info` needs resolved, and which changes cannot
 //! be attributed and go to the dead-letter queue with their reason. Never guess.
+//!
+//! Two more kinds of message reach the worker:
+//!
+//! - `application` webhooks `business_integration_install` / `business_integration_uninstall`
+//!   (value `{business_manager_id, tp_config_id}`, `entry.id` = the app id, ordered by
+//!   `entry.time`): an uninstall uninstalls every tenant that business owns, with the same
+//!   ordering rules as `PARTNER_APP_UNINSTALLED`, and is remembered on the business so that a
+//!   late, older install of one of its WABAs is not applied as current; an install is only
+//!   recorded (it names no WABA, so there is no token to fetch: the WABA's own
+//!   `PARTNER_APP_INSTALLED` does that). The partner's own portfolio is never a tenant.
+//! - Embedded Signup session events (object `embedded_signup`), planned by
+//!   [`crate::session::plan`].
 
 use std::collections::HashSet;
 
@@ -37,8 +49,72 @@ pub enum Plan {
         /// `entry.time`.
         event_time: i64,
     },
+    /// An Embedded Signup session event, forwarded from the customer's browser.
+    Session(Box<crate::session::SessionPlan>),
+    /// `application.business_integration_install`: recorded on the business.
+    IntegrationInstall {
+        /// `value.business_manager_id`.
+        business_id: String,
+        /// `entry.time`.
+        event_time: i64,
+    },
+    /// `application.business_integration_uninstall`: every tenant the business owns is
+    /// uninstalled and its token revoked.
+    IntegrationUninstall {
+        /// `value.business_manager_id`.
+        business_id: String,
+        /// `entry.time`.
+        event_time: i64,
+    },
     /// Cannot be applied safely: to the dead-letter queue with this reason.
     Reject(String),
+}
+
+/// The name a change's metrics and traces use: `value.event`, or for an `application`
+/// webhook its field.
+pub fn event_name(change: &ChangeMessage) -> Option<&str> {
+    if change.object == "application" {
+        return Some(change.field.as_str());
+    }
+    change.value.get("event").and_then(Value::as_str)
+}
+
+fn plan_integration(change: &ChangeMessage, partner_business_ids: &HashSet<String>) -> Plan {
+    let install = match change.field.as_str() {
+        "business_integration_install" => true,
+        "business_integration_uninstall" => false,
+        other => {
+            return Plan::Reject(format!(
+                "application field `{other}` is not handled by this worker"
+            ));
+        }
+    };
+    let Some(event_time) = change.entry_time else {
+        return Plan::Reject("entry.time missing: the event cannot be ordered".into());
+    };
+    let Some(business_id) = text(&change.value, "business_manager_id") else {
+        return Plan::Reject(format!(
+            "{} without value.business_manager_id",
+            change.field
+        ));
+    };
+    if partner_business_ids.contains(&business_id) {
+        return Plan::Reject(format!(
+            "{} for the partner's own portfolio {business_id}",
+            change.field
+        ));
+    }
+    if install {
+        Plan::IntegrationInstall {
+            business_id,
+            event_time,
+        }
+    } else {
+        Plan::IntegrationUninstall {
+            business_id,
+            event_time,
+        }
+    }
 }
 
 fn text(value: &Value, key: &str) -> Option<String> {
@@ -52,6 +128,12 @@ fn text(value: &Value, key: &str) -> Option<String> {
 /// Decides what `change` asks for. `partner_business_ids` are the partner's own portfolio
 /// ids (`WA_PARTNER_BUSINESS_IDS`): never a tenant.
 pub fn plan(change: &ChangeMessage, partner_business_ids: &HashSet<String>) -> Plan {
+    if change.object == wa_envelope::session::OBJECT {
+        return crate::session::plan(change);
+    }
+    if change.object == "application" {
+        return plan_integration(change, partner_business_ids);
+    }
     if change.field != "account_update" {
         return Plan::Reject(format!(
             "field `{}` is not handled by this worker",
@@ -241,6 +323,74 @@ mod tests {
                     event_time: 40
                 }
             );
+        }
+    }
+
+    fn integration(field: &str, time: Option<i64>, value: Value) -> ChangeMessage {
+        ChangeMessage {
+            id: "k".into(),
+            object: "application".into(),
+            entry_id: "1061231232323117".into(),
+            entry_time: time,
+            field: field.into(),
+            value,
+            received_at: 0,
+        }
+    }
+
+    #[test]
+    fn integration_webhooks_name_the_business() {
+        let v = json!({"business_manager_id": "942647313864044", "tp_config_id": "c"});
+        assert_eq!(
+            plan(
+                &integration("business_integration_uninstall", Some(50), v.clone()),
+                &partners()
+            ),
+            Plan::IntegrationUninstall {
+                business_id: "942647313864044".into(),
+                event_time: 50
+            }
+        );
+        let change = integration("business_integration_install", Some(40), v.clone());
+        assert_eq!(
+            plan(&change, &partners()),
+            Plan::IntegrationInstall {
+                business_id: "942647313864044".into(),
+                event_time: 40
+            }
+        );
+        assert_eq!(event_name(&change), Some("business_integration_install"));
+    }
+
+    #[test]
+    fn integration_webhooks_that_cannot_be_applied_are_rejected() {
+        let v = json!({"business_manager_id": "942647313864044"});
+        for (change, needle) in [
+            (
+                integration("business_integration_uninstall", None, v.clone()),
+                "entry.time",
+            ),
+            (
+                integration("business_integration_uninstall", Some(1), json!({})),
+                "business_manager_id",
+            ),
+            (
+                integration(
+                    "business_integration_uninstall",
+                    Some(1),
+                    json!({"business_manager_id": "2949482758682047"}),
+                ),
+                "partner",
+            ),
+            (
+                integration("business_integration_update", Some(1), v.clone()),
+                "not handled",
+            ),
+        ] {
+            let Plan::Reject(reason) = plan(&change, &partners()) else {
+                panic!("{change:?} must be rejected")
+            };
+            assert!(reason.contains(needle), "{reason}");
         }
     }
 

@@ -1,10 +1,11 @@
 //! The `account_update` worker: dedupe, tenant state, business tokens.
 //!
-//! What this crate owns: consuming `wa.account_update` with manual acks, bounded prefetch and
-//! concurrency ([`consumer`]); the pure decision for each change ([`decide`]); carrying it out
-//! against Redis and the Graph API ([`process`]); delay tiers and the dead-letter queue
-//! ([`dlq`] for operators); and the worker's metrics and health endpoint. Replicas coordinate
-//! through RabbitMQ and Redis only.
+//! What this crate owns: consuming `wa.account_update` (with the business integration
+//! webhooks) and `wa.signup_events` (Embedded Signup session events, [`session`]) with manual
+//! acks, bounded prefetch and concurrency ([`consumer`]); the pure decision for each change
+//! ([`decide`]); carrying it out against Redis and the Graph API ([`process`]); delay tiers
+//! and the dead-letter queue ([`dlq`] for operators); and the worker's metrics and health
+//! endpoint. Replicas coordinate through RabbitMQ and Redis only.
 //!
 //! It never parses HTTP requests or verifies signatures (the ingress did), never keeps a
 //! token outside `wa-store`'s encrypted records, and never logs one.
@@ -12,9 +13,11 @@
 pub mod consumer;
 pub mod decide;
 pub mod dlq;
+mod integration;
 pub mod metrics;
 mod ops;
 pub mod process;
+pub mod session;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -125,8 +128,14 @@ pub async fn run(
             lease: config.lease,
             prefetch: config.prefetch,
             concurrency: config.concurrency,
+            queue: broker.topology().account_update_queue(),
         });
-        consumer.run(shutdown.clone()).await;
+        // A second consumer, same process and claims, for Embedded Signup session events.
+        let signups = Arc::new(session::signup_consumer(&consumer));
+        tokio::join!(
+            consumer.run(shutdown.clone()),
+            signups.run(shutdown.clone())
+        );
     }
     broker_shutdown.cancel();
     ops_shutdown.cancel();

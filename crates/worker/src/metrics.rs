@@ -31,6 +31,13 @@ const KNOWN_EVENTS: &[&str] = &[
     "VOLUME_BASED_PRICING_TIER_UPDATE",
     "AUTH_INTL_PRICE_ELIGIBILITY_UPDATE",
     "PARTNER_CLIENT_CERTIFICATION_STATUS_UPDATE",
+    // Business integration webhooks (their field) and Embedded Signup session events.
+    "business_integration_install",
+    "business_integration_uninstall",
+    "FINISH",
+    "FINISH_ONLY_WABA",
+    "FINISH_GRANT_ONLY_API_ACCESS",
+    "CANCEL",
 ];
 
 /// A bounded label for an event name.
@@ -73,6 +80,8 @@ pub struct Metrics {
     pub processing_seconds: Histogram,
     /// Messages being processed.
     pub in_flight: Gauge,
+    /// Embedded Signup session event metrics.
+    pub session: crate::session::SessionMetrics,
 }
 
 impl Default for Metrics {
@@ -81,7 +90,7 @@ impl Default for Metrics {
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
             "wa_worker_events",
-            "account_update events processed, by event and outcome",
+            "Events processed (account_update, business integration, signup session), by event and outcome",
             events.clone(),
         );
         let token_fetches = Family::<OutcomeLabels, Counter>::default();
@@ -120,6 +129,7 @@ impl Default for Metrics {
             "Messages being processed",
             in_flight.clone(),
         );
+        let session = crate::session::SessionMetrics::register(&mut registry);
         let build = Gauge::<i64>::default();
         build.set(1);
         registry
@@ -134,6 +144,7 @@ impl Default for Metrics {
             duplicates,
             processing_seconds,
             in_flight,
+            session,
         }
     }
 }

@@ -107,6 +107,15 @@ impl Effects {
                     }
                 })
                 .map_err(Outcome::from),
+            Plan::Session(session) => self.session(&session).await,
+            Plan::IntegrationInstall {
+                business_id,
+                event_time,
+            } => self.integration_install(&business_id, event_time).await,
+            Plan::IntegrationUninstall {
+                business_id,
+                event_time,
+            } => self.integration_uninstall(&business_id, event_time).await,
             Plan::Reject(reason) => Err(Outcome::DeadLetter { reason }),
         };
         result.unwrap_or_else(|outcome| outcome)
@@ -117,6 +126,10 @@ impl Effects {
         if applied.stale {
             info!(waba_id = %ev.waba_id, "install older than the tenant's state; ignored");
             return Ok(Outcome::Stale);
+        }
+        // The business removed the integration since (see `crate::integration`).
+        if let Some(outcome) = self.removed_by_integration(ev).await? {
+            return Ok(outcome);
         }
         let mut token: Option<SecretString> = None;
         if applied.needs_token() {

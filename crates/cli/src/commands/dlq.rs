@@ -1,13 +1,13 @@
 //! `wa-onboard dlq list|replay`: what is in the dead-letter queue, and re-driving it.
 
-use std::{io::IsTerminal, process::ExitCode, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 use wa_broker::{Broker, BrokerConfig, Topology};
 
-use crate::args::AmqpArgs;
+use crate::{args::AmqpArgs, progress::Progress};
 
 /// `wa-onboard dlq`.
 #[derive(Debug, Args)]
@@ -46,7 +46,7 @@ async fn connect(amqp: AmqpArgs) -> anyhow::Result<(Broker, CancellationToken)> 
     Ok((broker, shutdown))
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr)] // Listing is this command's output.
+#[allow(clippy::print_stdout)] // Listing is this command's output.
 pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
     let (broker, shutdown) = connect(args.amqp).await?;
     let code = match args.command {
@@ -60,22 +60,12 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
             if !all && id.is_none() {
                 bail!("say which: `dlq replay --all` or `dlq replay ID`");
             }
-            let tty = std::io::stderr().is_terminal();
+            let progress = Progress::new("replaying");
             let result = wa_worker::dlq::replay(&broker, id.as_deref(), |done, total| {
-                if tty {
-                    let width = 30;
-                    let filled = (done * width).checked_div(total).unwrap_or(width);
-                    eprint!(
-                        "\r[{}{}] {done}/{total}",
-                        "#".repeat(filled),
-                        " ".repeat(width - filled)
-                    );
-                }
+                progress.update(done, total);
             })
             .await?;
-            if tty {
-                eprintln!();
-            }
+            progress.finish();
             println!("replayed {} kept {}", result.replayed, result.kept);
             if id.is_some() && result.replayed == 0 {
                 eprintln!("no dead letter with that id");

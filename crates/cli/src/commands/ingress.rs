@@ -1,8 +1,8 @@
 //! `wa-onboard ingress`: builds the configuration and runs the ingress until SIGTERM.
 
-use std::process::ExitCode;
+use std::{path::Path, process::ExitCode};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use secrecy::SecretString;
 use wa_broker::{BrokerConfig, Topology};
 use wa_ingress::IngressConfig;
@@ -27,9 +27,36 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<ExitCode> {
     broker.connection_name = "wa-onboard ingress".into();
     let mut config = IngressConfig::new(app_secrets, SecretString::from(verify_token), broker);
     config.max_body_bytes = usize::try_from(args.max_body_bytes).context("WA_MAX_BODY_BYTES")?;
+    config.signup_api_token = signup_api_token(
+        args.signup_api_token.as_deref(),
+        args.signup_api_token_file.as_deref(),
+    )?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding WA_LISTEN {}", args.listen))?;
     wa_ingress::run(listener, config, shutdown::on_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The shortest signup API token accepted: it is a shared secret between two backends.
+const MIN_SIGNUP_TOKEN_LEN: usize = 16;
+
+/// `WA_SIGNUP_API_TOKEN` (or `_FILE`); `None` when neither is set (or it is empty): the
+/// `/v1/signup-events` route is off.
+fn signup_api_token(
+    value: Option<&str>,
+    file: Option<&Path>,
+) -> anyhow::Result<Option<SecretString>> {
+    let given = value.filter(|t| !t.is_empty());
+    if given.is_none() && file.is_none() {
+        return Ok(None);
+    }
+    let token = secrets::required(given, file, "WA_SIGNUP_API_TOKEN")?;
+    if token.chars().count() < MIN_SIGNUP_TOKEN_LEN || token.chars().any(char::is_whitespace) {
+        bail!(
+            "WA_SIGNUP_API_TOKEN must be at least {MIN_SIGNUP_TOKEN_LEN} characters, without \
+             white space (e.g. `openssl rand -hex 32`)"
+        );
+    }
+    Ok(Some(SecretString::from(token)))
 }

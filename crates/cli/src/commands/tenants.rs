@@ -15,7 +15,7 @@ use futures_util::TryStreamExt as _;
 use secrecy::ExposeSecret;
 use wa_store::{Store, TenantRecord, TokenKey};
 
-use crate::{args::RedisArgs, secrets};
+use crate::{args::RedisArgs, progress::Progress, secrets};
 
 /// Exit code of a lookup that found nothing (SPEC.md "Interface").
 const NOT_FOUND: u8 = 3;
@@ -37,6 +37,9 @@ pub enum TenantsCommand {
     List(ListArgs),
     /// Print a tenant's decrypted business token (exit 3 if there is none).
     Token(WabaArgs),
+    /// Re-encrypt every stored token under the first key of WA_TOKEN_KEY (rotation: run
+    /// with `WA_TOKEN_KEY=new,old`, as the workers, then drop `old`).
+    Rekey(ListArgs),
 }
 
 /// A command about one tenant.
@@ -73,6 +76,7 @@ pub async fn run(args: TenantsArgs) -> anyhow::Result<ExitCode> {
         TenantsCommand::Get(args) => get(args).await,
         TenantsCommand::List(args) => list(args).await,
         TenantsCommand::Token(args) => token(args).await,
+        TenantsCommand::Rekey(args) => rekey(args).await,
     }
 }
 
@@ -155,6 +159,38 @@ async fn token(args: WabaArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn rekey(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let store = connect(&args.redis).await?;
+    let progress = Progress::new("rekeying");
+    let report = store
+        .rekey(|done, total| progress.update(done, total))
+        .await
+        .context("rekeying business tokens")?;
+    progress.finish();
+    write_stdout(|out| {
+        writeln!(
+            out,
+            "rekeyed {} already-current {} changed-meanwhile {} of {} tokens",
+            report.rekeyed, report.current, report.raced, report.scanned
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `WA_TOKEN_KEY` (or `_FILE`): one key, or `new,old` during a rotation.
+///
+/// # Errors
+///
+/// When it is missing or any key in it is unusable.
+pub(crate) fn token_key(args: &RedisArgs) -> anyhow::Result<TokenKey> {
+    TokenKey::from_base64_list(&secrets::required(
+        args.token_key.as_deref(),
+        args.token_key_file.as_deref(),
+        "WA_TOKEN_KEY",
+    )?)
+    .context("WA_TOKEN_KEY")
+}
+
 /// Runs `write` on a locked stdout and flushes; a closed stdout is not an error.
 fn write_stdout(
     write: impl FnOnce(&mut io::StdoutLock<'_>) -> io::Result<()>,
@@ -176,12 +212,7 @@ fn write_stdout(
 /// When `WA_TOKEN_KEY` is missing or unusable, or Redis is unreachable; the message names
 /// the variable at fault and never repeats a password from `REDIS_URL`.
 pub(crate) async fn connect(args: &RedisArgs) -> anyhow::Result<Store> {
-    let key = TokenKey::from_base64(&secrets::required(
-        args.token_key.as_deref(),
-        args.token_key_file.as_deref(),
-        "WA_TOKEN_KEY",
-    )?)
-    .context("WA_TOKEN_KEY")?;
+    let key = token_key(args)?;
     Store::connect(&args.url, &args.prefix, key)
         .await
         .with_context(|| {

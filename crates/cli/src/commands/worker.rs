@@ -9,7 +9,6 @@ use clap::{ArgAction, Args};
 use secrecy::SecretString;
 use wa_broker::{BrokerConfig, Topology};
 use wa_graph::GraphConfig;
-use wa_store::TokenKey;
 use wa_worker::WorkerConfig;
 
 use crate::{
@@ -97,12 +96,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let Some(system_user_id) = args.system_user_id.filter(|s| !s.is_empty()) else {
         bail!("WA_SYSTEM_USER_ID is required");
     };
-    let token_key = TokenKey::from_base64(&secrets::required(
-        args.redis.token_key.as_deref(),
-        args.redis.token_key_file.as_deref(),
-        "WA_TOKEN_KEY",
-    )?)
-    .context("WA_TOKEN_KEY")?;
+    let token_key = crate::commands::tenants::token_key(&args.redis)?;
     let mut topology = Topology::new(args.amqp.prefix);
     topology.retry_delays = delays(&args.retry_delays)?;
     let mut broker = BrokerConfig::new(&args.amqp.url, topology).context("AMQP_URL")?;

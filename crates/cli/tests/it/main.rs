@@ -3,11 +3,16 @@
 //! module per subcommand. Needs Redis at `REDIS_URL` (default `redis://127.0.0.1:6379/0`);
 //! each test works under its own random key prefix and removes it afterwards.
 
+/// deploy/: the dashboards and alert rules query only metrics the running binaries export.
+mod deploy;
 /// `graph-sim` as a child process on a free port: tokens, strict mode, failure flags, SIGTERM.
 mod graph_sim;
 /// Running the binary with a clean environment, a Redis prefix per test, polling.
 mod helpers;
 /// `send`: the raw file bytes, signed as Meta signs them, to a tiny local listener.
 mod send;
+/// `signups funnel|get` against a real Redis, `signup-config`'s launch options, and the
+/// ingress's `WA_SIGNUP_API_TOKEN`.
+mod signups;
 /// `tenants get|list|token` against a real Redis, arranged with `wa_store` directly.
 mod tenants;

@@ -55,6 +55,8 @@ pub struct Options {
     pub secrets: Vec<&'static str>,
     pub max_body_bytes: usize,
     pub through_proxy: bool,
+    /// `WA_SIGNUP_API_TOKEN`: `None` leaves `/v1/signup-events` off.
+    pub signup_api_token: Option<&'static str>,
     pub confirm_timeout: Duration,
 }
 
@@ -65,6 +67,7 @@ impl Default for Options {
             max_body_bytes: 4 * 1024 * 1024,
             through_proxy: false,
             confirm_timeout: Duration::from_secs(10),
+            signup_api_token: None,
         }
     }
 }
@@ -121,6 +124,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
     );
     config.max_body_bytes = options.max_body_bytes;
     config.retry_after_secs = 7;
+    config.signup_api_token = options
+        .signup_api_token
+        .map(|t| SecretString::from(t.to_owned()));
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -271,11 +277,7 @@ impl TestApp {
                 .expect("ingress result");
         }
         let t = &self.topology;
-        for queue in [
-            t.unrouted(),
-            t.account_update_queue(),
-            t.account_update_dlq(),
-        ] {
+        for queue in t.queues() {
             let _ = self
                 .channel
                 .queue_delete(queue.as_str().into(), Default::default())

@@ -7,3 +7,6 @@ mod delivery;
 mod helpers;
 /// The route table of SPEC.md: handshake, health, readiness, metrics, unknown routes.
 mod routes;
+/// `/v1/signup-events`: off without a token, bearer, validation, what lands on the broker;
+/// integration webhooks routed to the worker.
+mod signup;

@@ -17,6 +17,11 @@ mod errors;
 mod list;
 /// Connection loss and recovery through a TCP proxy that can cut Redis off.
 mod reconnect;
+/// `tenants rekey`: key rotation without downtime.
+mod rekey;
+/// Embedded Signup: phone numbers merged into tenants, session logs, the funnel, integration
+/// install/uninstall times.
+mod signup;
 /// Install / uninstall ordering and the token lifecycle on the tenant record.
 mod tenant;
 /// Tokens at rest: never plaintext, bound to their WABA, wrong key detected.

@@ -310,13 +310,7 @@ impl Env {
         }
         if let Ok(ch) = self.broker.open_channel().await {
             let t = &self.topology;
-            let mut queues = vec![
-                t.unrouted(),
-                t.account_update_queue(),
-                t.account_update_dlq(),
-            ];
-            queues.extend(t.retry_delays.iter().map(|d| t.retry_queue(*d)));
-            for q in queues {
+            for q in t.queues() {
                 let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
             }
             for x in [t.webhooks_exchange(), t.unrouted(), t.dlq_exchange()] {

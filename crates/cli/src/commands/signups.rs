@@ -1,0 +1,203 @@
+//! `wa-onboard signups funnel [--since DURATION]` and `wa-onboard signups get SESSION_ID`:
+//! the Embedded Signup session events the worker recorded, read straight from Redis.
+//!
+//! - `funnel` prints one JSON object: `started` (sessions seen for the first time),
+//!   `finished` (and `finished_by_event`), `cancelled` by `current_step`, `errors` by error
+//!   code, and other events by name, over the last `--since` (default `7d`, at most `90d`,
+//!   the counters' retention; counted by the hour the ingress received each event, so the
+//!   window starts at the top of its first hour).
+//! - `get` prints one session's events, oldest first, one JSON object a line
+//!   (`{"id", "received_at", "message"}`, `message` being the event as forwarded). A session
+//!   is named by the partner page's `launch_id` or by Meta's `session_id` of an error report;
+//!   logs are kept 30 days after a session's last event.
+//!
+//! Neither reads a business token, so neither needs `WA_TOKEN_KEY`.
+//!
+//! Exit codes: `0` printed; `3` unknown session; `2` a usage error; `1` anything else
+//! (Redis unreachable).
+
+use std::{
+    io::{self, Write},
+    process::ExitCode,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use wa_store::{Store, TokenKey, session::FUNNEL_RETENTION};
+
+/// Exit code of a lookup that found nothing (SPEC.md "Interface").
+const NOT_FOUND: u8 = 3;
+
+/// `wa-onboard signups`.
+#[derive(Debug, Args)]
+pub struct SignupsArgs {
+    /// What to look at.
+    #[command(subcommand)]
+    pub command: SignupsCommand,
+}
+
+/// The `signups` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SignupsCommand {
+    /// Print the signup funnel: started, finished, cancelled by step, errors by code.
+    Funnel(FunnelArgs),
+    /// Print one session's events, one JSON object a line (exit 3 if unknown).
+    Get(GetArgs),
+}
+
+/// Where Redis is (no token key: nothing here reads a token).
+#[derive(Debug, Args)]
+pub struct SignupRedisArgs {
+    /// Redis URL.
+    #[arg(
+        id = "redis_url",
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0",
+        hide_env_values = true
+    )]
+    pub url: String,
+    /// Prefix of every Redis key.
+    #[arg(
+        id = "redis_prefix",
+        long = "redis-prefix",
+        env = "WA_REDIS_PREFIX",
+        default_value = "wa:"
+    )]
+    pub prefix: String,
+}
+
+/// `signups funnel`.
+#[derive(Debug, Args)]
+pub struct FunnelArgs {
+    /// How far back to count, e.g. `24h`, `7d` (at most `90d`).
+    #[arg(long, default_value = "7d", value_parser = since)]
+    pub since: Duration,
+    #[command(flatten)]
+    pub redis: SignupRedisArgs,
+}
+
+/// `signups get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The session: a `launch_id` set by the partner's page, or Meta's `session_id`.
+    #[arg(value_name = "SESSION_ID", value_parser = session_id)]
+    pub session_id: String,
+    #[command(flatten)]
+    pub redis: SignupRedisArgs,
+}
+
+fn since(value: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        Err("must be longer than zero".to_owned())
+    } else if d > FUNNEL_RETENTION {
+        Err("must be at most 90d: older counters are not kept".to_owned())
+    } else {
+        Ok(d)
+    }
+}
+
+fn session_id(value: &str) -> Result<String, String> {
+    if !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        Ok(value.to_owned())
+    } else {
+        Err("must be 1 to 128 of [A-Za-z0-9_.:-]".to_owned())
+    }
+}
+
+pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
+    let _telemetry = wa_telemetry::init("wa-onboard-signups")?;
+    match args.command {
+        SignupsCommand::Funnel(args) => funnel(args).await,
+        SignupsCommand::Get(args) => get(args).await,
+    }
+}
+
+async fn connect(args: &SignupRedisArgs) -> anyhow::Result<Store> {
+    // The store wants a token key; these commands never seal or open a token.
+    let unused = TokenKey::from_bytes(&[0; 32]).context("token key")?;
+    Store::connect(&args.url, &args.prefix, unused)
+        .await
+        .context("connecting to Redis (REDIS_URL, WA_REDIS_PREFIX)")
+}
+
+async fn funnel(args: FunnelArgs) -> anyhow::Result<ExitCode> {
+    let store = connect(&args.redis).await?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let since = now - i64::try_from(args.since.as_secs()).unwrap_or(i64::MAX);
+    let funnel = store
+        .signup_funnel(since, now)
+        .await
+        .context("reading the signup funnel")?;
+    let json = serde_json::to_string_pretty(&funnel).context("encoding the funnel")?;
+    write_stdout(|out| writeln!(out, "{json}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    let store = connect(&args.redis).await?;
+    let events = store
+        .signup_session(&args.session_id)
+        .await
+        .with_context(|| format!("reading session {}", args.session_id))?;
+    if events.is_empty() {
+        eprintln!(
+            "wa-onboard: unknown signup session {} (or older than 30 days)",
+            args.session_id
+        );
+        return Ok(ExitCode::from(NOT_FOUND));
+    }
+    write_stdout(|out| {
+        for event in &events {
+            serde_json::to_writer(&mut *out, event).map_err(io::Error::from)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `write` on a locked stdout and flushes; a closed stdout is not an error.
+fn write_stdout(
+    write: impl FnOnce(&mut io::StdoutLock<'_>) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_bounded_by_the_retention() {
+        assert_eq!(since("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(since("90d").is_ok());
+        assert!(since("91d").is_err());
+        assert!(since("0s").is_err());
+        assert!(since("soon").is_err());
+    }
+
+    #[test]
+    fn session_ids_are_what_the_worker_stores() {
+        assert!(session_id("f34b51dab5e0498").is_ok());
+        assert!(session_id("launch:2026-01-01.1").is_ok());
+        assert!(session_id("").is_err());
+        assert!(session_id("a b").is_err());
+        assert!(session_id("a{b}").is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! Business integration installs and uninstalls (`application` webhooks
+//! `business_integration_install` / `business_integration_uninstall`), per customer business.
+//!
+//! Key: `Pbusiness:{<business_id>}` (hash; the same hash tag as the owner index
+//! `Powner:{<business_id>}`), fields `integration_installed_at` and
+//! `integration_uninstalled_at`: the newest `entry.time` of each.
+//!
+//! The uninstall time is what keeps ordering right for WABAs this store did not know when the
+//! business removed the integration: an install of such a WABA that is not newer than the
+//! business's integration uninstall, arriving late, is recognised as older (the worker
+//! applies the uninstall to it at once and fetches no token), exactly as an uninstall for an
+//! unknown WABA leaves an `uninstalled` record so that its late install is ignored.
+
+use std::sync::LazyLock;
+
+use redis::{AsyncCommands, Script};
+
+use crate::{Keys, Result, Store, check_id};
+
+static INTEGRATION: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/integration.lua")));
+
+impl Keys {
+    fn business(&self, business_id: &str) -> String {
+        format!("{}business:{{{business_id}}}", self.prefix)
+    }
+}
+
+/// Which integration webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntegrationChange {
+    /// `business_integration_install`.
+    Installed,
+    /// `business_integration_uninstall`.
+    Uninstalled,
+}
+
+impl IntegrationChange {
+    fn field(self) -> &'static str {
+        match self {
+            Self::Installed => "integration_installed_at",
+            Self::Uninstalled => "integration_uninstalled_at",
+        }
+    }
+}
+
+impl Store {
+    /// Records an integration install or uninstall of `business_id` at `event_time`
+    /// (`entry.time`), keeping the newest of each. Returns whether it was newer than the one
+    /// recorded (a redelivery returns `false` and changes nothing).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::StoreError::Redis`]; [`crate::StoreError::InvalidInput`] for an empty or
+    /// braced id.
+    #[tracing::instrument(name = "redis record_integration", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
+    pub async fn record_integration(
+        &self,
+        business_id: &str,
+        change: IntegrationChange,
+        event_time: i64,
+    ) -> Result<bool> {
+        check_id("business_id", business_id)?;
+        let newer: i64 = INTEGRATION
+            .key(self.keys.business(business_id))
+            .arg(change.field())
+            .arg(event_time)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(newer == 1)
+    }
+
+    /// The newest integration uninstall recorded for `business_id`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::StoreError::Redis`]; [`crate::StoreError::InvalidInput`] for an empty or
+    /// braced id.
+    #[tracing::instrument(name = "redis integration_uninstalled_at", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
+    pub async fn integration_uninstalled_at(&self, business_id: &str) -> Result<Option<i64>> {
+        check_id("business_id", business_id)?;
+        let at: Option<i64> = self
+            .conn()
+            .hget(
+                self.keys.business(business_id),
+                IntegrationChange::Uninstalled.field(),
+            )
+            .await?;
+        Ok(at)
+    }
+
+    /// The newest integration install recorded for `business_id`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::StoreError::Redis`]; [`crate::StoreError::InvalidInput`] for an empty or
+    /// braced id.
+    pub async fn integration_installed_at(&self, business_id: &str) -> Result<Option<i64>> {
+        check_id("business_id", business_id)?;
+        let at: Option<i64> = self
+            .conn()
+            .hget(
+                self.keys.business(business_id),
+                IntegrationChange::Installed.field(),
+            )
+            .await?;
+        Ok(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_business_key_shares_the_owner_index_hash_tag() {
+        let k = Keys {
+            prefix: "wa:".into(),
+        };
+        assert_eq!(k.business("9"), "wa:business:{9}");
+        assert_eq!(k.owner("9"), "wa:owner:{9}");
+    }
+}
