@@ -6,17 +6,14 @@ use std::{
 };
 
 use anyhow::Context;
-use bytes::Bytes;
 use clap::Args;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use secrecy::SecretString;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wa_broker::{Broker, BrokerConfig, Outgoing, Topology, lapin};
 use wa_ingress::IngressConfig;
 
-use crate::Summary;
+use crate::{Summary, http1};
 
 const SECRET: &str = "bench-app-secret";
 
@@ -191,76 +188,55 @@ async fn ingress_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summ
     let addr = listener.local_addr()?;
     let server = tokio::spawn(wa_ingress::run(listener, config, shutdown.clone()));
 
-    // Pre-signed bodies, so the load generator spends no time on HMAC.
-    let bodies: Arc<Vec<(Bytes, String)>> = Arc::new(
+    // Pre-signed, pre-built requests: the load generator spends no time on HMAC or encoding.
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..4096)
             .map(|i| {
                 let b = body(i);
                 let sig = wa_envelope::sign(SECRET.as_bytes(), &b);
-                (Bytes::from(b), sig)
+                http1::request(
+                    "POST",
+                    "/webhooks/whatsapp",
+                    &[
+                        ("content-type", "application/json"),
+                        ("x-hub-signature-256", &sig),
+                    ],
+                    &b,
+                )
             })
             .collect(),
     );
-    // Wait until ready.
+    let readyz = http1::request("GET", "/readyz", &[], b"");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut sender = connect(addr).await?;
-        let req = hyper::Request::get("/readyz")
-            .header("host", "bench")
-            .body(Full::new(Bytes::new()))?;
-        if sender
-            .send_request(req)
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
+        let ready = match http1::Client::connect(addr).await {
+            Ok(mut c) => c.round_trip(&readyz).await.is_ok_and(|s| s == 200),
+            Err(_) => false,
+        };
+        if ready {
             break;
         }
         anyhow::ensure!(Instant::now() < deadline, "ingress not ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut senders = Vec::with_capacity(args.connections);
+    let mut clients = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        senders.push(Arc::new(tokio::sync::Mutex::new(connect(addr).await?)));
+        clients.push(tokio::sync::Mutex::new(http1::Client::connect(addr).await?));
     }
-    let senders = Arc::new(senders);
+    let clients = Arc::new(clients);
     let summary = closed_loop(args.connections, args.warmup, args.duration, move |t, i| {
-        let senders = senders.clone();
-        let bodies = bodies.clone();
+        let clients = clients.clone();
+        let requests = requests.clone();
         async move {
-            let (body, sig) = &bodies[(t * 64 + i) % bodies.len()];
-            let Ok(req) = hyper::Request::post("/webhooks/whatsapp")
-                .header("host", "bench")
-                .header("content-type", "application/json")
-                .header("x-hub-signature-256", sig.as_str())
-                .body(Full::new(body.clone()))
-            else {
-                return false;
-            };
-            let mut sender = senders[t].lock().await;
-            match sender.send_request(req).await {
-                Ok(r) => {
-                    let ok = r.status() == 200;
-                    let _ = r.into_body().collect().await;
-                    ok
-                }
-                Err(_) => false,
-            }
+            let request = &requests[(t * 64 + i) % requests.len()];
+            let mut client = clients[t].lock().await;
+            client.round_trip(request).await.is_ok_and(|s| s == 200)
         }
     })
     .await;
     shutdown.cancel();
     server.await.context("ingress task")??;
     Ok(summary)
-}
-
-async fn connect(
-    addr: std::net::SocketAddr,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
 }
 
 /// Runs the phases and prints the report.

@@ -8,11 +8,13 @@
 //!    tasks each publishing one ~1 KiB persistent message to the webhooks exchange and waiting
 //!    for its confirm: the ceiling.
 //! 2. **ingress**: the real ingress on port 0, and `--connections` keep-alive HTTP/1 clients
-//!    each POSTing pre-signed one-change webhooks and waiting for the `200`.
+//!    each POSTing pre-signed one-change webhooks (pre-built requests on a minimal client)
+//!    and waiting for the `200`.
 //!
 //! It prints requests per second, p50/p99/max latency, and the ratio ingress/raw.
 
 mod cpu;
+mod http1;
 mod load;
 mod worker;
 

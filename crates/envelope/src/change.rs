@@ -19,6 +19,10 @@ pub const MAX_NAME_LEN: usize = 100;
 /// (it routes to the unrouted queue) rather than dropped.
 pub const WHOLE_ENTRY_FIELD: &str = "entry";
 
+/// Field name given to an entry or change that is not shaped as Meta documents: its raw JSON
+/// and the reason, kept in the unrouted queue.
+pub const MALFORMED_FIELD: &str = "malformed";
+
 /// A parsed delivery: `{"object": "...", "entry": [...]}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
@@ -122,20 +126,16 @@ impl Envelope {
     ///
     /// # Errors
     ///
-    /// [`EnvelopeError`] when the body is not JSON, not an envelope, or an entry or change is
-    /// not shaped as Meta documents it.
+    /// [`EnvelopeError`] when the body is not JSON, not an object with a string `object` (a
+    /// valid routing-key word) and an `entry` array. An entry or a change inside it that is
+    /// not shaped as Meta documents is not an error: it becomes a [`MALFORMED_FIELD`] change.
     pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
         let value: Value =
             serde_json::from_slice(body).map_err(|e| EnvelopeError::Json(e.to_string()))?;
         let raw: RawEnvelope =
             serde_json::from_value(value).map_err(|_| EnvelopeError::NotAnEnvelope)?;
         valid_name(&raw.object)?;
-        let entries = raw
-            .entry
-            .into_iter()
-            .enumerate()
-            .map(|(index, entry)| parse_entry(index, entry))
-            .collect::<Result<_, _>>()?;
+        let entries = raw.entry.into_iter().map(parse_entry).collect();
         Ok(Self {
             object: raw.object,
             entries,
@@ -168,50 +168,71 @@ impl Envelope {
     }
 }
 
-fn parse_entry(index: usize, entry: Value) -> Result<Entry, EnvelopeError> {
-    let bad = |reason| EnvelopeError::BadEntry {
-        entry: index,
-        reason,
+/// Kept whole, as a `malformed` change that routes to the unrouted queue: one odd entry must
+/// not make Meta's whole batch fail (and be retried, then dropped, with every good change in
+/// it).
+fn malformed(reason: &str, raw: Value) -> (String, Value) {
+    let mut value = Map::new();
+    value.insert("reason".into(), Value::from(reason));
+    value.insert("raw".into(), raw);
+    (MALFORMED_FIELD.to_owned(), Value::Object(value))
+}
+
+fn parse_entry(entry: Value) -> Entry {
+    let whole = |reason: &str, id: String, entry: Value| Entry {
+        id,
+        time: None,
+        changes: vec![malformed(reason, entry)],
     };
     let Value::Object(mut map) = entry else {
-        return Err(bad("not an object"));
+        return whole("entry is not an object", String::new(), entry);
     };
     let id = match map.get("id") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(bad("`id` missing or not a string")),
+        _ => {
+            return whole(
+                "entry `id` missing or not a string",
+                String::new(),
+                Value::Object(map),
+            );
+        }
     };
     let time = match map.get("time") {
         None | Some(Value::Null) => None,
-        Some(t) => Some(t.as_i64().ok_or_else(|| bad("`time` is not an integer"))?),
+        Some(t) => match t.as_i64() {
+            Some(t) => Some(t),
+            None => return whole("entry `time` is not an integer", id, Value::Object(map)),
+        },
     };
     let changes = match map.remove("changes") {
-        Some(Value::Array(changes)) => changes
-            .into_iter()
-            .map(|change| parse_change(change).map_err(bad))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(bad("`changes` is not an array")),
+        Some(Value::Array(changes)) => changes.into_iter().map(parse_change).collect(),
+        Some(other) => {
+            map.insert("changes".into(), other);
+            return whole("entry `changes` is not an array", id, Value::Object(map));
+        }
         // Kept whole rather than dropped: it lands in the unrouted queue for a human to see.
         None => vec![(WHOLE_ENTRY_FIELD.to_owned(), Value::Object(map))],
     };
-    for (field, _) in &changes {
-        valid_name(field)?;
-    }
-    Ok(Entry { id, time, changes })
+    Entry { id, time, changes }
 }
 
-fn parse_change(change: Value) -> Result<(String, Value), &'static str> {
+fn parse_change(change: Value) -> (String, Value) {
     let Value::Object(mut map) = change else {
-        return Err("a change is not an object");
+        return malformed("change is not an object", change);
     };
-    let field = match map.remove("field") {
-        Some(Value::String(field)) => field,
-        _ => return Err("a change has no string `field`"),
+    let field = match map.get("field") {
+        Some(Value::String(field)) if valid_name(field).is_ok() => field.clone(),
+        Some(Value::String(_)) => {
+            return malformed("change `field` cannot be a routing key", Value::Object(map));
+        }
+        _ => return malformed("change has no string `field`", Value::Object(map)),
     };
+    map.remove("field");
     let value = map
         .remove("value")
         .unwrap_or_else(|| Value::Object(Map::new()));
-    Ok((field, value))
+    (field, value)
 }
 
 #[cfg(test)]
@@ -310,37 +331,65 @@ mod tests {
     }
 
     #[test]
-    fn names_that_would_break_routing_are_refused() {
+    fn an_object_that_would_break_routing_is_refused() {
         for object in ["a.b", "a#", "*", "", &"x".repeat(101)] {
             assert!(matches!(
                 envelope(json!({"object": object, "entry": []})),
                 Err(EnvelopeError::BadName(_))
             ));
         }
-        assert!(matches!(
-            envelope(
-                json!({"object": "o", "entry": [{"id": "1", "changes": [change("a.b", json!({}))]}]})
-            ),
-            Err(EnvelopeError::BadName(_))
-        ));
     }
 
     #[test]
-    fn malformed_entries_say_which_and_why() {
-        let err = envelope(json!({"object": "o", "entry": [
-            {"id": "1", "changes": []}, {"id": "2", "changes": [{"value": {}}]}]}));
+    fn odd_entries_and_changes_are_kept_as_malformed_beside_the_good_ones() {
+        let msgs = envelope(json!({"object": "o", "entry": [
+            {"id": "1", "time": 1, "changes": [change("ok", json!({"n": 1})), {"value": {}}, change("a.b", json!({})), 7]},
+            {"id": "2", "time": "x", "changes": []},
+            {"changes": []},
+            "not an entry",
+            {"id": "3", "changes": {}},
+        ]}))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_changes(0);
+        let fields: Vec<&str> = msgs.iter().map(|m| m.field.as_str()).collect();
         assert_eq!(
-            err,
-            Err(EnvelopeError::BadEntry {
-                entry: 1,
-                reason: "a change has no string `field`"
-            })
+            fields,
+            [
+                "ok",
+                "malformed",
+                "malformed",
+                "malformed",
+                "malformed",
+                "malformed",
+                "malformed",
+                "malformed"
+            ]
         );
-        assert!(envelope(json!({"object": "o", "entry": [{"changes": []}]})).is_err());
-        assert!(
-            envelope(json!({"object": "o", "entry": [{"id": "1", "time": "x", "changes": []}]}))
-                .is_err()
+        let reasons: Vec<&str> = msgs[1..]
+            .iter()
+            .map(|m| m.value["reason"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "change has no string `field`",
+                "change `field` cannot be a routing key",
+                "change is not an object",
+                "entry `time` is not an integer",
+                "entry `id` missing or not a string",
+                "entry is not an object",
+                "entry `changes` is not an array",
+            ]
         );
+        assert_eq!(
+            msgs[2].value["raw"]["field"], "a.b",
+            "the raw change is kept"
+        );
+        assert_eq!(msgs[4].entry_id, "2");
+        assert_eq!(msgs[0].routing_key(), "o.ok");
+        assert_eq!(msgs[1].routing_key(), "o.malformed");
+        let keys: std::collections::HashSet<_> = msgs.iter().map(|m| m.id.clone()).collect();
+        assert_eq!(keys.len(), msgs.len(), "each kept change has its own key");
     }
 
     #[test]

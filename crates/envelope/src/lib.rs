@@ -31,15 +31,7 @@ pub enum EnvelopeError {
     /// JSON, but not an object with a string `object` and an `entry` array.
     #[error("body is not an object with a string `object` and an `entry` array")]
     NotAnEnvelope,
-    /// An entry or a change inside it does not have the shape Meta documents.
-    #[error("entry {entry}: {reason}")]
-    BadEntry {
-        /// Index of the offending entry in `entry[]`.
-        entry: usize,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// `object` or a `field` cannot be used in a routing key.
-    #[error("`{0}` is not a valid object or field name (1 to 100 of [A-Za-z0-9_-])")]
+    /// `object` cannot be used in a routing key.
+    #[error("`{0}` is not a valid object name (1 to 100 of [A-Za-z0-9_-])")]
     BadName(String),
 }

@@ -238,3 +238,30 @@ async fn a_field_no_one_consumes_lands_in_unrouted() {
     assert_eq!(app.drain(&app.account_update(), 2).await.len(), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn one_odd_entry_does_not_sink_the_batch() {
+    let app = spawn_app().await;
+    let mut batch: Value = serde_json::from_slice(&install_body("1212", 12)).unwrap();
+    batch["entry"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "x", "time": "yesterday", "changes": []}));
+    assert_eq!(
+        app.post_signed(&serde_json::to_vec(&batch).unwrap())
+            .await
+            .status(),
+        200
+    );
+    let work = app.drain(&app.account_update(), 1).await;
+    assert_eq!(work.len(), 1);
+    let kept = app.drain(&app.topology.unrouted(), 1).await;
+    let json: Value = serde_json::from_slice(&kept[0].data).unwrap();
+    assert_eq!(
+        kept[0].routing_key.as_str(),
+        "whatsapp_business_account.malformed"
+    );
+    assert_eq!(json["value"]["reason"], "entry `time` is not an integer");
+    assert_eq!(json["value"]["raw"]["time"], "yesterday");
+    app.stop().await;
+}
