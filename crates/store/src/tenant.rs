@@ -9,8 +9,12 @@
 //! - Account events do not take part in that order (they have their own, per attribute), so
 //!   an install is never ignored because some unrelated account event was newer. They do
 //!   move `last_event_time`, which is the newest time applied by any event.
-//! - A token is stored only while the tenant is installed, in the same atomic step as the
-//!   check, so a fetch that raced an uninstall cannot resurrect a token.
+//! - A token is stored only while the install that asked for it is still the one in effect
+//!   (status `installed` and `status_time` equal to that install's event time), in the same
+//!   atomic step as the check. So a fetch that raced an uninstall cannot resurrect a token,
+//!   and one that outlived an uninstall *and* a newer install cannot replace the newer
+//!   install's token. Recording a fetch failure or a subscription is tied to its install the
+//!   same way.
 
 use std::sync::LazyLock;
 
@@ -206,9 +210,14 @@ impl Store {
     }
 
     /// Encrypts and stores the tenant's business token (token status `active`,
-    /// `fetched_at`), only if the tenant is installed at that moment.
+    /// `fetched_at`), only if the install that asked for it is still the one in effect: the
+    /// tenant is installed and its `status_time` is `install_time` (the
+    /// [`Install::event_time`] whose fetch this is).
     ///
-    /// Returns `false`, storing nothing, if it is not: an uninstall raced the fetch.
+    /// Returns `false`, storing nothing, otherwise. Checking the status alone is not enough:
+    /// a slow fetch for an install at t=10 can return after an uninstall (t=20) and a
+    /// re-install (t=30) that stored its own token; the t=10 result (possibly already
+    /// invalid) must not overwrite it.
     ///
     /// # Errors
     ///
@@ -219,6 +228,7 @@ impl Store {
         waba_id: &str,
         token: &SecretString,
         fetched_at: i64,
+        install_time: i64,
     ) -> Result<bool> {
         check_id("waba_id", waba_id)?;
         let sealed = self.key.seal(waba_id, token)?;
@@ -227,40 +237,56 @@ impl Store {
             .key(self.keys.token(waba_id))
             .arg(sealed)
             .arg(fetched_at)
+            .arg(install_time)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(stored == 1)
     }
 
     /// Records that fetching the token failed permanently: token status `failed` with
-    /// `error` (a Graph error message: never put a token in it). Does nothing if the tenant
-    /// is not installed or its token is already active.
+    /// `error` (a Graph error message: never put a token in it).
+    ///
+    /// Does nothing unless the install whose fetch failed (`install_time`, its
+    /// [`Install::event_time`]) is still the one in effect, as for [`Store::store_token`]:
+    /// the failure of a fetch that outlived an uninstall and a newer install must not be
+    /// recorded against the newer one. Does nothing either if the token is already active.
     ///
     /// # Errors
     ///
     /// [`StoreError::Redis`].
     #[tracing::instrument(name = "redis mark_token_failed", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn mark_token_failed(&self, waba_id: &str, error: &str) -> Result<()> {
+    pub async fn mark_token_failed(
+        &self,
+        waba_id: &str,
+        error: &str,
+        install_time: i64,
+    ) -> Result<()> {
         check_id("waba_id", waba_id)?;
         let _: i64 = MARK_FAILED
             .key(self.keys.tenant(waba_id))
             .arg(error)
+            .arg(install_time)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())
     }
 
-    /// Records that the app is subscribed to the WABA (`subscribed: true`). Does nothing if
-    /// the tenant is not installed (an uninstall raced the subscription).
+    /// Records that the app is subscribed to the WABA (`subscribed: true`).
+    ///
+    /// Does nothing unless the install that subscribed (`install_time`, its
+    /// [`Install::event_time`]) is still the one in effect, as for [`Store::store_token`]: an
+    /// uninstall that raced the subscription leaves the tenant unsubscribed, and a newer
+    /// install that followed it subscribes on its own account.
     ///
     /// # Errors
     ///
     /// [`StoreError::Redis`].
     #[tracing::instrument(name = "redis mark_subscribed", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn mark_subscribed(&self, waba_id: &str) -> Result<()> {
+    pub async fn mark_subscribed(&self, waba_id: &str, install_time: i64) -> Result<()> {
         check_id("waba_id", waba_id)?;
         let _: i64 = MARK_SUBSCRIBED
             .key(self.keys.tenant(waba_id))
+            .arg(install_time)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())

@@ -137,10 +137,16 @@ impl Effects {
             self.metrics.token_fetch(&fetched);
             let fetched = match fetched {
                 Ok(t) => t,
-                Err(e) => return Err(self.graph_failure(&ev.waba_id, e, true).await),
+                Err(e) => return Err(self.graph_failure(ev, e, true).await),
             };
-            if !self.store.store_token(&ev.waba_id, &fetched, now()).await? {
-                info!(waba_id = %ev.waba_id, "uninstalled while fetching; token discarded");
+            // Only for this install: an uninstall (and maybe a newer install) while the fetch
+            // was in flight makes this token stale.
+            let stored = self
+                .store
+                .store_token(&ev.waba_id, &fetched, now(), ev.event_time)
+                .await?;
+            if !stored {
+                info!(waba_id = %ev.waba_id, "install superseded while fetching; token discarded");
                 return Ok(Outcome::Stale);
             }
             info!(waba_id = %ev.waba_id, "business token stored");
@@ -160,15 +166,18 @@ impl Effects {
                 },
             };
             if let Err(e) = self.graph.subscribe_app(&ev.waba_id, &token).await {
-                return Err(self.graph_failure(&ev.waba_id, e, false).await);
+                return Err(self.graph_failure(ev, e, false).await);
             }
-            self.store.mark_subscribed(&ev.waba_id).await?;
+            self.store
+                .mark_subscribed(&ev.waba_id, ev.event_time)
+                .await?;
             info!(waba_id = %ev.waba_id, "app subscribed to the WABA");
         }
         Ok(Outcome::Applied)
     }
 
-    async fn graph_failure(&self, waba_id: &str, e: GraphError, token_call: bool) -> Outcome {
+    async fn graph_failure(&self, ev: &Install, e: GraphError, token_call: bool) -> Outcome {
+        let waba_id = ev.waba_id.as_str();
         if e.is_transient() {
             warn!(%waba_id, error = %e.summary(), "transient Graph error");
             return Outcome::Retry {
@@ -177,7 +186,11 @@ impl Effects {
             };
         }
         warn!(%waba_id, error = %e.summary(), "permanent Graph error");
-        if token_call && let Err(store) = self.store.mark_token_failed(waba_id, &e.summary()).await
+        if token_call
+            && let Err(store) = self
+                .store
+                .mark_token_failed(waba_id, &e.summary(), ev.event_time)
+                .await
         {
             return Outcome::from(store);
         }
@@ -202,7 +215,15 @@ impl Effects {
         entry_id: &str,
         event_time: i64,
     ) -> Result<Outcome, Outcome> {
-        let wabas = if self.store.get(entry_id).await?.is_some() {
+        // A WABA only if a signed install or uninstall named it: a record created by browser
+        // data (a signup session) or by an account event keyed on entry.id says nothing
+        // about whether entry.id is a WABA or a business.
+        let known_waba = self
+            .store
+            .get(entry_id)
+            .await?
+            .is_some_and(|t| t.installed_at.is_some() || t.uninstalled_at.is_some());
+        let wabas = if known_waba {
             vec![entry_id.to_owned()]
         } else {
             self.store.tenants_owned_by(entry_id).await?

@@ -104,16 +104,28 @@ impl TestTenants {
         assert!(!applied.stale, "arranged install was ignored: {applied:?}");
     }
 
-    /// Stores `token` as the business token of installed tenant `waba_id`.
-    pub async fn store_token(&self, waba_id: &str, token: &str, fetched_at: i64) {
+    /// Stores `token` as the business token of installed tenant `waba_id`, as the worker
+    /// would for the install at `install_time` (its event time: the install in effect).
+    pub async fn store_token(
+        &self,
+        waba_id: &str,
+        token: &str,
+        fetched_at: i64,
+        install_time: i64,
+    ) {
         let stored = self
             .store
-            .store_token(waba_id, &SecretString::from(token.to_owned()), fetched_at)
+            .store_token(
+                waba_id,
+                &SecretString::from(token.to_owned()),
+                fetched_at,
+                install_time,
+            )
             .await
             .expect("store_token");
         assert!(
             stored,
-            "token not stored: tenant {waba_id} is not installed"
+            "token not stored: tenant {waba_id} is not installed by the install at {install_time}"
         );
     }
 }

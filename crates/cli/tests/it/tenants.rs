@@ -20,8 +20,13 @@ async fn get_prints_the_tenant_record() {
         event_time: 1_730_000_000,
     })
     .await;
-    t.store_token("102290129340398", "EAAG-business-token", 1_730_000_001)
-        .await;
+    t.store_token(
+        "102290129340398",
+        "EAAG-business-token",
+        1_730_000_001,
+        1_730_000_000,
+    )
+    .await;
 
     let out = run(&mut t.tenants(&["get", "102290129340398"])).await;
 
@@ -68,8 +73,13 @@ async fn token_prints_the_decrypted_business_token() {
     let t = TestTenants::new().await;
     t.install(&install("waba-1", "owner-1", 1_730_000_000))
         .await;
-    t.store_token("waba-1", "EAAG-secret-business-token", 1_730_000_001)
-        .await;
+    t.store_token(
+        "waba-1",
+        "EAAG-secret-business-token",
+        1_730_000_001,
+        1_730_000_000,
+    )
+    .await;
 
     let out = run(&mut t.tenants(&["token", "waba-1"])).await;
 
@@ -82,7 +92,7 @@ async fn token_key_may_come_from_a_file() {
     let t = TestTenants::new().await;
     t.install(&install("waba-1", "owner-1", 1_730_000_000))
         .await;
-    t.store_token("waba-1", "from-file-token", 1_730_000_001)
+    t.store_token("waba-1", "from-file-token", 1_730_000_001, 1_730_000_000)
         .await;
     let key_file = TempFile::new(format!("{}\n", t.key_base64));
 
@@ -152,7 +162,9 @@ async fn list_prints_one_record_a_line() {
         t.install(&install(waba, "owner-1", 1_730_000_000 + i as i64))
             .await;
     }
-    t.store_token("waba-2", "listed-token", 1_730_000_100).await;
+    // waba-2 is the third in order: installed at 1_730_000_000 + 2.
+    t.store_token("waba-2", "listed-token", 1_730_000_100, 1_730_000_002)
+        .await;
 
     let out = run(&mut t.tenants(&["list"])).await;
 
@@ -222,7 +234,8 @@ async fn another_token_key_cannot_read_the_token() {
     let t = TestTenants::new().await;
     t.install(&install("waba-1", "owner-1", 1_730_000_000))
         .await;
-    t.store_token("waba-1", "sealed-token", 1_730_000_001).await;
+    t.store_token("waba-1", "sealed-token", 1_730_000_001, 1_730_000_000)
+        .await;
     let other = TestTenants::new().await.key_base64.clone();
 
     let out = run(t.tenants(&["token", "waba-1"]).env("WA_TOKEN_KEY", other)).await;

@@ -1,10 +1,15 @@
--- Store a freshly fetched business token, only while the tenant is installed (an uninstall
--- may have raced the fetch). KEYS[1] = tenant hash, KEYS[2] = token ciphertext.
--- ARGV: [1] ciphertext (already encrypted by Rust), [2] fetched_at. Returns 1 if stored.
-if redis.call('HGET', KEYS[1], 'status') ~= 'installed' then
-  return 0
-end
+-- Store a freshly fetched business token, only while the install that asked for it is still
+-- the one in effect. KEYS[1] = tenant hash, KEYS[2] = token ciphertext.
+-- ARGV: [1] ciphertext (already encrypted by Rust), [2] fetched_at, [3] install_time (the
+-- event_time of the install whose fetch this is). Returns 1 if stored.
+-- Checking `status` alone is not enough: a fetch can outlive an uninstall and a newer
+-- install (which stores its own token); the late result must not replace that token.
+-- `status_time` is compared as the string install.lua stored (ARGV[2] there, the same
+-- decimal rendering of the same i64), never as a number.
+local h = KEYS[1]
+if redis.call('HGET', h, 'status') ~= 'installed' then return 0 end
+if redis.call('HGET', h, 'status_time') ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], 'token_status', 'active', 'token_fetched_at', ARGV[2])
-redis.call('HDEL', KEYS[1], 'token_error')
+redis.call('HSET', h, 'token_status', 'active', 'token_fetched_at', ARGV[2])
+redis.call('HDEL', h, 'token_error')
 return 1

@@ -23,7 +23,7 @@ async fn deliver_all_at_once(t: &TestStore, waba: &str, deliveries: &[Delivery])
                     // Some workers get as far as storing a token; it must not survive a newer
                     // uninstall.
                     store
-                        .store_token(&waba, &secret("EAAG-race"), time)
+                        .store_token(&waba, &secret("EAAG-race"), time, time)
                         .await
                         .unwrap();
                 }

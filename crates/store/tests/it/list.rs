@@ -59,7 +59,7 @@ async fn list_is_empty_for_an_empty_prefix_and_ignores_other_keys() {
         .await
         .unwrap();
     t.store
-        .store_token("1001", &crate::helpers::secret("EAAG"), 2)
+        .store_token("1001", &crate::helpers::secret("EAAG"), 2, 1)
         .await
         .unwrap();
     t.store

@@ -19,7 +19,7 @@ async fn rekey_moves_every_token_to_the_new_key_without_a_moment_unreadable() {
             .unwrap();
         assert!(
             t.store
-                .store_token(waba, &secret(&format!("token-{waba}")), 11)
+                .store_token(waba, &secret(&format!("token-{waba}")), 11, 10)
                 .await
                 .unwrap()
         );

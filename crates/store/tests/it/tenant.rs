@@ -54,7 +54,7 @@ async fn a_redelivered_install_resumes_where_it_stopped() {
 
     assert!(
         t.store
-            .store_token("1001", &secret("EAAG-1"), 105)
+            .store_token("1001", &secret("EAAG-1"), 105, 100)
             .await
             .unwrap()
     );
@@ -73,7 +73,7 @@ async fn a_redelivered_install_resumes_where_it_stopped() {
         "EAAG-1"
     );
 
-    t.store.mark_subscribed("1001").await.unwrap();
+    t.store.mark_subscribed("1001", 100).await.unwrap();
     let again = t.store.apply_install(&ev).await.unwrap();
     assert!(!again.needs_token() && !again.needs_subscription());
     let record = t.store.get("1001").await.unwrap().unwrap();
@@ -90,11 +90,11 @@ async fn uninstall_revokes_and_destroys_the_token() {
         .unwrap();
     assert!(
         t.store
-            .store_token("1001", &secret("EAAG-1"), 101)
+            .store_token("1001", &secret("EAAG-1"), 101, 100)
             .await
             .unwrap()
     );
-    t.store.mark_subscribed("1001").await.unwrap();
+    t.store.mark_subscribed("1001", 100).await.unwrap();
 
     let a = t
         .store
@@ -201,7 +201,7 @@ async fn uninstall_of_an_unknown_waba_leaves_an_uninstalled_record() {
     assert!(late.stale && !late.needs_token());
     assert!(
         !t.store
-            .store_token("1001", &secret("EAAG"), 201)
+            .store_token("1001", &secret("EAAG"), 201, 190)
             .await
             .unwrap()
     );
@@ -260,7 +260,7 @@ async fn reinstall_after_uninstall_starts_a_new_token_cycle() {
         .await
         .unwrap();
     t.store
-        .store_token("1001", &secret("old"), 101)
+        .store_token("1001", &secret("old"), 101, 100)
         .await
         .unwrap();
     t.store
@@ -296,7 +296,7 @@ async fn store_token_is_refused_once_uninstalled() {
         .unwrap();
     assert!(
         !t.store
-            .store_token("1001", &secret("EAAG-late"), 201)
+            .store_token("1001", &secret("EAAG-late"), 201, 100)
             .await
             .unwrap()
     );
@@ -306,13 +306,13 @@ async fn store_token_is_refused_once_uninstalled() {
     // Nor is it stored for a WABA never seen.
     assert!(
         !t.store
-            .store_token("never", &secret("EAAG"), 1)
+            .store_token("never", &secret("EAAG"), 1, 0)
             .await
             .unwrap()
     );
     assert!(t.store.get("never").await.unwrap().is_none());
     // Subscription is not recorded either.
-    t.store.mark_subscribed("1001").await.unwrap();
+    t.store.mark_subscribed("1001", 100).await.unwrap();
     assert!(!t.store.get("1001").await.unwrap().unwrap().subscribed);
 }
 
@@ -322,7 +322,7 @@ async fn a_failed_fetch_is_recorded_and_a_replayed_install_retries_it() {
     let ev = install("1001", "2002", 100);
     t.store.apply_install(&ev).await.unwrap();
     t.store
-        .mark_token_failed("1001", "(#190) Invalid OAuth access token")
+        .mark_token_failed("1001", "(#190) Invalid OAuth access token", 100)
         .await
         .unwrap();
     let r = t.store.get("1001").await.unwrap().unwrap();
@@ -343,10 +343,13 @@ async fn a_failed_fetch_is_recorded_and_a_replayed_install_retries_it() {
 
     // A late failure report does not downgrade an active token.
     t.store
-        .store_token("1001", &secret("EAAG"), 110)
+        .store_token("1001", &secret("EAAG"), 110, 100)
         .await
         .unwrap();
-    t.store.mark_token_failed("1001", "late").await.unwrap();
+    t.store
+        .mark_token_failed("1001", "late", 100)
+        .await
+        .unwrap();
     let r = t.store.get("1001").await.unwrap().unwrap();
     assert_eq!(
         (r.token.status, r.token.error),
@@ -369,4 +372,115 @@ async fn a_newer_install_replaces_the_app_fields() {
     assert_eq!(r.solution_id, None);
     assert!(r.solution_partner_business_ids.is_empty());
     assert_eq!((r.installed_at, r.last_event_time), (Some(200), 200));
+}
+
+#[tokio::test]
+async fn a_fetch_for_an_install_no_longer_in_effect_changes_nothing() {
+    let t = TestStore::new().await;
+    // Install at 10 starts a slow token fetch; meanwhile an uninstall at 20 and a re-install
+    // at 30 are applied, and the re-install stores its own token.
+    t.store
+        .apply_install(&install("1001", "2002", 10))
+        .await
+        .unwrap();
+    t.store
+        .apply_uninstall(&uninstall("1001", 20))
+        .await
+        .unwrap();
+    assert!(
+        t.store
+            .apply_install(&install("1001", "2002", 30))
+            .await
+            .unwrap()
+            .needs_token()
+    );
+    assert!(
+        t.store
+            .store_token("1001", &secret("T2"), 31, 30)
+            .await
+            .unwrap()
+    );
+    let before = t.store.get("1001").await.unwrap().unwrap();
+    assert_eq!(before.token.status, Some(TokenStatus::Active));
+    assert_eq!(before.token.fetched_at, Some(31));
+    assert!(!before.subscribed);
+
+    // The install-at-10 fetch returns now, with a token that is no longer valid.
+    assert!(
+        !t.store
+            .store_token("1001", &secret("T1"), 35, 10)
+            .await
+            .unwrap(),
+        "a token fetched for an install no longer in effect must not be stored"
+    );
+    assert_eq!(
+        t.store
+            .token("1001")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "T2"
+    );
+    // Nor may its failure or its subscription be recorded against the install at 30.
+    t.store
+        .mark_token_failed("1001", "(#190) Invalid OAuth access token", 10)
+        .await
+        .unwrap();
+    t.store.mark_subscribed("1001", 10).await.unwrap();
+    // The uninstall's time, though it once was `status_time`, does not name an install.
+    assert!(
+        !t.store
+            .store_token("1001", &secret("T1"), 35, 20)
+            .await
+            .unwrap()
+    );
+    assert_eq!(t.store.get("1001").await.unwrap().unwrap(), before);
+    assert_eq!(
+        t.store
+            .token("1001")
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "T2"
+    );
+
+    // The install in effect still records its own subscription.
+    t.store.mark_subscribed("1001", 30).await.unwrap();
+    assert!(t.store.get("1001").await.unwrap().unwrap().subscribed);
+}
+
+#[tokio::test]
+async fn a_failure_for_an_install_no_longer_in_effect_is_not_recorded() {
+    let t = TestStore::new().await;
+    // The newer install's fetch is still pending when the older one reports its failure.
+    t.store
+        .apply_install(&install("1001", "2002", 10))
+        .await
+        .unwrap();
+    t.store
+        .apply_uninstall(&uninstall("1001", 20))
+        .await
+        .unwrap();
+    t.store
+        .apply_install(&install("1001", "2002", 30))
+        .await
+        .unwrap();
+    t.store
+        .mark_token_failed("1001", "(#190) Invalid OAuth access token", 10)
+        .await
+        .unwrap();
+    let r = t.store.get("1001").await.unwrap().unwrap();
+    assert_eq!(
+        (r.token.status, r.token.error),
+        (Some(TokenStatus::Pending), None)
+    );
+    // The install in effect does record its own.
+    t.store
+        .mark_token_failed("1001", "(#190) Invalid OAuth access token", 30)
+        .await
+        .unwrap();
+    let r = t.store.get("1001").await.unwrap().unwrap();
+    assert_eq!(r.token.status, Some(TokenStatus::Failed));
 }

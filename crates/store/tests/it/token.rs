@@ -20,11 +20,11 @@ async fn the_token_never_appears_in_plaintext_anywhere_in_redis() {
             .unwrap();
         assert!(
             t.store
-                .store_token(waba, &secret(PLAINTEXT), time + 1)
+                .store_token(waba, &secret(PLAINTEXT), time + 1, time)
                 .await
                 .unwrap()
         );
-        t.store.mark_subscribed(waba).await.unwrap();
+        t.store.mark_subscribed(waba, time).await.unwrap();
         t.store
             .apply_account_event(
                 waba,
@@ -85,7 +85,7 @@ async fn a_ciphertext_moved_to_another_tenant_does_not_decrypt() {
             .unwrap();
     }
     t.store
-        .store_token("victim", &secret(PLAINTEXT), 101)
+        .store_token("victim", &secret(PLAINTEXT), 101, 100)
         .await
         .unwrap();
 
@@ -122,7 +122,7 @@ async fn another_token_key_is_reported_as_such() {
         .await
         .unwrap();
     t.store
-        .store_token("1001", &secret(PLAINTEXT), 101)
+        .store_token("1001", &secret(PLAINTEXT), 101, 100)
         .await
         .unwrap();
 

@@ -171,3 +171,35 @@ async fn bare_uninstall_for_the_partner_portfolio_or_an_unknown_id_goes_to_the_d
     assert_eq!(token_status(&t), Some("active"));
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_record_made_from_unsigned_or_account_data_does_not_make_a_business_id_a_waba() {
+    let mut env = spawn_env().await;
+    graph_ok(&env, TOKEN).await;
+    env.spawn_worker().await;
+    for waba in ["171", "172"] {
+        env.deliver(&installed(waba, "170", 1000)).await;
+    }
+    for waba in ["171", "172"] {
+        env.wait_tenant(waba, "active", |t| token_status(t) == Some("active"))
+            .await;
+    }
+    // An account event keyed on the business id (Meta's docs disagree on entry.id) leaves a
+    // record under "170" that no signed install or uninstall ever named.
+    env.deliver(&webhook(
+        "170",
+        1500,
+        serde_json::json!({"event": "PARTNER_ADDED"}),
+    ))
+    .await;
+    env.wait_tenant("170", "record under the business id", |_| true)
+        .await;
+    env.deliver(&bare_uninstall("170", 2000)).await;
+    for waba in ["171", "172"] {
+        env.wait_tenant(waba, "the business's tenants uninstalled", |t| {
+            t.status.as_str() == "uninstalled" && token_status(t) == Some("revoked")
+        })
+        .await;
+    }
+    env.stop().await;
+}
