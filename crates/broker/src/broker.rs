@@ -94,6 +94,9 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// How long a connection must have lived for its loss to reset the reconnection backoff.
+const STABLE_LINK: Duration = Duration::from_secs(10);
+
 struct Link {
     connection: Connection,
     channels: Vec<Channel>,
@@ -168,7 +171,9 @@ impl Broker {
     /// Asks the supervisor to drop the connection and build a new one (after a channel error
     /// that left the pool unusable).
     pub fn repair(&self) {
-        self.inner.repair.notify_one();
+        // `notify_waiters` stores no permit: a repair asked for while the supervisor is
+        // already reconnecting must not tear down the next, healthy connection.
+        self.inner.repair.notify_waiters();
     }
 
     fn current(&self) -> Option<Arc<Link>> {
@@ -246,13 +251,27 @@ impl Broker {
         while !shutdown.is_cancelled() {
             match self.connect().await {
                 Ok(link) => {
-                    delays = backoff.build();
                     let link = Arc::new(link);
+                    let up_since = std::time::Instant::now();
                     self.set_link(Some(link.clone()));
                     self.watch(&link, &shutdown).await;
                     self.set_link(None);
                     // Best effort: the connection is usually gone already.
                     let _ = link.connection.close(200, "reconnecting".into()).await;
+                    // A connection that lived a while starts the backoff afresh; one that died
+                    // at once (a broker accepting then dropping us) keeps backing off.
+                    let delay = if up_since.elapsed() >= STABLE_LINK {
+                        delays = backoff.build();
+                        config.reconnect_min
+                    } else {
+                        delays.next().unwrap_or(config.reconnect_max)
+                    };
+                    if !shutdown.is_cancelled() {
+                        tokio::select! {
+                            () = shutdown.cancelled() => {}
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
                 }
                 Err(e) => {
                     let delay = delays.next().unwrap_or(config.reconnect_max);

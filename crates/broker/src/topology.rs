@@ -145,7 +145,7 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        declare_quorum(channel, &self.unrouted(), FieldTable::default()).await?;
+        declare_quorum(channel, &self.unrouted(), holding_args()).await?;
         bind(channel, &self.unrouted(), &self.unrouted(), "").await?;
 
         let mut args = FieldTable::default();
@@ -168,7 +168,7 @@ impl Topology {
             )
             .await?;
         let work = self.account_update_queue();
-        declare_quorum(channel, &self.account_update_dlq(), FieldTable::default()).await?;
+        declare_quorum(channel, &self.account_update_dlq(), holding_args()).await?;
         bind(
             channel,
             &self.account_update_dlq(),
@@ -257,6 +257,19 @@ pub fn delay_label(delay: Duration) -> String {
         s if s > 0 && s.is_multiple_of(60) => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
+}
+
+/// Arguments of the queues that only hold messages for people (`wa.unrouted`, the DLQ):
+/// inspecting them returns messages to the queue, and RabbitMQ 4 gives quorum queues a default
+/// delivery limit of 20 after which a message with no dead-letter exchange is dropped. A limit
+/// no inspection will reach keeps them; 3.10 accepts the same argument.
+fn holding_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(1_000_000_000),
+    );
+    args
 }
 
 fn string(value: impl Into<String>) -> AMQPValue {

@@ -11,6 +11,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::{Instrument, field::Empty, info, warn};
 use wa_broker::{Broker, Outgoing};
@@ -83,8 +84,8 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
     );
     let app2 = app.clone();
     let response = async move {
-        app.metrics.in_flight.inc();
-        let response = match (req.method(), route) {
+        let _in_flight = InFlight::new(&app.metrics.in_flight);
+        match (req.method(), route) {
             (&Method::GET, "webhook") => handshake(&app, &req),
             (&Method::POST, "webhook") => deliver(&app, req).await,
             (&Method::GET, "healthz") => text(StatusCode::OK, "ok\n"),
@@ -106,15 +107,38 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
             }
             (&Method::POST, "signup") => signup::receive(&app, req).await,
             _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
-        };
-        app.metrics.in_flight.dec();
-        response
+        }
     }
     .instrument(span.clone())
     .await;
     span.record("http.response.status_code", response.status().as_u16());
     app2.metrics.request(route, response.status().as_u16());
     Ok(response)
+}
+
+/// Compares a presented credential with a configured secret in constant time, length
+/// included: both are hashed first, so neither the secret nor its length leaks.
+pub(crate) fn secret_eq(given: &[u8], expected: &secrecy::SecretString) -> bool {
+    let given = Sha256::digest(given);
+    let expected = Sha256::digest(expected.expose_secret().as_bytes());
+    bool::from(given.as_slice().ct_eq(expected.as_slice()))
+}
+
+/// Counts a request in flight for as long as it lives, including when hyper drops it because
+/// the client went away.
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 fn readyz(app: &App) -> Reply {
@@ -136,12 +160,7 @@ fn handshake(app: &App, req: &Request<Incoming>) -> Reply {
             _ => {}
         }
     }
-    let token_ok = token.is_some_and(|t| {
-        bool::from(
-            t.as_bytes()
-                .ct_eq(app.config.verify_token.expose_secret().as_bytes()),
-        )
-    });
+    let token_ok = token.is_some_and(|t| secret_eq(t.as_bytes(), &app.config.verify_token));
     match (mode.as_deref(), challenge) {
         (Some("subscribe"), Some(challenge)) if token_ok => {
             if challenge.len() > MAX_CHALLENGE_LEN {

@@ -16,7 +16,10 @@ use wa_broker::{
     Broker, Outgoing,
     lapin::{
         message::Delivery,
-        options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions},
+        options::{
+            BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+            BasicQosOptions,
+        },
         types::{AMQPValue, FieldTable},
     },
 };
@@ -140,8 +143,17 @@ impl Consumer {
             loop {
                 let next = tokio::select! {
                     () = shutdown.cancelled() => {
+                        // Stop deliveries first, settle what is in flight on this channel (its
+                        // acks need it open), and only then close it: whatever was prefetched
+                        // but not started returns to the queue.
+                        let _ = channel
+                            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                            .await;
+                        tasks.close();
+                        info!(in_flight = tasks.len(), "waiting for in-flight messages");
+                        tasks.wait().await;
                         let _ = channel.close(200, "shutting down".into()).await;
-                        break 'connect;
+                        return;
                     }
                     alive = until(&mut ready, false) => {
                         if !alive { break 'connect; }
@@ -233,11 +245,16 @@ impl Consumer {
     async fn process(&self, change: &ChangeMessage) -> Disposition {
         let claim = match self.store.claim(&change.id, self.lease).await {
             Ok(claim) => claim,
-            Err(e) => {
+            Err(e) if e.is_transient() => {
                 return Disposition::Retry {
                     error: format!("redis: {e}"),
                     after: None,
                     counts: true,
+                };
+            }
+            Err(e) => {
+                return Disposition::DeadLetter {
+                    reason: format!("dedupe claim refused: {e}"),
                 };
             }
         };
@@ -259,13 +276,19 @@ impl Consumer {
         let outcome = self.effects.run(plan).await;
         match outcome {
             Outcome::Applied | Outcome::Stale => {
-                if let Err(e) = self
+                // The effects are durable and idempotent either way: a redelivery re-applies
+                // nothing. A lost claim means the lease ran out mid-processing and another
+                // delivery may have run the same steps: worth knowing, so it is logged.
+                match self
                     .store
                     .complete(&change.id, &token, self.dedupe_ttl)
                     .await
                 {
-                    // The effects are durable and idempotent: a redelivery re-applies nothing.
-                    warn!(error = %e, "could not mark the change done");
+                    Ok(true) => {}
+                    Ok(false) => {
+                        warn!("claim lease expired while processing (WA_CLAIM_LEASE too short?)")
+                    }
+                    Err(e) => warn!(error = %e, "could not mark the change done"),
                 }
                 Disposition::Ack
             }

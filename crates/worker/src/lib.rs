@@ -106,13 +106,19 @@ pub async fn run(
     let broker_shutdown = CancellationToken::new();
     let broker = Broker::start(config.broker.clone(), broker_shutdown.clone());
     let ops_shutdown = CancellationToken::new();
+    let store_connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ready = ops::Readiness {
+        broker: broker.clone(),
+        store_connected: store_connected.clone(),
+    };
     let ops = tokio::spawn(ops::serve(
         ops_listener,
-        broker.clone(),
+        ready,
         metrics.clone(),
         ops_shutdown.clone(),
     ));
     if let Some(store) = connect_store(&config, &shutdown).await {
+        store_connected.store(true, std::sync::atomic::Ordering::Relaxed);
         let consumer = Arc::new(consumer::Consumer {
             broker: broker.clone(),
             store: store.clone(),

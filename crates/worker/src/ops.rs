@@ -1,13 +1,20 @@
 //! The worker's operations endpoint on `WA_METRICS_LISTEN`: `/healthz` (alive), `/readyz`
 //! (broker channel up and Redis answering), `/metrics` (Prometheus text).
 
-use std::{convert::Infallible, sync::Arc};
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wa_broker::Broker;
@@ -28,15 +35,29 @@ fn text(
     r
 }
 
+/// What `/readyz` looks at.
+#[derive(Clone)]
+pub struct Readiness {
+    /// The broker connection.
+    pub broker: Broker,
+    /// Set once Redis has answered at start (the consumers only start then).
+    pub store_connected: Arc<AtomicBool>,
+}
+
 async fn route(
     req: Request<Incoming>,
-    broker: Broker,
+    ready: Readiness,
     metrics: Arc<Metrics>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     Ok(match (req.method(), req.uri().path()) {
         (&http::Method::GET, "/healthz") => text(StatusCode::OK, PLAIN, "ok\n"),
-        (&http::Method::GET, "/readyz") if broker.is_ready() => {
+        (&http::Method::GET, "/readyz") if !ready.store_connected.load(Ordering::Relaxed) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            PLAIN,
+            "redis not connected\n",
+        ),
+        (&http::Method::GET, "/readyz") if ready.broker.is_ready() => {
             text(StatusCode::OK, PLAIN, "ready\n")
         }
         (&http::Method::GET, "/readyz") => text(
@@ -56,24 +77,29 @@ async fn route(
 /// Serves until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
-    broker: Broker,
+    ready: Readiness,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                Err(_) => continue,
+                Err(_) => {
+                    // E.g. out of file descriptors: do not spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             },
         };
-        let (broker, metrics) = (broker.clone(), metrics.clone());
+        let (ready, metrics) = (ready.clone(), metrics.clone());
         let service =
-            hyper::service::service_fn(move |req| route(req, broker.clone(), metrics.clone()));
-        tokio::spawn(
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service),
-        );
+            hyper::service::service_fn(move |req| route(req, ready.clone(), metrics.clone()));
+        tokio::spawn(builder.serve_connection(TokioIo::new(stream), service));
     }
 }

@@ -22,9 +22,7 @@ use std::time::Instant;
 use http::{HeaderValue, Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use secrecy::SecretString;
 use tracing::{Instrument, info, warn};
 use wa_broker::Outgoing;
 use wa_envelope::session::{MAX_BODY_BYTES, SessionEvent};
@@ -46,9 +44,7 @@ fn authorized(token: &SecretString, authorization: Option<&HeaderValue>) -> bool
     let Some(given) = given else {
         return false;
     };
-    let given = Sha256::digest(given.as_bytes());
-    let expected = Sha256::digest(token.expose_secret().as_bytes());
-    bool::from(given.as_slice().ct_eq(expected.as_slice()))
+    super::secret_eq(given.as_bytes(), token)
 }
 
 fn unauthorized() -> Reply {
