@@ -154,19 +154,37 @@ async fn raw_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summary>
         broker.wait_ready(Duration::from_secs(10)).await,
         "broker not ready"
     );
+    // Exactly the messages the ingress publishes for the same webhooks (body, message id,
+    // traceparent header), built before the clock starts: the raw publisher pays only for
+    // publishing and confirms.
     let exchange = broker.topology().webhooks_exchange();
+    let messages: Arc<Vec<Outgoing>> = Arc::new(
+        (0..4096)
+            .map(|i| {
+                let change = wa_envelope::Envelope::parse(&body(i))
+                    .map(|e| e.into_changes(0).remove(0))
+                    .expect("bench body is an envelope");
+                Outgoing::persistent_json(
+                    exchange.as_str(),
+                    change.routing_key(),
+                    change.to_json(),
+                    &change.id,
+                    0,
+                )
+                .header(
+                    wa_telemetry::TRACEPARENT,
+                    wa_telemetry::traceparent(&tracing::Span::none()),
+                )
+            })
+            .collect(),
+    );
     let summary = closed_loop(args.connections, args.warmup, args.duration, move |t, i| {
         let broker = broker.clone();
-        let message = Outgoing::persistent_json(
-            exchange.as_str(),
-            "whatsapp_business_account.account_update",
-            body(t * 1_000_000 + i),
-            &format!("{t}-{i}"),
-            0,
-        );
+        let messages = messages.clone();
         async move {
+            let message = &messages[(t * 64 + i) % messages.len()];
             broker
-                .publish_all(std::slice::from_ref(&message))
+                .publish_all(std::slice::from_ref(message))
                 .await
                 .is_ok()
         }
