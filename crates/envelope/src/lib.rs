@@ -16,6 +16,8 @@
 
 mod canonical;
 pub mod change;
+#[cfg(test)]
+mod proptests;
 pub mod session;
 pub mod signature;
 
