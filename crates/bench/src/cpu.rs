@@ -1,15 +1,36 @@
 //! CPU time of this process and of the RabbitMQ node (beam.smp), read from `/proc`, so a
 //! report can say where each request's CPU goes on a machine the two share.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
-/// CPU time consumed so far by this process and by the broker, if found.
+/// The pid of an ingress running as a child process, when the benchmark runs it that way
+/// (0: none); its CPU is then reported apart from the load generator's.
+pub static CHILD: AtomicU32 = AtomicU32::new(0);
+
+/// CPU time consumed so far by this process, the broker, and the child ingress if any.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu {
-    /// This process (load generator and, in the ingress phase, the ingress itself).
+    /// This process (load generator and, when the ingress runs in-process, the ingress).
     pub own: Duration,
     /// The RabbitMQ node.
     pub broker: Duration,
+    /// The ingress child process, when there is one.
+    pub child: Duration,
+}
+
+/// Peak resident memory (`VmHWM`) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn ticks(pid: &str) -> Option<u64> {
@@ -40,9 +61,15 @@ fn duration(ticks: u64) -> Duration {
 impl Cpu {
     /// Reads both counters now.
     pub fn now() -> Self {
+        let child = CHILD.load(Ordering::Relaxed);
         Self {
             own: duration(ticks("self").unwrap_or(0)),
             broker: duration(broker_pid().and_then(|p| ticks(&p)).unwrap_or(0)),
+            child: duration(if child == 0 {
+                0
+            } else {
+                ticks(&child.to_string()).unwrap_or(0)
+            }),
         }
     }
 
@@ -51,15 +78,14 @@ impl Cpu {
         Self {
             own: self.own.saturating_sub(earlier.own),
             broker: self.broker.saturating_sub(earlier.broker),
+            child: self.child.saturating_sub(earlier.child),
         }
     }
 
-    /// Microseconds of CPU per operation, this process and the broker.
-    pub fn per_op(&self, ops: usize) -> (f64, f64) {
+    /// Microseconds of CPU per operation: this process, the broker, the child ingress.
+    pub fn per_op(&self, ops: usize) -> (f64, f64, f64) {
         let ops = ops.max(1) as f64;
-        (
-            self.own.as_secs_f64() * 1e6 / ops,
-            self.broker.as_secs_f64() * 1e6 / ops,
-        )
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / ops;
+        (us(self.own), us(self.broker), us(self.child))
     }
 }

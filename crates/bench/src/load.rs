@@ -1,6 +1,7 @@
 //! The two phases of `wa-bench ingress` and their closed-loop load generators.
 
 use std::{
+    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -39,6 +40,14 @@ pub struct IngressBench {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
     amqp_url: String,
+    /// Run the ingress as this `wa-onboard` binary in a child process (its CPU and peak RSS
+    /// are then reported on their own) instead of in this process.
+    #[arg(long)]
+    ingress_bin: Option<std::path::PathBuf>,
+    /// After each closed-loop ingress phase, offer this fraction of its rate open-loop (at a
+    /// fixed pace, latency measured from each request's scheduled time) and report latency.
+    #[arg(long)]
+    open_loop: Option<f64>,
     /// Repeat raw and ingress phases this many times (alternating).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
@@ -194,7 +203,40 @@ async fn raw_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summary>
     Ok(summary)
 }
 
-async fn ingress_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summary> {
+/// The ingress under test: in this process, or a `wa-onboard ingress` child.
+enum Server {
+    InProcess(
+        CancellationToken,
+        tokio::task::JoinHandle<Result<(), wa_ingress::IngressError>>,
+    ),
+    Child(tokio::process::Child),
+}
+
+async fn start_ingress(args: &IngressBench, prefix: &str) -> anyhow::Result<(SocketAddr, Server)> {
+    if let Some(bin) = &args.ingress_bin {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = tokio::process::Command::new(bin)
+            .arg("ingress")
+            .env("WA_APP_SECRET", SECRET)
+            .env("WA_VERIFY_TOKEN", "bench")
+            .env("WA_LISTEN", addr.to_string())
+            .env("AMQP_URL", &args.amqp_url)
+            .env("WA_AMQP_PREFIX", prefix)
+            .env("WA_PUBLISH_CHANNELS", args.channels.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the ingress binary")?;
+        crate::cpu::CHILD.store(
+            child.id().unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        return Ok((addr, Server::Child(child)));
+    }
     let shutdown = CancellationToken::new();
     let mut config = IngressConfig::new(
         vec![SecretString::from(SECRET.to_owned())],
@@ -205,6 +247,18 @@ async fn ingress_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summ
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(wa_ingress::run(listener, config, shutdown.clone()));
+    Ok((addr, Server::InProcess(shutdown, server)))
+}
+
+/// What an ingress phase measured.
+struct IngressRun {
+    closed: Summary,
+    open: Option<Summary>,
+    peak_rss_kib: Option<u64>,
+}
+
+async fn ingress_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<IngressRun> {
+    let (addr, server) = start_ingress(args, prefix).await?;
 
     // Pre-signed, pre-built requests: the load generator spends no time on HMAC or encoding.
     let requests: Arc<Vec<Vec<u8>>> = Arc::new(
@@ -242,19 +296,118 @@ async fn ingress_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summ
         clients.push(tokio::sync::Mutex::new(http1::Client::connect(addr).await?));
     }
     let clients = Arc::new(clients);
-    let summary = closed_loop(args.connections, args.warmup, args.duration, move |t, i| {
-        let clients = clients.clone();
-        let requests = requests.clone();
-        async move {
-            let request = &requests[(t * 64 + i) % requests.len()];
-            let mut client = clients[t].lock().await;
-            client.round_trip(request).await.is_ok_and(|s| s == 200)
+    let closed = {
+        let (clients, requests) = (clients.clone(), requests.clone());
+        closed_loop(args.connections, args.warmup, args.duration, move |t, i| {
+            let clients = clients.clone();
+            let requests = requests.clone();
+            async move {
+                let request = &requests[(t * 64 + i) % requests.len()];
+                let mut client = clients[t].lock().await;
+                client.round_trip(request).await.is_ok_and(|s| s == 200)
+            }
+        })
+        .await
+    };
+    let open = match args.open_loop {
+        Some(fraction) => Some(
+            open_loop(
+                clients,
+                requests,
+                closed.rate() * fraction,
+                args.warmup,
+                args.duration,
+            )
+            .await,
+        ),
+        None => None,
+    };
+    let peak_rss_kib = match &server {
+        Server::Child(child) => child.id().and_then(crate::cpu::peak_rss_kib),
+        Server::InProcess(..) => None,
+    };
+    match server {
+        Server::InProcess(shutdown, task) => {
+            shutdown.cancel();
+            task.await.context("ingress task")??;
         }
+        Server::Child(mut child) => {
+            let _ = child.kill().await;
+            crate::cpu::CHILD.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    Ok(IngressRun {
+        closed,
+        open,
+        peak_rss_kib,
     })
-    .await;
-    shutdown.cancel();
-    server.await.context("ingress task")??;
-    Ok(summary)
+}
+
+/// Offers `rate` requests per second at a fixed pace spread over the connections, for
+/// `duration` after `warmup`. Latency runs from each request's scheduled send time, so a slow
+/// answer that delays the next request is counted against it (no coordinated omission).
+async fn open_loop(
+    clients: Arc<Vec<tokio::sync::Mutex<http1::Client>>>,
+    requests: Arc<Vec<Vec<u8>>>,
+    rate: f64,
+    warmup: Duration,
+    duration: Duration,
+) -> Summary {
+    let connections = clients.len();
+    let interval = Duration::from_secs_f64(connections as f64 / rate.max(1.0));
+    let begin = Instant::now();
+    let (start, end) = (begin + warmup, begin + warmup + duration);
+    let cpu_at_start = tokio::spawn(async move {
+        tokio::time::sleep_until(start.into()).await;
+        crate::cpu::Cpu::now()
+    });
+    let tasks: Vec<_> = (0..connections)
+        .map(|t| {
+            let (clients, requests) = (clients.clone(), requests.clone());
+            tokio::spawn(async move {
+                let mut client = clients[t].lock().await;
+                // Stagger the connections across one interval.
+                let mut next = begin + interval.mul_f64(t as f64 / connections as f64);
+                let (mut latencies, mut errors, mut i) = (Vec::new(), 0usize, 0usize);
+                while next < end {
+                    tokio::time::sleep_until(next.into()).await;
+                    let ok = client
+                        .round_trip(&requests[(t * 64 + i) % requests.len()])
+                        .await
+                        .is_ok_and(|s| s == 200);
+                    if next >= start {
+                        if ok {
+                            latencies.push(next.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    next += interval;
+                    i += 1;
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for task in tasks {
+        if let Ok((l, e)) = task.await {
+            latencies.extend(l);
+            errors += e;
+        }
+    }
+    let cpu = match cpu_at_start.await {
+        Ok(at_start) => crate::cpu::Cpu::now().since(at_start),
+        Err(_) => crate::cpu::Cpu::default(),
+    };
+    latencies.sort_unstable();
+    Summary {
+        ops: latencies.len(),
+        errors,
+        elapsed: duration,
+        latencies,
+        cpu,
+    }
 }
 
 /// Runs the phases and prints the report.
@@ -270,11 +423,20 @@ pub async fn run(args: IngressBench) -> anyhow::Result<()> {
         let raw = raw_phase(&args, &format!("{prefix}r")).await?;
         cleanup(&args.amqp_url, &Topology::new(format!("{prefix}r"))).await?;
         println!("round {round}: {}", raw.line("raw"));
-        let ingress = ingress_phase(&args, &format!("{prefix}i")).await?;
+        let run = ingress_phase(&args, &format!("{prefix}i")).await?;
         cleanup(&args.amqp_url, &Topology::new(format!("{prefix}i"))).await?;
-        println!("round {round}: {}", ingress.line("ingress"));
+        println!("round {round}: {}", run.closed.line("ingress"));
+        if let Some(open) = &run.open {
+            println!("round {round}: {}", open.line("open"));
+        }
+        if let Some(kib) = run.peak_rss_kib {
+            println!(
+                "round {round}: ingress peak RSS {:.1} MiB",
+                kib as f64 / 1024.0
+            );
+        }
         raw_rates.push(raw.rate());
-        ingress_rates.push(ingress.rate());
+        ingress_rates.push(run.closed.rate());
     }
     let raw: f64 = raw_rates.iter().sum::<f64>() / raw_rates.len() as f64;
     let ingress: f64 = ingress_rates.iter().sum::<f64>() / ingress_rates.len() as f64;

@@ -77,9 +77,14 @@ impl Summary {
 
     /// One line for the report.
     pub fn line(&self, name: &str) -> String {
-        let (own, broker) = self.cpu.per_op(self.ops);
+        let (own, broker, child) = self.cpu.per_op(self.ops);
+        let child = if child > 0.0 {
+            format!(", ingress process {child:.0} us")
+        } else {
+            String::new()
+        };
         format!(
-            "{name:<8} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms   ok {} errors {}   cpu/op: bench process {own:.0} us, rabbitmq {broker:.0} us",
+            "{name:<8} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms   ok {} errors {}   cpu/op: bench process {own:.0} us{child}, rabbitmq {broker:.0} us",
             self.rate(),
             ms(self.quantile(0.50)),
             ms(self.quantile(0.99)),

@@ -44,16 +44,40 @@ pub struct WorkerBench {
     /// Redis URL.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
     redis_url: String,
+    /// Also measure state events and installs (Graph simulator answering at once) with 1 and
+    /// then 2 `wa-onboard worker` processes started from this binary.
+    #[arg(long)]
+    scaling_bin: Option<std::path::PathBuf>,
+}
+
+/// What the queued events are.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// `DISABLED_UPDATE`: claim, one atomic tenant update, done marker, ack.
+    State,
+    /// `PARTNER_APP_INSTALLED`: plus a token fetch and a subscription on the simulator.
+    Install,
 }
 
 async fn fill(broker: &Broker, events: usize) -> anyhow::Result<()> {
+    fill_kind(broker, events, Kind::State).await
+}
+
+async fn fill_kind(broker: &Broker, events: usize, kind: Kind) -> anyhow::Result<()> {
     let exchange = broker.topology().webhooks_exchange();
     let mut batch = Vec::with_capacity(500);
     for i in 0..events {
+        let value = match kind {
+            Kind::State => serde_json::json!({"event": "DISABLED_UPDATE",
+                "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE", "waba_ban_date": "2026-12-01"}}),
+            Kind::Install => serde_json::json!({"event": "PARTNER_APP_INSTALLED", "waba_info": {
+                "waba_id": format!("{}", 100_000_000_000_000usize + i),
+                "owner_business_id": format!("{}", 200_000_000_000_000usize + i),
+                "partner_app_id": "1061231232323117"}}),
+        };
         let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{
             "id": format!("{}", 100_000_000_000_000usize + i), "time": 1_763_900_000 + i as i64,
-            "changes": [{"field": "account_update", "value": {"event": "DISABLED_UPDATE",
-                "ban_info": {"waba_ban_state": "SCHEDULE_FOR_DISABLE", "waba_ban_date": "2026-12-01"}}}]}]});
+            "changes": [{"field": "account_update", "value": value}]}]});
         for c in Envelope::parse(body.to_string().as_bytes())?.into_changes(0) {
             batch.push(Outgoing::persistent_json(
                 exchange.as_str(),
@@ -185,6 +209,125 @@ async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Deletes every Redis key under `prefix` (SCAN + DEL), so runs do not pile up tenants.
+async fn forget(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+    let mut conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
+        }
+        cursor = next;
+        if cursor == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Sum of `wa_worker_events_total` at one worker's metrics endpoint.
+async fn processed(client: &reqwest::Client, ops: std::net::SocketAddr) -> usize {
+    let text = match client.get(format!("http://{ops}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .filter(|l| l.starts_with("wa_worker_events_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as usize
+}
+
+/// `events` of `kind` through `processes` worker child processes; returns the time from their
+/// start until all are processed.
+async fn scaling_phase(
+    args: &WorkerBench,
+    bin: &std::path::Path,
+    kind: Kind,
+    processes: usize,
+) -> anyhow::Result<Duration> {
+    let id = format!("{:08x}", rand::random::<u32>());
+    let mut topology = Topology::new(format!("benchs{id}"));
+    topology.retry_delays = vec![Duration::from_secs(5)];
+    let (broker, stop) = start_broker(&args.amqp_url, topology.clone()).await?;
+    fill_kind(&broker, args.events, kind).await?;
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sim = sim_listener.local_addr()?;
+    let sim_stop = CancellationToken::new();
+    let sim_task = tokio::spawn(wa_graph::sim::serve(
+        sim_listener,
+        wa_graph::sim::SimConfig::new(SecretString::from("bench".to_owned())),
+        sim_stop.clone().cancelled_owned(),
+    ));
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let started = Instant::now();
+    let mut children = Vec::new();
+    let mut endpoints = Vec::new();
+    for _ in 0..processes {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let ops: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        children.push(
+            tokio::process::Command::new(bin)
+                .arg("worker")
+                .env("WA_APP_SECRET", "bench")
+                .env("WA_SYSTEM_USER_ID", "1")
+                .env("WA_SYSTEM_USER_TOKEN", "bench")
+                .env("WA_TOKEN_KEY", &key)
+                .env("WA_GRAPH_BASE", format!("http://{sim}"))
+                .env("WA_METRICS_LISTEN", ops.to_string())
+                .env("WA_AMQP_PREFIX", topology.prefix())
+                .env("WA_REDIS_PREFIX", format!("benchs:{id}:"))
+                .env("WA_RETRY_DELAYS", "5s")
+                .env("WA_PREFETCH", args.prefetch.to_string())
+                .env("WA_CONCURRENCY", args.concurrency.to_string())
+                .env("AMQP_URL", &args.amqp_url)
+                .env("REDIS_URL", &args.redis_url)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()?,
+        );
+        endpoints.push(ops);
+    }
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut done = 0;
+        for ops in &endpoints {
+            done += processed(&client, *ops).await;
+        }
+        if done >= args.events {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "workers did not finish in 300 s ({done} done)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    for mut child in children {
+        let _ = child.kill().await;
+    }
+    sim_stop.cancel();
+    let _ = sim_task.await;
+    stop.cancel();
+    cleanup(&args.amqp_url, &topology).await?;
+    forget(&args.redis_url, &format!("benchs:{id}:")).await?;
+    Ok(elapsed)
+}
+
 /// Runs both phases and prints the report.
 #[allow(clippy::print_stdout)] // The report is the output.
 pub async fn run(args: WorkerBench) -> anyhow::Result<()> {
@@ -205,11 +348,30 @@ pub async fn run(args: WorkerBench) -> anyhow::Result<()> {
     topology.retry_delays = vec![Duration::from_secs(5)];
     let worker = worker_phase(&args, topology.clone(), &format!("bench:{id}:")).await?;
     cleanup(&args.amqp_url, &topology).await?;
+    forget(&args.redis_url, &format!("bench:{id}:")).await?;
     let rate = args.events as f64 / worker.as_secs_f64();
     println!(
         "worker   state events  {rate:>9.0} /s   ({:.2} s, includes start-up)",
         worker.as_secs_f64()
     );
     println!("ratio worker/raw = {:.2}", rate / raw_rate);
+    if let Some(bin) = &args.scaling_bin {
+        for kind in [Kind::State, Kind::Install] {
+            let mut one = 0.0;
+            for processes in [1, 2] {
+                let elapsed = scaling_phase(&args, bin, kind, processes).await?;
+                let rate = args.events as f64 / elapsed.as_secs_f64();
+                if processes == 1 {
+                    one = rate;
+                }
+                println!(
+                    "{:<8} {processes} worker process(es) {rate:>9.0} /s   ({:.2} s, includes start-up; x{:.2} of one)",
+                    format!("{kind:?}").to_lowercase(),
+                    elapsed.as_secs_f64(),
+                    rate / one
+                );
+            }
+        }
+    }
     Ok(())
 }
