@@ -1,0 +1,174 @@
+//! RabbitMQ stopped and started again (`rabbitmqctl stop_app` / `start_app`) while signed
+//! installs stream in: every install answered 200 ends installed with its token, each
+//! business's token fetched once; the ingress is ready again within seconds of the broker's
+//! return without a restart, and the workers resume by themselves.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use crate::harness::*;
+
+/// How long the broker stays down.
+const OUTAGE: Duration = Duration::from_secs(5);
+/// How soon after `start_app` returns the ingress and the workers must be ready again.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(20);
+
+fn rabbitmqctl(args: &[&str]) -> bool {
+    Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Blocks until `rabbitmq-diagnostics -q ping` succeeds (at most `within`).
+fn wait_for_ping(within: Duration) -> bool {
+    let until = Instant::now() + within;
+    loop {
+        let ok = Command::new("rabbitmq-diagnostics")
+            .args(["-q", "ping"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The broker stopped by this test. Dropping it, even during a panic, starts it again and
+/// waits until it answers: the machine's RabbitMQ is shared with every other test.
+struct BrokerStopped {
+    restored: bool,
+}
+
+impl BrokerStopped {
+    fn stop() -> Self {
+        let guard = Self { restored: false };
+        assert!(rabbitmqctl(&["stop_app"]), "rabbitmqctl stop_app failed");
+        guard
+    }
+
+    /// `start_app`, then waits for `ping`; the instant the broker is back.
+    fn restore(&mut self) -> Instant {
+        self.restored = true;
+        assert!(rabbitmqctl(&["start_app"]), "rabbitmqctl start_app failed");
+        let back = Instant::now();
+        assert!(
+            wait_for_ping(Duration::from_secs(60)),
+            "RabbitMQ does not answer ping after start_app"
+        );
+        back
+    }
+}
+
+impl Drop for BrokerStopped {
+    fn drop(&mut self) {
+        if !self.restored {
+            let started = rabbitmqctl(&["start_app"]);
+            let pinged = wait_for_ping(Duration::from_secs(60));
+            eprintln!("broker restored after a failure: start_app {started}, ping {pinged}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "failure test: run serially by scripts/test.sh"]
+async fn broker_stopped_and_started_under_load_loses_nothing_and_recovers_by_itself() {
+    // Declared before the guard, so it is dropped after it: its clean-up needs the broker.
+    let mut stack = Stack::start(Options::default()).await;
+    let http = stack.http.clone();
+    let stream = stack.stream_installs(Duration::from_millis(25));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut broker = BrokerStopped::stop();
+    // While it is down: the ingress says so, and refuses webhooks (503) instead of taking them.
+    let not_ready = {
+        let until = Instant::now() + OUTAGE;
+        let mut seen = false;
+        while Instant::now() < until {
+            seen |= !stack.ingress.answers(&http, "/readyz").await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        seen
+    };
+    let back = broker.restore();
+
+    // Recovery, measured from start_app's return: the same ingress and workers, no restart.
+    stack
+        .ingress
+        .wait_for(&http, "/readyz", RECOVERY_DEADLINE)
+        .await;
+    let ingress_recovery = back.elapsed();
+    for worker in &mut stack.workers {
+        worker.wait_for(&http, "/readyz", RECOVERY_DEADLINE).await;
+    }
+    let worker_recovery = back.elapsed();
+    // Webhooks are taken again: the first 200 after the broker's return.
+    // (Each probe a new WABA: the same one again would be a newer install of it.)
+    let mut probes = 40_000..;
+    let mut probe_acked = Vec::new();
+    let first_200 = loop {
+        let index = probes.next().expect("probe index");
+        if stack.send_install(index).await == Some(200) {
+            probe_acked.push(stack.waba(index));
+            break back.elapsed();
+        }
+        assert!(
+            back.elapsed() < RECOVERY_DEADLINE,
+            "no 200 within {RECOVERY_DEADLINE:?} of start_app"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = stream.stop().await;
+
+    let mut acked = sent.acked();
+    acked.extend(probe_acked);
+    let during_outage = sent
+        .0
+        .iter()
+        .filter(|s| s.at > back - OUTAGE && s.at < back && s.status != Some(200))
+        .count();
+    let settled = stack.settle(&acked, Duration::from_secs(40)).await;
+    report(&format!(
+        "test=broker_outage sent={} acknowledged={} refused={} lost=0 \
+         {} \
+         outage_s={} ingress_ready_after_s={:.1} workers_ready_after_s={:.1} first_200_after_s={:.1}",
+        sent.0.len() + (probes.start - 40_000) as usize,
+        acked.len(),
+        sent.refused(),
+        settled.figures(),
+        OUTAGE.as_secs(),
+        ingress_recovery.as_secs_f64(),
+        worker_recovery.as_secs_f64(),
+        first_200.as_secs_f64(),
+    ));
+    assert!(
+        not_ready,
+        "the ingress stayed ready while the broker was down"
+    );
+    assert!(
+        during_outage > 0,
+        "no webhook was refused while the broker was down: the outage was not exercised"
+    );
+    assert_eq!(
+        sent.unexpected(),
+        Vec::<Option<u16>>::new(),
+        "only 200 or 503"
+    );
+    settled.assert_consistent();
+    // No worker crashed and no fetch was interrupted: exactly one fetch per business.
+    assert_eq!(
+        settled.refetches(),
+        0,
+        "one token fetch per business: {settled:?}"
+    );
+}
