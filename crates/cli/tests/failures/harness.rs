@@ -801,6 +801,9 @@ pub struct Settled {
     pub dead_letters: u32,
 }
 
+/// How long after a fault a request sent before it may still reach graph-sim.
+const IN_FLIGHT_SLACK: Duration = Duration::from_secs(1);
+
 impl Settled {
     /// The figures every `RELIABILITY:` line carries.
     pub fn figures(&self) -> String {
@@ -817,8 +820,10 @@ impl Settled {
     }
 
     /// Every fetch but a business's last must have been cut off by a fault: it arrived at
-    /// graph-sim within `before` ahead of a fault's start, or during the fault (`faults`:
-    /// start and end). A fetch repeated without a fault is a doubled effect.
+    /// graph-sim within `before` ahead of a fault's start, during the fault (`faults`: start
+    /// and end), or within [`IN_FLIGHT_SLACK`] after it (a request a killed worker had already
+    /// written reaches graph-sim a moment after the kill). A fetch repeated without a fault is
+    /// a doubled effect.
     pub fn assert_refetches_explained(
         &self,
         faults: &[(SystemTime, SystemTime)],
@@ -828,7 +833,7 @@ impl Settled {
             for (k, at) in times[..times.len() - 1].iter().enumerate() {
                 let explained = faults
                     .iter()
-                    .any(|(start, end)| *at + before >= *start && at <= end);
+                    .any(|(start, end)| *at + before >= *start && *at <= *end + IN_FLIGHT_SLACK);
                 assert!(
                     explained,
                     "business {business}: fetch {} of {} at {} was repeated without a fault \
