@@ -1,6 +1,7 @@
 //! Helpers for wa-onboard's integration tests, shared so each test binary does not grow its
-//! own copy: [`eventually`] (poll with a deadline instead of sleeping) and [`Proxy`] (a TCP
-//! proxy in front of RabbitMQ or Redis that a test can cut, freeze and restore).
+//! own copy: [`eventually`] (poll with a deadline instead of sleeping), [`Proxy`] (a TCP
+//! proxy in front of RabbitMQ or Redis that a test can cut, freeze and restore), and
+//! [`forget_redis_prefix`] (a test's Redis keys removed, even from a `Drop` after a panic).
 
 use std::{
     net::SocketAddr,
@@ -144,6 +145,34 @@ async fn relay(
             return;
         }
         if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Deletes every Redis key under `prefix` (`SCAN` + `UNLINK`). Synchronous on purpose, so a
+/// test's `Drop` can call it even after a panic; errors are ignored (cleanup is best effort).
+pub fn forget_redis_prefix(redis_url: &str, prefix: &str) {
+    let Ok(mut conn) = redis::Client::open(redis_url).and_then(|c| c.get_connection()) else {
+        return;
+    };
+    let mut cursor = 0u64;
+    loop {
+        let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut conn)
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _: redis::RedisResult<i64> = redis::cmd("UNLINK").arg(&keys).query(&mut conn);
+        }
+        cursor = next;
+        if cursor == 0 {
             return;
         }
     }

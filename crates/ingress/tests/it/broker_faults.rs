@@ -1,10 +1,5 @@
 use std::time::Duration;
 
-use lapin::{
-    options::QueueDeclareOptions,
-    types::{AMQPValue, FieldTable, LongString},
-};
-
 use crate::helpers::{Options, eventually, install_body, spawn_with};
 
 fn proxied() -> Options {
@@ -19,34 +14,7 @@ fn proxied() -> Options {
 async fn a_nack_from_the_broker_is_a_503_never_a_200() {
     let app = crate::helpers::spawn_app().await;
     // A queue that refuses every message, bound beside the work queue: the broker nacks.
-    let full = format!("{}.full", app.topology.prefix());
-    let mut args = FieldTable::default();
-    args.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
-    args.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString(LongString::from("reject-publish")),
-    );
-    app.channel
-        .queue_declare(
-            full.as_str().into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .unwrap();
-    app.channel
-        .queue_bind(
-            full.as_str().into(),
-            app.topology.webhooks_exchange().into(),
-            "#".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let full = app.refuse_publishes("#").await;
     let r = app.post_signed(&install_body("777", 7)).await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "7");

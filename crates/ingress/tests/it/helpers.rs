@@ -9,7 +9,7 @@ use std::{
 use lapin::{
     Channel, Connection, ConnectionProperties,
     options::{BasicGetOptions, QueueDeclareOptions},
-    types::FieldTable,
+    types::{AMQPValue, FieldTable, LongString},
 };
 use secrecy::SecretString;
 use tokio::{
@@ -260,6 +260,37 @@ impl TestApp {
             .await
             .expect("passive declare")
             .message_count()
+    }
+
+    /// Binds a queue that refuses every message (`x-max-length 0`, `reject-publish`) to the
+    /// webhooks exchange for `routing_key`: the broker then nacks what matches. Returns its name.
+    pub async fn refuse_publishes(&self, routing_key: &str) -> String {
+        let full = format!("{}.full", self.topology.prefix());
+        let mut args = FieldTable::default();
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString(LongString::from("reject-publish")),
+        );
+        let options = QueueDeclareOptions {
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.channel
+            .queue_declare(full.as_str().into(), options, args)
+            .await
+            .expect("declare the refusing queue");
+        self.channel
+            .queue_bind(
+                full.as_str().into(),
+                self.topology.webhooks_exchange().into(),
+                routing_key.into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind the refusing queue");
+        full
     }
 
     pub fn account_update(&self) -> String {

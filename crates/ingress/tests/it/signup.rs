@@ -1,7 +1,4 @@
-use lapin::{
-    options::QueueDeclareOptions,
-    types::{AMQPValue, FieldTable, LongString},
-};
+use lapin::types::AMQPValue;
 use serde_json::{Value, json};
 use wa_envelope::session::canonical_sha256;
 
@@ -224,34 +221,7 @@ async fn a_session_event_is_published_persistent_and_keyed_by_its_canonical_body
 async fn an_unconfirmed_signup_event_is_a_503_with_retry_after() {
     let app = spawn_signups().await;
     // A queue that refuses every message, bound beside the work queue: the broker nacks.
-    let full = format!("{}.full", app.topology.prefix());
-    let mut args = FieldTable::default();
-    args.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
-    args.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString(LongString::from("reject-publish")),
-    );
-    app.channel
-        .queue_declare(
-            full.as_str().into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .unwrap();
-    app.channel
-        .queue_bind(
-            full.as_str().into(),
-            app.topology.webhooks_exchange().into(),
-            "embedded_signup.session".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let full = app.refuse_publishes("embedded_signup.session").await;
     let bearer = format!("Bearer {TOKEN}");
     let r = app.post_signup(Some(&bearer), finish().to_string()).await;
     assert_eq!(r.status(), 503);

@@ -138,29 +138,7 @@ impl TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         // Synchronous on purpose: runs even when the test panicked.
-        let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) else {
-            return;
-        };
-        let mut cursor = 0u64;
-        loop {
-            let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query(&mut conn)
-            else {
-                return;
-            };
-            if !keys.is_empty() {
-                let _: redis::RedisResult<i64> = redis::cmd("UNLINK").arg(&keys).query(&mut conn);
-            }
-            cursor = next;
-            if cursor == 0 {
-                return;
-            }
-        }
+        wa_testkit::forget_redis_prefix(&redis_url(), &self.prefix);
     }
 }
 

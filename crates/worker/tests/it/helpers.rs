@@ -320,23 +320,7 @@ impl Env {
             }
         }
         self.broker_stop.cancel();
-        let client = redis::Client::open(redis_url()).expect("redis");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("conn");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.redis_prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(keys)
-                .query_async(&mut conn)
-                .await
-                .unwrap_or(());
-        }
+        wa_testkit::forget_redis_prefix(&redis_url(), &self.redis_prefix);
     }
 }
 
