@@ -76,21 +76,10 @@ fn broker_config(url: &str, prefix: &str, channels: usize) -> anyhow::Result<Bro
     Ok(config)
 }
 
-async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
+/// Removes a phase's queues and exchanges.
+pub(crate) async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
     let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
-    let ch = conn.create_channel().await?;
-    for q in topology.queues() {
-        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-    }
-    for x in [
-        topology.webhooks_exchange(),
-        topology.unrouted(),
-        topology.dlq_exchange(),
-    ] {
-        let _ = ch
-            .exchange_delete(x.as_str().into(), Default::default())
-            .await;
-    }
+    topology.delete(&conn.create_channel().await?).await?;
     Ok(())
 }
 

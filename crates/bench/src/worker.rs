@@ -15,12 +15,13 @@ use tokio_util::sync::CancellationToken;
 use wa_broker::{
     Broker, BrokerConfig, Outgoing, Topology,
     lapin::{
-        self,
         options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
         types::FieldTable,
     },
 };
 use wa_envelope::Envelope;
+
+use crate::load::cleanup;
 
 /// Options of `wa-bench worker`.
 #[derive(Args)]
@@ -189,24 +190,6 @@ async fn worker_phase(
     worker.await??;
     stop.cancel();
     Ok(elapsed)
-}
-
-async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
-    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
-    let ch = conn.create_channel().await?;
-    for q in topology.queues() {
-        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-    }
-    for x in [
-        topology.webhooks_exchange(),
-        topology.unrouted(),
-        topology.dlq_exchange(),
-    ] {
-        let _ = ch
-            .exchange_delete(x.as_str().into(), Default::default())
-            .await;
-    }
-    Ok(())
 }
 
 /// Deletes every Redis key under `prefix` (SCAN + DEL), so runs do not pile up tenants.

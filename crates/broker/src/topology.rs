@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use lapin::{
     Channel, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{
+        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
+    },
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 
@@ -123,6 +126,36 @@ impl Topology {
             self.account_update_queue(),
             delay_label(delay)
         )
+    }
+
+    /// Every exchange this topology declares.
+    pub fn exchanges(&self) -> [String; 3] {
+        [
+            self.webhooks_exchange(),
+            self.unrouted(),
+            self.dlq_exchange(),
+        ]
+    }
+
+    /// Deletes every queue and exchange [`Topology::declare`] creates, with whatever they
+    /// hold: for tests, benchmarks and tools that work under a throwaway prefix. Deleting one
+    /// that does not exist is not an error in RabbitMQ.
+    ///
+    /// # Errors
+    ///
+    /// The first broker error (the channel is then closed and the rest is not attempted).
+    pub async fn delete(&self, channel: &Channel) -> crate::Result<()> {
+        for queue in self.queues() {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for exchange in self.exchanges() {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Declares exchanges, queues and bindings. Idempotent: declaring again with the same

@@ -633,13 +633,7 @@ fn delete_redis_prefix(prefix: &str) {
 }
 
 async fn delete_topology(topology: wa_broker::Topology) {
-    let queues = topology.queues();
-    let exchanges = [
-        topology.webhooks_exchange(),
-        topology.unrouted(),
-        topology.dlq_exchange(),
-    ];
-    let Ok(config) = wa_broker::BrokerConfig::new(&amqp_url(), topology) else {
+    let Ok(config) = wa_broker::BrokerConfig::new(&amqp_url(), topology.clone()) else {
         return;
     };
     let stop = CancellationToken::new();
@@ -647,14 +641,7 @@ async fn delete_topology(topology: wa_broker::Topology) {
     if broker.wait_ready(Duration::from_secs(15)).await
         && let Ok(ch) = broker.open_channel().await
     {
-        for q in &queues {
-            let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-        }
-        for x in &exchanges {
-            let _ = ch
-                .exchange_delete(x.as_str().into(), Default::default())
-                .await;
-        }
+        let _ = topology.delete(&ch).await;
     }
     stop.cancel();
 }

@@ -337,22 +337,7 @@ impl Role {
 async fn delete_topology(prefix: &str) {
     let mut topology = wa_broker::Topology::new(prefix);
     topology.retry_delays = vec![RETRY_DELAY];
-    let tier = wa_broker::delay_label(RETRY_DELAY);
-    let queues = [
-        topology.unrouted(),
-        topology.account_update_queue(),
-        topology.account_update_dlq(),
-        topology.retry_queue(RETRY_DELAY),
-        // The signup session event queue and its tier, where the topology has them.
-        format!("{prefix}.signup_events"),
-        format!("{prefix}.signup_events.retry.{tier}"),
-    ];
-    let exchanges = [
-        topology.webhooks_exchange(),
-        topology.unrouted(),
-        topology.dlq_exchange(),
-    ];
-    let Ok(config) = wa_broker::BrokerConfig::new(&amqp_url(), topology) else {
+    let Ok(config) = wa_broker::BrokerConfig::new(&amqp_url(), topology.clone()) else {
         return;
     };
     let stop = CancellationToken::new();
@@ -360,14 +345,7 @@ async fn delete_topology(prefix: &str) {
     if broker.wait_ready(Duration::from_secs(10)).await
         && let Ok(ch) = broker.open_channel().await
     {
-        for q in &queues {
-            let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-        }
-        for x in &exchanges {
-            let _ = ch
-                .exchange_delete(x.as_str().into(), Default::default())
-                .await;
-        }
+        let _ = topology.delete(&ch).await;
     }
     stop.cancel();
 }

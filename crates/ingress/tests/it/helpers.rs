@@ -307,19 +307,7 @@ impl TestApp {
                 .expect("ingress task")
                 .expect("ingress result");
         }
-        let t = &self.topology;
-        for queue in t.queues() {
-            let _ = self
-                .channel
-                .queue_delete(queue.as_str().into(), Default::default())
-                .await;
-        }
-        for exchange in [t.webhooks_exchange(), t.unrouted(), t.dlq_exchange()] {
-            let _ = self
-                .channel
-                .exchange_delete(exchange.as_str().into(), Default::default())
-                .await;
-        }
+        let _ = self.topology.delete(&self.channel).await;
     }
 }
 

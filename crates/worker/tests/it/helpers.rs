@@ -309,15 +309,7 @@ impl Env {
             }
         }
         if let Ok(ch) = self.broker.open_channel().await {
-            let t = &self.topology;
-            for q in t.queues() {
-                let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-            }
-            for x in [t.webhooks_exchange(), t.unrouted(), t.dlq_exchange()] {
-                let _ = ch
-                    .exchange_delete(x.as_str().into(), Default::default())
-                    .await;
-            }
+            let _ = self.topology.delete(&ch).await;
         }
         self.broker_stop.cancel();
         wa_testkit::forget_redis_prefix(&redis_url(), &self.redis_prefix);
