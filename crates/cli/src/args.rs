@@ -68,7 +68,7 @@ pub struct AmqpArgs {
     pub prefix: String,
 }
 
-/// Where Redis is, under which key prefix, and the key that encrypts business tokens at rest.
+/// Where Redis is, and under which key prefix.
 #[derive(Debug, Args)]
 pub struct RedisArgs {
     /// Redis URL.
@@ -88,12 +88,27 @@ pub struct RedisArgs {
         default_value = "wa:"
     )]
     pub prefix: String,
-    /// Key encrypting business tokens at rest: 32 bytes, base64 (`openssl rand -base64 32`).
-    #[arg(long = "token-key", env = "WA_TOKEN_KEY", hide_env_values = true)]
-    pub token_key: Option<String>,
+}
+
+/// The key that encrypts business tokens at rest, for the commands that read or write them.
+#[derive(Debug, Args)]
+pub struct TokenKeyArgs {
+    /// Key encrypting business tokens at rest: 32 bytes, base64 (`openssl rand -base64 32`);
+    /// `new,old` during a rotation (the first encrypts, any decrypts).
+    #[arg(
+        id = "token_key",
+        long = "token-key",
+        env = "WA_TOKEN_KEY",
+        hide_env_values = true
+    )]
+    pub value: Option<String>,
     /// File holding the token key.
-    #[arg(long = "token-key-file", env = "WA_TOKEN_KEY_FILE")]
-    pub token_key_file: Option<PathBuf>,
+    #[arg(
+        id = "token_key_file",
+        long = "token-key-file",
+        env = "WA_TOKEN_KEY_FILE"
+    )]
+    pub file: Option<PathBuf>,
 }
 
 /// `wa-onboard ingress`.

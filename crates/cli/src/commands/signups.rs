@@ -26,6 +26,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use wa_store::{Store, TokenKey, session::FUNNEL_RETENTION};
 
+use crate::args::RedisArgs;
+
 /// Exit code of a lookup that found nothing (SPEC.md "Interface").
 const NOT_FOUND: u8 = 3;
 
@@ -46,28 +48,6 @@ pub enum SignupsCommand {
     Get(GetArgs),
 }
 
-/// Where Redis is (no token key: nothing here reads a token).
-#[derive(Debug, Args)]
-pub struct SignupRedisArgs {
-    /// Redis URL.
-    #[arg(
-        id = "redis_url",
-        long = "redis-url",
-        env = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379/0",
-        hide_env_values = true
-    )]
-    pub url: String,
-    /// Prefix of every Redis key.
-    #[arg(
-        id = "redis_prefix",
-        long = "redis-prefix",
-        env = "WA_REDIS_PREFIX",
-        default_value = "wa:"
-    )]
-    pub prefix: String,
-}
-
 /// `signups funnel`.
 #[derive(Debug, Args)]
 pub struct FunnelArgs {
@@ -75,7 +55,7 @@ pub struct FunnelArgs {
     #[arg(long, default_value = "7d", value_parser = since)]
     pub since: Duration,
     #[command(flatten)]
-    pub redis: SignupRedisArgs,
+    pub redis: RedisArgs,
 }
 
 /// `signups get`.
@@ -85,7 +65,7 @@ pub struct GetArgs {
     #[arg(value_name = "SESSION_ID", value_parser = session_id)]
     pub session_id: String,
     #[command(flatten)]
-    pub redis: SignupRedisArgs,
+    pub redis: RedisArgs,
 }
 
 fn since(value: &str) -> Result<Duration, String> {
@@ -120,7 +100,7 @@ pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn connect(args: &SignupRedisArgs) -> anyhow::Result<Store> {
+async fn connect(args: &RedisArgs) -> anyhow::Result<Store> {
     // The store wants a token key; these commands never seal or open a token.
     let unused = TokenKey::from_bytes(&[0; 32]).context("token key")?;
     Store::connect(&args.url, &args.prefix, unused)

@@ -15,7 +15,11 @@ use futures_util::TryStreamExt as _;
 use secrecy::ExposeSecret;
 use wa_store::{Store, TenantRecord, TokenKey};
 
-use crate::{args::RedisArgs, progress::Progress, secrets};
+use crate::{
+    args::{RedisArgs, TokenKeyArgs},
+    progress::Progress,
+    secrets,
+};
 
 /// Exit code of a lookup that found nothing (SPEC.md "Interface").
 const NOT_FOUND: u8 = 3;
@@ -50,6 +54,8 @@ pub struct WabaArgs {
     pub waba_id: String,
     #[command(flatten)]
     pub redis: RedisArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
 }
 
 /// `tenants list`.
@@ -57,6 +63,8 @@ pub struct WabaArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub redis: RedisArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
 }
 
 /// Rejects, as a usage error, an id that cannot name a tenant (the store refuses it too).
@@ -81,7 +89,7 @@ pub async fn run(args: TenantsArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn get(args: WabaArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis).await?;
+    let store = connect(&args.redis, &args.token_key).await?;
     let Some(record) = store
         .get(&args.waba_id)
         .await
@@ -96,7 +104,7 @@ async fn get(args: WabaArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis).await?;
+    let store = connect(&args.redis, &args.token_key).await?;
     let mut records = store.list();
     let mut out = io::BufWriter::new(io::stdout());
     let result = async {
@@ -133,7 +141,7 @@ fn emit(out: &mut impl Write, record: &TenantRecord) -> anyhow::Result<bool> {
 }
 
 async fn token(args: WabaArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis).await?;
+    let store = connect(&args.redis, &args.token_key).await?;
     let waba_id = &args.waba_id;
     let token = store
         .token(waba_id)
@@ -160,7 +168,7 @@ async fn token(args: WabaArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn rekey(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis).await?;
+    let store = connect(&args.redis, &args.token_key).await?;
     let progress = Progress::new("rekeying");
     let report = store
         .rekey(|done, total| progress.update(done, total))
@@ -182,10 +190,10 @@ async fn rekey(args: ListArgs) -> anyhow::Result<ExitCode> {
 /// # Errors
 ///
 /// When it is missing or any key in it is unusable.
-pub(crate) fn token_key(args: &RedisArgs) -> anyhow::Result<TokenKey> {
+pub(crate) fn token_key(args: &TokenKeyArgs) -> anyhow::Result<TokenKey> {
     TokenKey::from_base64_list(&secrets::required(
-        args.token_key.as_deref(),
-        args.token_key_file.as_deref(),
+        args.value.as_deref(),
+        args.file.as_deref(),
         "WA_TOKEN_KEY",
     )?)
     .context("WA_TOKEN_KEY")
@@ -211,8 +219,8 @@ fn write_stdout(
 ///
 /// When `WA_TOKEN_KEY` is missing or unusable, or Redis is unreachable; the message names
 /// the variable at fault and never repeats a password from `REDIS_URL`.
-pub(crate) async fn connect(args: &RedisArgs) -> anyhow::Result<Store> {
-    let key = token_key(args)?;
+pub(crate) async fn connect(args: &RedisArgs, key: &TokenKeyArgs) -> anyhow::Result<Store> {
+    let key = token_key(key)?;
     Store::connect(&args.url, &args.prefix, key)
         .await
         .with_context(|| {

@@ -12,7 +12,7 @@ use wa_graph::GraphConfig;
 use wa_worker::WorkerConfig;
 
 use crate::{
-    args::{AmqpArgs, AppSecret, RedisArgs},
+    args::{AmqpArgs, AppSecret, RedisArgs, TokenKeyArgs},
     secrets, shutdown,
 };
 
@@ -28,6 +28,8 @@ pub struct WorkerArgs {
     pub amqp: AmqpArgs,
     #[command(flatten)]
     pub redis: RedisArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
     /// Graph API base URL.
     #[arg(long, env = "WA_GRAPH_BASE", default_value = wa_graph::DEFAULT_BASE)]
     pub graph_base: String,
@@ -96,7 +98,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let Some(system_user_id) = args.system_user_id.filter(|s| !s.is_empty()) else {
         bail!("WA_SYSTEM_USER_ID is required");
     };
-    let token_key = crate::commands::tenants::token_key(&args.redis)?;
+    let token_key = crate::commands::tenants::token_key(&args.token_key)?;
     let mut topology = Topology::new(args.amqp.prefix);
     topology.retry_delays = delays(&args.retry_delays)?;
     let mut broker = BrokerConfig::new(&args.amqp.url, topology).context("AMQP_URL")?;
