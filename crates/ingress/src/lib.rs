@@ -108,7 +108,7 @@ pub async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.read_timeout);
     let graceful = GracefulShutdown::new();
-    info!(addr = %listener.local_addr()?, "ingress listening");
+    info!(role = "ingress", addr = %listener.local_addr()?, "listening");
     loop {
         let (stream, _) = tokio::select! {
             () = shutdown.cancelled() => break,

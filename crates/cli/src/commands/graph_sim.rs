@@ -61,8 +61,8 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding WA_GRAPH_SIM_LISTEN {}", args.listen))?;
     let local = listener.local_addr().context("WA_GRAPH_SIM_LISTEN")?;
-    tracing::info!(listen = %local, strict, fail_transient = config.fail_transient,
-        fail_permanent = config.fail_permanent, "graph-sim listening");
+    tracing::info!(role = "graph-sim", addr = %local, strict, fail_transient = config.fail_transient,
+        fail_permanent = config.fail_permanent, "listening");
     wa_graph::sim::serve(listener, config, shutdown::on_signal().cancelled_owned())
         .await
         .context("graph-sim")?;

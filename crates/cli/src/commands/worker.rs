@@ -136,6 +136,9 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("binding WA_METRICS_LISTEN {}", args.metrics_listen))?;
+    // The address actually bound (port 0 picks one): tests and operators read it here.
+    let local = listener.local_addr().context("WA_METRICS_LISTEN")?;
+    tracing::info!(role = "worker", addr = %local, "listening");
     wa_worker::run(listener, config, shutdown::on_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
