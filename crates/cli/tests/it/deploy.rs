@@ -14,6 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use promql_parser::{
+    parser::Expr,
+    util::{ExprVisitor, walk_expr},
+};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -44,61 +48,43 @@ fn free_addr() -> String {
 
 // ------------------------------------------------------------------ queried metric names
 
-/// Metric names in a PromQL expression that start with one of `prefixes`: identifiers outside
-/// string literals, label matchers (`{...}`) and range/subquery brackets (`[...]`).
-fn promql_metric_names(expr: &str, prefixes: &[&str], out: &mut BTreeSet<String>) {
-    let chars: Vec<char> = expr.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '"' | '\'' | '`' => i = skip_string(&chars, i),
-            '{' | '[' => {
-                let close = if c == '{' { '}' } else { ']' };
-                i += 1;
-                while i < chars.len() && chars[i] != close {
-                    i = if matches!(chars[i], '"' | '\'' | '`') {
-                        skip_string(&chars, i)
-                    } else {
-                        i + 1
-                    };
-                }
-                i += 1;
-            }
-            c if c.is_ascii_digit() => {
-                // A number (`0.5`, `1e-9`, `5m`): none of it is a name.
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                    i += 1;
-                }
-            }
-            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-                {
-                    i += 1;
-                }
-                let word: String = chars[start..i].iter().collect();
-                if prefixes.iter().any(|p| word.starts_with(p)) {
-                    out.insert(word);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-}
+/// Grafana's interval variables, replaced by a duration so that the query parses as PromQL.
+const GRAFANA_INTERVALS: [(&str, &str); 3] = [
+    ("$__rate_interval", "5m"),
+    ("$__interval", "1m"),
+    ("$__range", "1h"),
+];
 
-/// The index just past the string literal opening at `start`.
-fn skip_string(chars: &[char], start: usize) -> usize {
-    let quote = chars[start];
-    let mut i = start + 1;
-    while i < chars.len() && chars[i] != quote {
-        if chars[i] == '\\' && quote != '`' {
-            i += 1;
-        }
-        i += 1;
+/// The names of the series selectors (`name{...}`, `name{...}[5m]`) of a PromQL expression
+/// that start with one of `prefixes`, as promql-parser reads it. A query that does not parse
+/// fails the test.
+fn promql_metric_names(expr: &str, prefixes: &[&str], out: &mut BTreeSet<String>) {
+    struct Names<'a> {
+        prefixes: &'a [&'a str],
+        out: &'a mut BTreeSet<String>,
     }
-    i + 1
+    impl ExprVisitor for Names<'_> {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            let selector = match expr {
+                Expr::VectorSelector(vs) => Some(vs),
+                Expr::MatrixSelector(ms) => Some(&ms.vs),
+                _ => None,
+            };
+            if let Some(name) = selector.and_then(|vs| vs.name.as_ref())
+                && self.prefixes.iter().any(|p| name.starts_with(p))
+            {
+                self.out.insert(name.clone());
+            }
+            Ok(true)
+        }
+    }
+    let query = GRAFANA_INTERVALS
+        .iter()
+        .fold(expr.to_owned(), |q, (var, value)| q.replace(var, value));
+    let ast = promql_parser::parser::parse(&query)
+        .unwrap_or_else(|e| panic!("not PromQL: {query:?}: {e}"));
+    let Ok(_) = walk_expr(&mut Names { prefixes, out }, &ast);
 }
 
 /// Every string under a key `expr`, anywhere in a Grafana dashboard.
@@ -117,41 +103,31 @@ fn dashboard_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-/// The `expr:` values of a Prometheus rules file: inline (`expr: a > 0`, quoted or not,
-/// continued on more-indented lines) or block scalars (`expr: |`, `expr: >-`).
+/// A Prometheus rules file, as far as this test reads it.
+#[derive(serde::Deserialize)]
+struct RuleFile {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(serde::Deserialize)]
+struct RuleGroup {
+    rules: Vec<Rule>,
+}
+
+#[derive(serde::Deserialize)]
+struct Rule {
+    expr: String,
+}
+
+/// The `expr` of every rule (alerting or recording) of a Prometheus rules file.
 fn rule_exprs(yaml: &str) -> Vec<String> {
-    let lines: Vec<&str> = yaml.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        let trimmed = line.trim_start();
-        let key = trimmed.strip_prefix("- ").unwrap_or(trimmed);
-        i += 1;
-        let Some(rest) = key.strip_prefix("expr:") else {
-            continue;
-        };
-        // The column of `expr` itself (after a list item's `- `): lines indented further
-        // continue its value.
-        let indent = line.len() - key.len();
-        let rest = rest.trim();
-        let mut expr = String::new();
-        if !rest.starts_with(['|', '>']) {
-            expr.push_str(rest.trim_matches(|c| c == '\'' || c == '"'));
-        }
-        while i < lines.len() {
-            let next = lines[i];
-            let next_indent = next.len() - next.trim_start().len();
-            if !next.trim().is_empty() && next_indent <= indent {
-                break;
-            }
-            expr.push(' ');
-            expr.push_str(next.trim());
-            i += 1;
-        }
-        out.push(expr.trim().to_owned());
-    }
-    out
+    let file: RuleFile =
+        serde_yaml_ng::from_str(yaml).unwrap_or_else(|e| panic!("not a rules file: {e}"));
+    file.groups
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .map(|r| r.expr.trim().to_owned())
+        .collect()
 }
 
 /// Metric names starting with `wa_` or `rabbitmq_` that the dashboards and the alert rules
