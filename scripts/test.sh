@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command: starts the services the tests need, validates the deploy
-# artefacts, then format, lint and the whole test suite against the real RabbitMQ and Redis.
+# artefacts and the dependency policy, then format, lint and the whole test suite against the
+# real RabbitMQ and Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
 scripts/check-deploy.sh
+# The dependency policy of deny.toml: licences, banned crates and features, sources. Not
+# advisories: they need the RustSec database, which this machine cannot fetch.
+cargo deny --version >/dev/null 2>&1 || cargo install --locked cargo-deny
+cargo deny check bans licenses sources
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -9,6 +9,9 @@ mod deploy;
 mod graph_sim;
 /// Running the binary with a clean environment, a Redis prefix per test, polling.
 mod helpers;
+/// docs/REFERENCE.md names every variable and subcommand `--help` shows, and marks as not
+/// yet available nothing the binary has.
+mod reference;
 /// `send`: the raw file bytes, signed as Meta signs them, to a tiny local listener.
 mod send;
 /// `signups funnel|get` against a real Redis, `signup-config`'s launch options, and the
