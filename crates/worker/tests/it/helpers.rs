@@ -361,3 +361,30 @@ pub async fn graph_ok(env: &Env, token: &str) {
         .mount(&env.graph)
         .await;
 }
+
+pub fn status(t: &TenantRecord) -> &'static str {
+    t.status.as_str()
+}
+
+pub fn token_status(t: &TenantRecord) -> Option<&'static str> {
+    t.token.status.map(|s| s.as_str())
+}
+
+/// The value of the first metric line starting with `prefix` (0 if none).
+pub fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until worker 0's metric line starting with `prefix` reaches `at_least`.
+pub async fn wait_metric(env: &Env, prefix: &str, at_least: f64) {
+    eventually(
+        Duration::from_secs(15),
+        &format!("{prefix} >= {at_least}"),
+        || async { (metric(&env.metrics(0).await, prefix) >= at_least).then_some(()) },
+    )
+    .await;
+}

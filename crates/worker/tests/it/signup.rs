@@ -1,26 +1,14 @@
-//! Embedded Signup session events through `wa.signup_events`, and the business integration
-//! webhooks through `wa.account_update`.
-
-use std::time::Duration;
+//! Embedded Signup session events through `wa.signup_events`.
 
 use serde_json::{Value, json};
 use wa_broker::Outgoing;
 use wa_envelope::{ChangeMessage, session::SessionEvent};
-use wa_store::TenantRecord;
 
 use crate::helpers::*;
 
 const TOKEN: &str = "business-token-signup-tests";
 /// When the test's session events were received (one funnel hour).
 const RECEIVED: i64 = 1_800_000_000;
-
-fn status(t: &TenantRecord) -> &'static str {
-    t.status.as_str()
-}
-
-fn token_status(t: &TenantRecord) -> Option<&'static str> {
-    t.token.status.map(|s| s.as_str())
-}
 
 fn finish(event: &str, waba: &str, phone: &str) -> Value {
     json!({"type": "WA_EMBEDDED_SIGNUP", "event": event,
@@ -68,30 +56,6 @@ async fn publish(env: &Env, change: &ChangeMessage) {
         .publish_all(std::slice::from_ref(&message))
         .await
         .expect("publish");
-}
-
-fn integration(field: &str, business: &str, time: i64) -> Value {
-    json!({"object": "application", "entry": [{"id": "1061231232323117", "time": time,
-        "changes": [{"field": field, "value": {"business_manager_id": business,
-        "tp_config_id": "cfg-1"}}]}]})
-}
-
-/// The value of the first metric line starting with `prefix` (0 if none).
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn wait_metric(env: &Env, prefix: &str, at_least: f64) {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{prefix} >= {at_least}"),
-        || async { (metric(&env.metrics(0).await, prefix) >= at_least).then_some(()) },
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -314,111 +278,5 @@ async fn a_malformed_session_message_goes_to_the_dlq_with_its_routing_key() {
     assert_eq!(letters[0].routing_key, "embedded_signup.session");
     let reason = letters[0].reason.clone().unwrap_or_default();
     assert!(reason.contains("waba_id"), "{reason}");
-    env.stop().await;
-}
-
-#[tokio::test]
-async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_time_order() {
-    let mut env = spawn_env().await;
-    graph_ok(&env, TOKEN).await;
-    env.spawn_worker().await;
-    let business = "942647313864099";
-    for waba in ["801", "802"] {
-        env.deliver(&installed(waba, business, 1000)).await;
-    }
-    env.deliver(&installed("803", "942647313864088", 1000))
-        .await;
-    env.deliver(&installed("804", business, 2500)).await;
-    for waba in ["801", "802", "803", "804"] {
-        env.wait_tenant(waba, "active", |t| token_status(t) == Some("active"))
-            .await;
-    }
-    env.deliver(&integration("business_integration_install", business, 900))
-        .await;
-
-    env.deliver(&integration(
-        "business_integration_uninstall",
-        business,
-        2000,
-    ))
-    .await;
-    for waba in ["801", "802"] {
-        let t = env
-            .wait_tenant(waba, "uninstalled by the integration", |t| {
-                status(t) == "uninstalled"
-            })
-            .await;
-        assert_eq!(token_status(&t), Some("revoked"));
-        assert_eq!(t.uninstalled_at, Some(2000));
-        assert!(
-            env.store.token(waba).await.unwrap().is_none(),
-            "token destroyed"
-        );
-    }
-    wait_metric(
-        &env,
-        r#"wa_worker_events_total{event="business_integration_uninstall",outcome="done"}"#,
-        1.0,
-    )
-    .await;
-    let newer = env.tenant("804").await.unwrap();
-    assert_eq!(
-        status(&newer),
-        "installed",
-        "installed after the integration uninstall"
-    );
-    assert_eq!(token_status(&newer), Some("active"));
-    assert_eq!(
-        status(&env.tenant("803").await.unwrap()),
-        "installed",
-        "another business"
-    );
-    assert_eq!(
-        env.store.integration_installed_at(business).await.unwrap(),
-        Some(900)
-    );
-
-    // Late installs older than the integration uninstall: one of a known WABA, one of a WABA
-    // never seen. Neither is current; no token is fetched for either.
-    env.deliver(&installed("801", business, 1500)).await;
-    env.deliver(&installed("805", business, 1800)).await;
-    let late = env
-        .wait_tenant("805", "late install recognised as older", |t| {
-            status(t) == "uninstalled"
-        })
-        .await;
-    assert_eq!(late.uninstalled_at, Some(2000));
-    assert!(env.store.token("805").await.unwrap().is_none());
-    // A real re-install, newer than the integration uninstall.
-    env.deliver(&installed("802", business, 3000)).await;
-    env.wait_tenant("802", "re-installed", |t| token_status(t) == Some("active"))
-        .await;
-    // The integration uninstall delivered again: a duplicate, nothing moves back.
-    env.deliver(&integration(
-        "business_integration_uninstall",
-        business,
-        2000,
-    ))
-    .await;
-    wait_metric(&env, "wa_worker_duplicates_total", 1.0).await;
-    wait_metric(
-        &env,
-        r#"wa_worker_events_total{event="PARTNER_APP_INSTALLED",outcome="done"}"#,
-        7.0,
-    )
-    .await;
-    assert_eq!(status(&env.tenant("801").await.unwrap()), "uninstalled");
-    assert_eq!(status(&env.tenant("802").await.unwrap()), "installed");
-    let fetched: Vec<String> = env
-        .graph_calls("/system_user_access_tokens")
-        .await
-        .iter()
-        .map(|r| r.url.path().to_owned())
-        .collect();
-    assert_eq!(
-        fetched.len(),
-        5,
-        "801, 802, 803, 804 and 802's re-install; none for a late install: {fetched:?}"
-    );
     env.stop().await;
 }

@@ -2,10 +2,6 @@ use crate::helpers::*;
 
 const TOKEN: &str = "business-token-uninstall-tests";
 
-fn token_status(t: &wa_store::TenantRecord) -> Option<&'static str> {
-    t.token.status.map(|s| s.as_str())
-}
-
 #[tokio::test]
 async fn uninstall_revokes_and_a_stale_install_after_it_is_ignored() {
     let mut env = spawn_env().await;
