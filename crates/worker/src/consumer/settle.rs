@@ -84,39 +84,23 @@ impl Settle<'_> {
                 error,
                 after,
                 counts,
-            } => {
-                let index = if counts { attempt } else { 0 };
-                let remaining =
-                    usize::try_from(index).map_or(&[][..], |i| tiers.get(i..).unwrap_or_default());
-                // The first remaining tier long enough for the server's requested pause.
-                let tier = remaining
-                    .iter()
-                    .position(|d| after.is_none_or(|a| *d >= a))
-                    .or_else(|| (!remaining.is_empty()).then(|| remaining.len() - 1));
-                match tier {
-                    Some(offset) => {
-                        let delay = remaining[offset];
-                        let next_attempt = if counts {
-                            index + offset as i64 + 1
-                        } else {
-                            attempt
-                        };
-                        self.metrics.retry(&wa_broker::delay_label(delay));
-                        info!(%error, delay = %wa_broker::delay_label(delay), attempt = next_attempt, "retrying later");
-                        Some(
-                            forward(&delivery, "", &topology.retry_queue_of(self.queue, delay))
-                                .header_i64(ATTEMPT, next_attempt)
-                                .header(LAST_ERROR, error),
-                        )
-                    }
-                    None => Some(self.dead_letter(
-                        &delivery,
-                        &format!("retries exhausted: {error}"),
-                        attempt,
-                        routing_key,
-                    )),
+            } => match next_tier(tiers, attempt, after, counts) {
+                Some((delay, next_attempt)) => {
+                    self.metrics.retry(&wa_broker::delay_label(delay));
+                    info!(%error, delay = %wa_broker::delay_label(delay), attempt = next_attempt, "retrying later");
+                    Some(
+                        forward(&delivery, "", &topology.retry_queue_of(self.queue, delay))
+                            .header_i64(ATTEMPT, next_attempt)
+                            .header(LAST_ERROR, error),
+                    )
                 }
-            }
+                None => Some(self.dead_letter(
+                    &delivery,
+                    &format!("retries exhausted: {error}"),
+                    attempt,
+                    routing_key,
+                )),
+            },
             Disposition::DeadLetter { reason } => {
                 Some(self.dead_letter(&delivery, &reason, attempt, routing_key))
             }
@@ -167,6 +151,31 @@ impl Settle<'_> {
     }
 }
 
+/// The delay tier a retried delivery goes to, and its attempt count there; `None` when the
+/// tiers are exhausted. `attempt` is the tiers it has been through; a retry that does not
+/// count (another worker holds the claim) starts again from the first tier and keeps its
+/// count. The first remaining tier long enough for the server's requested pause (`after`)
+/// is taken, else the longest remaining one.
+fn next_tier(
+    tiers: &[Duration],
+    attempt: i64,
+    after: Option<Duration>,
+    counts: bool,
+) -> Option<(Duration, i64)> {
+    let index = if counts { attempt } else { 0 };
+    let remaining = usize::try_from(index).map_or(&[][..], |i| tiers.get(i..).unwrap_or_default());
+    let offset = remaining
+        .iter()
+        .position(|d| after.is_none_or(|a| *d >= a))
+        .or_else(|| (!remaining.is_empty()).then(|| remaining.len() - 1))?;
+    let next_attempt = if counts {
+        index + offset as i64 + 1
+    } else {
+        attempt
+    };
+    Some((remaining[offset], next_attempt))
+}
+
 /// `delivery` as it came, to `routing_key` on `exchange`.
 fn forward(delivery: &Delivery, exchange: &str, routing_key: &str) -> Outgoing {
     Outgoing {
@@ -174,5 +183,35 @@ fn forward(delivery: &Delivery, exchange: &str, routing_key: &str) -> Outgoing {
         routing_key: routing_key.to_owned(),
         body: delivery.data.clone(),
         properties: delivery.properties.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn each_counted_retry_takes_the_next_tier_until_none_is_left() {
+        let tiers = [S(5), S(30), S(300)];
+        assert_eq!(next_tier(&tiers, 0, None, true), Some((S(5), 1)));
+        assert_eq!(next_tier(&tiers, 1, None, true), Some((S(30), 2)));
+        assert_eq!(next_tier(&tiers, 2, None, true), Some((S(300), 3)));
+        assert_eq!(next_tier(&tiers, 3, None, true), None);
+        assert_eq!(next_tier(&[], 0, None, true), None);
+    }
+
+    #[test]
+    fn a_requested_pause_skips_tiers_too_short_for_it() {
+        let tiers = [S(5), S(30), S(300)];
+        assert_eq!(next_tier(&tiers, 0, Some(S(20)), true), Some((S(30), 2)));
+        assert_eq!(next_tier(&tiers, 0, Some(S(3600)), true), Some((S(300), 3)));
+    }
+
+    #[test]
+    fn a_busy_key_waits_in_the_first_tier_without_counting_an_attempt() {
+        let tiers = [S(5), S(30)];
+        assert_eq!(next_tier(&tiers, 2, None, false), Some((S(5), 2)));
     }
 }
