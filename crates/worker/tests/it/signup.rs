@@ -45,13 +45,18 @@ async fn forward(env: &Env, body: Value) -> String {
 }
 
 async fn publish(env: &Env, change: &ChangeMessage) {
-    let message = Outgoing::persistent_json(
-        env.topology.webhooks_exchange(),
-        change.routing_key(),
-        change.to_json(),
-        &change.id,
-        0,
-    );
+    publish_to(
+        env,
+        &env.topology.webhooks_exchange(),
+        &change.routing_key(),
+        change,
+    )
+    .await;
+}
+
+/// Publishes `change` to `routing_key` on `exchange` (`""`: straight into a queue).
+async fn publish_to(env: &Env, exchange: &str, routing_key: &str, change: &ChangeMessage) {
+    let message = Outgoing::persistent_json(exchange, routing_key, change.to_json(), &change.id, 0);
     env.broker
         .publish_all(std::slice::from_ref(&message))
         .await
@@ -278,5 +283,44 @@ async fn a_malformed_session_message_goes_to_the_dlq_with_its_routing_key() {
     assert_eq!(letters[0].routing_key, "embedded_signup.session");
     let reason = letters[0].reason.clone().unwrap_or_default();
     assert!(reason.contains("waba_id"), "{reason}");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_is_read_as_what_its_queue_carries() {
+    let mut env = spawn_env().await;
+    env.spawn_worker().await;
+    // A valid session event put straight into wa.account_update: not a webhook change.
+    let session = SessionEvent::from_value(finish("FINISH", "861000", "862000"))
+        .expect("a valid session event")
+        .into_change(RECEIVED);
+    publish_to(&env, "", &env.topology.account_update_queue(), &session).await;
+    // A webhook change put straight into wa.signup_events: not a session event.
+    let envelope = installed("863000", "864000", 10).to_string();
+    let webhook = wa_envelope::Envelope::parse(envelope.as_bytes())
+        .expect("an envelope")
+        .into_changes(0)
+        .remove(0);
+    publish_to(&env, "", &env.topology.signup_events_queue(), &webhook).await;
+    let mut letters = env.wait_dead_letters(2).await;
+    letters.sort_by(|a, b| a.routing_key.cmp(&b.routing_key));
+    // Each goes back where it belongs if replayed.
+    assert_eq!(letters[0].routing_key, "embedded_signup.session");
+    assert_eq!(
+        letters[1].routing_key,
+        "whatsapp_business_account.account_update"
+    );
+    let reasons: Vec<String> = letters
+        .iter()
+        .map(|l| l.reason.clone().unwrap_or_default())
+        .collect();
+    assert!(reasons[0].contains("field `session`"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("not an Embedded Signup session event"),
+        "{reasons:?}"
+    );
+    for waba in ["861000", "863000"] {
+        assert!(env.tenant(waba).await.is_none(), "{waba} applied");
+    }
     env.stop().await;
 }
