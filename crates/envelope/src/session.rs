@@ -37,7 +37,9 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use wa_ids::{BusinessId, DedupeKey, IdError, PhoneNumberId, SessionId, WabaId};
+use wa_ids::{
+    BusinessId, DedupeKey, IdError, MAX_SESSION_ID_LEN, PhoneNumberId, SessionId, WabaId,
+};
 
 use crate::{ChangeMessage, canonical, change::sha256_key};
 
@@ -325,9 +327,9 @@ fn error(data: &Map<String, Value>) -> Result<SessionKind, SessionError> {
         )));
     };
     let Some(session_id) = id_field(data, "session_id")? else {
-        return Err(invalid(
-            "an error report needs data.session_id (1 to 128 of [A-Za-z0-9_.:-])",
-        ));
+        return Err(invalid(format!(
+            "an error report needs data.session_id (1 to {MAX_SESSION_ID_LEN} of [A-Za-z0-9_.:-])"
+        )));
     };
     Ok(SessionKind::Error { code, session_id })
 }
@@ -460,6 +462,14 @@ mod tests {
             (
                 json!({"type": TYPE, "event": "FINISH", "data": {"waba_id": "1{2}"}}),
                 "waba_id",
+            ),
+            (
+                json!({"type": TYPE, "event": "FINISH", "data": {"waba_id": "waba-1"}}),
+                "1 to 32 ASCII digits",
+            ),
+            (
+                json!({"type": TYPE, "event": "FINISH", "data": {"waba_id": "1", "waba_ids": ["1", "w2"]}}),
+                "data.waba_ids[]",
             ),
             (
                 json!({"type": TYPE, "event": "FINISH", "data": {"waba_id": "1", "phone_number_id": 7}}),
