@@ -28,6 +28,7 @@ use wa_broker::{
         types::FieldTable,
     },
 };
+use wa_ids::DedupeKey;
 use wa_store::{Claim, Store};
 
 use self::settle::{Disposition, Settle};
@@ -40,7 +41,7 @@ use crate::{
 /// What the loop needs to know about a parsed message.
 pub trait Message: Send + Sync {
     /// The message id: its dedupe key and `messaging.message.id`.
-    fn id(&self) -> &str;
+    fn id(&self) -> &DedupeKey;
     /// The event name metrics and spans use (bounded by [`event_label`]).
     fn event(&self) -> Option<&str>;
     /// The routing key a replay of its dead letter is published with.
@@ -256,7 +257,7 @@ impl<H: Handler> Running<H> {
                     ),
                     Ok(message) => {
                         let span = tracing::Span::current();
-                        span.record("messaging.message.id", message.id());
+                        span.record("messaging.message.id", message.id().as_str());
                         span.record("wa.event", event_label(message.event()));
                         (
                             message.event().map(str::to_owned),

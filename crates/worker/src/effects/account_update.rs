@@ -11,7 +11,8 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use tracing::{info, warn};
 use wa_graph::{GraphClient, GraphError};
-use wa_store::{Install, Store, Uninstall};
+use wa_ids::{BusinessId, WabaId};
+use wa_store::{Install, Store, TokenVault, Uninstall};
 
 use super::integration::removed_by_integration;
 use crate::{
@@ -23,8 +24,10 @@ use crate::{
 /// The effects of `account_update` webhooks.
 #[derive(Clone)]
 pub struct AccountUpdates {
-    /// Tenant state and tokens.
+    /// Tenant state.
     pub store: Store,
+    /// Business tokens (the same store, with `WA_TOKEN_KEY`).
+    pub vault: TokenVault,
     /// Meta's Graph API.
     pub graph: GraphClient,
     /// Subscribe the app to each installed WABA (`WA_SUBSCRIBE_APP`).
@@ -51,8 +54,12 @@ impl AccountUpdates {
             Plan::Uninstall(uninstall) => self.uninstall(&uninstall).await,
             Plan::UninstallByEntry {
                 entry_id,
+                entry_owner,
                 event_time,
-            } => self.uninstall_by_entry(&entry_id, event_time).await,
+            } => {
+                self.uninstall_by_entry(&entry_id, &entry_owner, event_time)
+                    .await
+            }
             Plan::Account {
                 waba_id,
                 event,
@@ -93,7 +100,7 @@ impl AccountUpdates {
             // Only for this install: an uninstall (and maybe a newer install) while the fetch
             // was in flight makes this token stale.
             let stored = self
-                .store
+                .vault
                 .store_token(&ev.waba_id, &fetched, now(), ev.event_time)
                 .await?;
             if !stored {
@@ -106,7 +113,7 @@ impl AccountUpdates {
         if self.subscribe_app && applied.needs_subscription() {
             let token = match token {
                 Some(t) => t,
-                None => match self.store.token(&ev.waba_id).await? {
+                None => match self.vault.token(&ev.waba_id).await? {
                     Some(t) => t,
                     None => {
                         return Err(Failure::Retry {
@@ -130,7 +137,7 @@ impl AccountUpdates {
     /// A Graph error during `ev`: logged; a permanent one on the token call is recorded on
     /// the tenant (`token.status = failed`).
     async fn graph_failure(&self, ev: &Install, e: &GraphError, token_call: bool) -> Failure {
-        let waba_id = ev.waba_id.as_str();
+        let waba_id = &ev.waba_id;
         if e.is_transient() {
             warn!(%waba_id, error = %e.summary(), "transient Graph error");
             return Failure::graph(e);
@@ -161,7 +168,8 @@ impl AccountUpdates {
     /// dead-letter queue. Never guess.
     async fn uninstall_by_entry(
         &self,
-        entry_id: &str,
+        entry_id: &WabaId,
+        entry_owner: &BusinessId,
         event_time: i64,
     ) -> Result<Applied, Failure> {
         // A WABA only if a signed install or uninstall named it: a record created by browser
@@ -173,9 +181,9 @@ impl AccountUpdates {
             .await?
             .is_some_and(|t| t.installed_at.is_some() || t.uninstalled_at.is_some());
         let wabas = if known_waba {
-            vec![entry_id.to_owned()]
+            vec![entry_id.clone()]
         } else {
-            self.store.tenants_owned_by(entry_id).await?
+            self.store.tenants_owned_by(entry_owner).await?
         };
         if wabas.is_empty() {
             return Err(Failure::dead_letter(format!(

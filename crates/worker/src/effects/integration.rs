@@ -17,6 +17,7 @@
 //! Redis only; never the Graph API.
 
 use tracing::info;
+use wa_ids::BusinessId;
 use wa_store::{Install, IntegrationChange, Store, Uninstall};
 
 use crate::{
@@ -45,7 +46,7 @@ impl Integrations {
     }
 
     /// `business_integration_install`: recorded on the business.
-    async fn install(&self, business_id: &str, event_time: i64) -> Result<Applied, Failure> {
+    async fn install(&self, business_id: &BusinessId, event_time: i64) -> Result<Applied, Failure> {
         let newer = self
             .store
             .record_integration(business_id, IntegrationChange::Installed, event_time)
@@ -60,7 +61,11 @@ impl Integrations {
 
     /// `business_integration_uninstall`: remembered, then every tenant of the business
     /// uninstalled and revoked.
-    async fn uninstall(&self, business_id: &str, event_time: i64) -> Result<Applied, Failure> {
+    async fn uninstall(
+        &self,
+        business_id: &BusinessId,
+        event_time: i64,
+    ) -> Result<Applied, Failure> {
         // Remembered first: an install processed concurrently either sees it, or was indexed
         // under the owner before the listing below and is uninstalled by it.
         self.store

@@ -70,7 +70,7 @@ impl Sessions {
         {
             let merged = self
                 .store
-                .merge_signup(waba_id, phone_number_id.as_deref())
+                .merge_signup(waba_id, phone_number_id.as_ref())
                 .await?;
             for other in other_waba_ids {
                 self.store.merge_signup(other, None).await?;

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use wa_envelope::ChangeMessage;
+use wa_ids::{BusinessId, DedupeKey};
 
 use crate::{
     consumer::{Handler, Message},
@@ -16,7 +17,7 @@ use crate::{
 };
 
 impl Message for ChangeMessage {
-    fn id(&self) -> &str {
+    fn id(&self) -> &DedupeKey {
         &self.id
     }
 
@@ -36,7 +37,7 @@ impl Message for ChangeMessage {
 /// Consumes `wa.account_update`.
 pub struct AccountUpdateHandler {
     /// `WA_PARTNER_BUSINESS_IDS`: the partner's own portfolio ids, never a tenant.
-    pub partner_business_ids: HashSet<String>,
+    pub partner_business_ids: HashSet<BusinessId>,
     /// Effects of `account_update` changes.
     pub account_updates: AccountUpdates,
     /// Effects of business integration webhooks.
@@ -75,7 +76,7 @@ mod tests {
 
     fn change(object: &str, field: &str, value: Value) -> ChangeMessage {
         ChangeMessage {
-            id: "k".into(),
+            id: "ab".repeat(32).parse().unwrap(),
             object: object.into(),
             entry_id: "1".into(),
             entry_time: Some(1),

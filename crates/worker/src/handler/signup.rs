@@ -2,6 +2,8 @@
 //! ([`SessionMessage`], planned by `crate::plan::session`, applied by
 //! `crate::effects::session`).
 
+use wa_ids::DedupeKey;
+
 use crate::{
     consumer::{Handler, Message},
     effects::session::Sessions,
@@ -10,7 +12,7 @@ use crate::{
 };
 
 impl Message for SessionMessage {
-    fn id(&self) -> &str {
+    fn id(&self) -> &DedupeKey {
         &self.id
     }
 

@@ -11,8 +11,9 @@
 use std::collections::HashSet;
 
 use wa_envelope::ChangeMessage;
+use wa_ids::BusinessId;
 
-use super::{Rejected, text};
+use super::{Rejected, id, text};
 
 /// The `object` of a business integration webhook.
 pub const OBJECT: &str = "application";
@@ -23,7 +24,7 @@ pub struct Plan {
     /// Installed (`business_integration_install`) or uninstalled.
     pub change: Change,
     /// `value.business_manager_id`.
-    pub business_id: String,
+    pub business_id: BusinessId,
     /// `entry.time`.
     pub event_time: i64,
 }
@@ -46,7 +47,7 @@ pub enum Change {
 /// [`Rejected`] with the reason when the change cannot be applied safely.
 pub fn plan(
     change: &ChangeMessage,
-    partner_business_ids: &HashSet<String>,
+    partner_business_ids: &HashSet<BusinessId>,
 ) -> Result<Plan, Rejected> {
     let kind = match change.field.as_str() {
         "business_integration_install" => Change::Install,
@@ -68,6 +69,7 @@ pub fn plan(
             change.field
         )));
     };
+    let business_id: BusinessId = id(business_id, "value.business_manager_id")?;
     if partner_business_ids.contains(&business_id) {
         return Err(Rejected(format!(
             "{} for the partner's own portfolio {business_id}",
@@ -87,13 +89,13 @@ mod tests {
 
     use super::*;
 
-    fn partners() -> HashSet<String> {
-        HashSet::from(["2949482758682047".to_owned()])
+    fn partners() -> HashSet<BusinessId> {
+        HashSet::from(["2949482758682047".parse().unwrap()])
     }
 
     fn integration(field: &str, time: Option<i64>, value: Value) -> ChangeMessage {
         ChangeMessage {
-            id: "k".into(),
+            id: "ab".repeat(32).parse().unwrap(),
             object: "application".into(),
             entry_id: "1061231232323117".into(),
             entry_time: time,
@@ -113,7 +115,7 @@ mod tests {
             ),
             Ok(Plan {
                 change: Change::Uninstall,
-                business_id: "942647313864044".into(),
+                business_id: "942647313864044".parse().unwrap(),
                 event_time: 50
             })
         );
@@ -122,7 +124,7 @@ mod tests {
             plan(&change, &partners()),
             Ok(Plan {
                 change: Change::Install,
-                business_id: "942647313864044".into(),
+                business_id: "942647313864044".parse().unwrap(),
                 event_time: 40
             })
         );
@@ -158,5 +160,17 @@ mod tests {
             };
             assert!(reason.contains(needle), "{reason}");
         }
+    }
+
+    #[test]
+    fn a_malformed_business_id_is_a_malformed_change() {
+        let v = json!({"business_manager_id": "bm-1"});
+        let Err(Rejected(reason)) = plan(
+            &integration("business_integration_install", Some(1), v),
+            &partners(),
+        ) else {
+            panic!("must be rejected")
+        };
+        assert!(reason.contains("business_manager_id"), "{reason}");
     }
 }

@@ -12,6 +12,7 @@ pub mod integration;
 pub mod session;
 
 use serde_json::Value;
+use wa_ids::IdError;
 
 /// A message that cannot be applied safely, and why: it goes to the dead-letter queue with
 /// this reason. Never guess.
@@ -25,4 +26,18 @@ fn text(value: &Value, key: &str) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// `value` (read at `at`) parsed as an id, or why the message is rejected: a malformed id is
+/// a malformed message.
+fn id<T: TryFrom<String, Error = IdError>>(value: String, at: &str) -> Result<T, Rejected> {
+    T::try_from(value).map_err(|e| Rejected(format!("{at}: {e}")))
+}
+
+/// [`id`] of an optional field.
+fn optional_id<T: TryFrom<String, Error = IdError>>(
+    value: Option<String>,
+    at: &str,
+) -> Result<Option<T>, Rejected> {
+    value.map(|v| id(v, at)).transpose()
 }

@@ -11,6 +11,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use wa_envelope::session::{FIELD, OBJECT, SessionEvent};
+use wa_ids::DedupeKey;
 
 use super::Rejected;
 
@@ -18,7 +19,7 @@ use super::Rejected;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SessionMessage {
     /// The message id: the event's dedupe key.
-    pub id: String,
+    pub id: DedupeKey,
     /// `embedded_signup`.
     pub object: String,
     /// `session`.
@@ -54,7 +55,7 @@ impl SessionMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionPlan {
     /// The message id (the event's dedupe key).
-    pub id: String,
+    pub id: DedupeKey,
     /// When the ingress received it, unix seconds.
     pub received_at: i64,
     /// The validated event.
@@ -98,7 +99,7 @@ mod tests {
 
     fn message(value: Value) -> SessionMessage {
         SessionMessage {
-            id: "k".into(),
+            id: "ab".repeat(32).parse().unwrap(),
             object: "embedded_signup".into(),
             field: "session".into(),
             value,
@@ -111,7 +112,10 @@ mod tests {
         let v = json!({"type": "WA_EMBEDDED_SIGNUP", "event": "FINISH",
             "data": {"waba_id": "1", "phone_number_id": "2"}});
         let p = plan(&message(v)).expect("a session plan");
-        assert_eq!((p.id.as_str(), p.received_at), ("k", 7));
+        assert_eq!(
+            (p.id.as_str(), p.received_at),
+            ("ab".repeat(32).as_str(), 7)
+        );
         assert!(matches!(p.event.kind, SessionKind::Finish { .. }));
     }
 

@@ -47,7 +47,7 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
         assert_eq!(token_status(&t), Some("revoked"));
         assert_eq!(t.uninstalled_at, Some(2000));
         assert!(
-            env.store.token(waba).await.unwrap().is_none(),
+            env.vault.token(&waba_id(waba)).await.unwrap().is_none(),
             "token destroyed"
         );
     }
@@ -70,7 +70,10 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
         "another business"
     );
     assert_eq!(
-        env.store.integration_installed_at(business).await.unwrap(),
+        env.store
+            .integration_installed_at(&crate::helpers::business(business))
+            .await
+            .unwrap(),
         Some(900)
     );
 
@@ -84,7 +87,7 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
         })
         .await;
     assert_eq!(late.uninstalled_at, Some(2000));
-    assert!(env.store.token("805").await.unwrap().is_none());
+    assert!(env.vault.token(&waba_id("805")).await.unwrap().is_none());
     // A real re-install, newer than the integration uninstall.
     env.deliver(&installed("802", business, 3000)).await;
     env.wait_tenant("802", "re-installed", |t| token_status(t) == Some("active"))

@@ -41,7 +41,7 @@ async fn forward(env: &Env, body: Value) -> String {
         .expect("a valid session event")
         .into_change(RECEIVED);
     publish(env, &change).await;
-    change.id
+    change.id.into_string()
 }
 
 async fn publish(env: &Env, change: &ChangeMessage) {
@@ -56,7 +56,13 @@ async fn publish(env: &Env, change: &ChangeMessage) {
 
 /// Publishes `change` to `routing_key` on `exchange` (`""`: straight into a queue).
 async fn publish_to(env: &Env, exchange: &str, routing_key: &str, change: &ChangeMessage) {
-    let message = Outgoing::persistent_json(exchange, routing_key, change.to_json(), &change.id, 0);
+    let message = Outgoing::persistent_json(
+        exchange,
+        routing_key,
+        change.to_json(),
+        change.id.as_str(),
+        0,
+    );
     env.broker
         .publish_all(std::slice::from_ref(&message))
         .await
@@ -100,7 +106,7 @@ async fn a_finish_before_the_webhook_ends_with_its_number_on_the_installed_tenan
         .await;
     assert_eq!(status(&t), "installed");
     assert_eq!(t.phone_number_ids, ["106540352242922"]);
-    assert_eq!(t.owner_business_id.as_deref(), Some("942647313864044"));
+    assert_eq!(t.owner_business_id.unwrap(), "942647313864044");
     assert_eq!(env.graph_calls("/system_user_access_tokens").await.len(), 1);
     env.stop().await;
 }
@@ -233,7 +239,11 @@ async fn cancels_and_errors_are_kept_per_session_and_counted_by_step_and_code() 
     assert_eq!(f.errors_by_code["524126"], 1);
     assert_eq!(f.finished, 0);
 
-    let launch = env.store.signup_session("launch-1").await.unwrap();
+    let launch = env
+        .store
+        .signup_session(&session("launch-1"))
+        .await
+        .unwrap();
     assert_eq!(launch.len(), 2, "{launch:?}");
     assert_eq!(launch[0]["id"], first);
     assert_eq!(launch[0]["received_at"], RECEIVED);
@@ -242,7 +252,11 @@ async fn cancels_and_errors_are_kept_per_session_and_counted_by_step_and_code() 
         "PHONE_NUMBER_VERIFICATION"
     );
     assert_eq!(launch[1]["message"]["data"]["error_code"], 2_593_079);
-    let meta = env.store.signup_session("meta-s-2").await.unwrap();
+    let meta = env
+        .store
+        .signup_session(&session("meta-s-2"))
+        .await
+        .unwrap();
     assert_eq!(meta.len(), 1);
     assert_eq!(meta[0]["message"]["data"]["error_id"], "524126");
 
@@ -270,7 +284,7 @@ async fn a_malformed_session_message_goes_to_the_dlq_with_its_routing_key() {
     let mut env = spawn_env().await;
     env.spawn_worker().await;
     let change = ChangeMessage {
-        id: "f".repeat(64),
+        id: "f".repeat(64).parse().unwrap(),
         object: "embedded_signup".into(),
         entry_id: String::new(),
         entry_time: None,
