@@ -163,9 +163,9 @@ impl AccountUpdates {
         Ok(Applied::Changed)
     }
 
-    /// docs/REFERENCE.md, "Semantics the tests hold the project to": applied to the tenant whose WABA id, or the
-    /// tenants whose owner business id, equals `entry.id`; nothing matching goes to the
-    /// dead-letter queue. Never guess.
+    /// docs/REFERENCE.md, "Semantics the tests hold the project to": applied to the tenant
+    /// whose WABA id, or the tenants whose owner business id, equals `entry.id`; nothing
+    /// matching goes to the dead-letter queue. Never guess.
     async fn uninstall_by_entry(
         &self,
         entry_id: &WabaId,
