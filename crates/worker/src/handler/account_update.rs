@@ -44,6 +44,7 @@ pub struct AccountUpdateHandler {
     pub integrations: Integrations,
 }
 
+/// A message its plan rejects goes to the dead-letter queue with the plan's reason.
 fn dead_letter(rejected: Rejected) -> Failure {
     Failure::dead_letter(rejected.0)
 }
