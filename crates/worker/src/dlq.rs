@@ -13,11 +13,11 @@ use wa_broker::{
         Channel,
         message::BasicGetMessage,
         options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
-        types::{AMQPValue, FieldTable},
+        types::FieldTable,
     },
 };
 
-use crate::consumer::{ATTEMPT, LAST_ERROR, REASON, ROUTING_KEY};
+use crate::headers::{self, ATTEMPT, LAST_ERROR, REASON, ROUTING_KEY};
 
 /// One message in the dead-letter queue, as `dlq list` prints it.
 #[derive(Debug, Clone, Serialize)]
@@ -36,17 +36,9 @@ pub struct DeadLetter {
     pub body: Value,
 }
 
-fn string(headers: &FieldTable, name: &str) -> Option<String> {
-    match headers.inner().get(name)? {
-        AMQPValue::LongString(v) => Some(v.to_string()),
-        AMQPValue::ShortString(v) => Some(v.to_string()),
-        _ => None,
-    }
-}
-
 fn describe(message: &BasicGetMessage) -> DeadLetter {
     let d = &message.delivery;
-    let headers = d.properties.headers().clone().unwrap_or_default();
+    let headers = d.properties.headers().as_ref();
     let body: Value = serde_json::from_slice(&d.data).unwrap_or(Value::Null);
     let from_body = match (body.get("object"), body.get("field")) {
         (Some(Value::String(o)), Some(Value::String(f))) => Some(format!("{o}.{f}")),
@@ -59,15 +51,12 @@ fn describe(message: &BasicGetMessage) -> DeadLetter {
             .as_ref()
             .map(ToString::to_string)
             .unwrap_or_default(),
-        routing_key: string(&headers, ROUTING_KEY)
+        routing_key: headers::string(headers, ROUTING_KEY)
             .or(from_body)
             .unwrap_or_else(|| d.routing_key.to_string()),
-        reason: string(&headers, REASON),
-        attempts: match headers.inner().get(ATTEMPT) {
-            Some(AMQPValue::LongLongInt(n)) => *n,
-            _ => 0,
-        },
-        last_error: string(&headers, LAST_ERROR),
+        reason: headers::string(headers, REASON),
+        attempts: headers::integer(headers, ATTEMPT).unwrap_or(0),
+        last_error: headers::string(headers, LAST_ERROR),
         body,
     }
 }

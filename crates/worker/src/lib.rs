@@ -1,23 +1,32 @@
 //! The `account_update` worker: dedupe, tenant state, business tokens.
 //!
 //! What this crate owns: consuming `wa.account_update` (with the business integration
-//! webhooks) and `wa.signup_events` (Embedded Signup session events, [`session`]) with manual
-//! acks, bounded prefetch and concurrency ([`consumer`]); the pure decision for each change
-//! ([`decide`]); carrying it out against Redis and the Graph API ([`process`]); delay tiers
-//! and the dead-letter queue ([`dlq`] for operators); and the worker's metrics and health
-//! endpoint. Replicas coordinate through RabbitMQ and Redis only.
+//! webhooks) and `wa.signup_events` (Embedded Signup session events). The modules form a
+//! one-way stack, each importing only those below it:
 //!
-//! It never parses HTTP requests or verifies signatures (the ingress did), never keeps a
-//! token outside `wa-store`'s encrypted records, and never logs one.
+//! - [`run`] (this file) binds each queue to its handler and starts the consumers;
+//! - `consumer`: the one consume loop, generic over a queue's handler: manual acks, bounded
+//!   prefetch and concurrency, dedupe claims, delay tiers and the dead-letter queue;
+//! - `handler`: per queue, how a body is read and which plan and effects it gets;
+//! - [`plan`]: per message kind, the pure decision (no I/O);
+//! - `effects`: per message kind, carrying a plan out against Redis and the Graph API;
+//! - `outcome`, `headers`, [`metrics`]: leaves (how applying ended; AMQP header names; the
+//!   metrics and the outcome names logs, spans and metrics share);
+//! - [`dlq`] for operators, and `ops`, the health and metrics endpoint.
+//!
+//! Replicas coordinate through RabbitMQ and Redis only. It never parses HTTP requests or
+//! verifies signatures (the ingress did), never keeps a token outside `wa-store`'s encrypted
+//! records, and never logs one.
 
-pub mod consumer;
-pub mod decide;
+mod consumer;
 pub mod dlq;
-mod integration;
+mod effects;
+mod handler;
+mod headers;
 pub mod metrics;
 mod ops;
-pub mod process;
-pub mod session;
+mod outcome;
+pub mod plan;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -26,9 +35,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wa_broker::{Broker, BrokerConfig};
 use wa_graph::{GraphClient, GraphConfig};
+use wa_ids::BusinessId;
 use wa_store::{Store, TokenKey};
 
 pub use metrics::Metrics;
+
+use crate::{
+    consumer::{Consumer, Limits, Services},
+    effects::{account_update::AccountUpdates, integration::Integrations, session::Sessions},
+    handler::{AccountUpdateHandler, SignupHandler},
+};
 
 /// Everything the worker needs.
 #[derive(Debug, Clone)]
@@ -44,7 +60,7 @@ pub struct WorkerConfig {
     /// Graph API access.
     pub graph: GraphConfig,
     /// `WA_PARTNER_BUSINESS_IDS`: the partner's own portfolio ids, never a tenant.
-    pub partner_business_ids: HashSet<String>,
+    pub partner_business_ids: HashSet<BusinessId>,
     /// `WA_SUBSCRIBE_APP`.
     pub subscribe_app: bool,
     /// `WA_DEDUPE_TTL`: how long a done change is remembered (longer than Meta's 7 days).
@@ -71,13 +87,7 @@ pub enum WorkerError {
 async fn connect_store(config: &WorkerConfig, shutdown: &CancellationToken) -> Option<Store> {
     let mut delay = Duration::from_millis(100);
     loop {
-        match Store::connect(
-            &config.redis_url,
-            &config.redis_prefix,
-            config.token_key.clone(),
-        )
-        .await
-        {
+        match Store::connect(&config.redis_url, &config.redis_prefix).await {
             Ok(store) => return Some(store),
             Err(e) => warn!(error = %e, retry_in = ?delay, "redis unreachable"),
         }
@@ -119,28 +129,48 @@ pub async fn run(
     ));
     if let Some(store) = connect_store(&config, &shutdown).await {
         store_connected.store(true, std::sync::atomic::Ordering::Relaxed);
-        let consumer = Arc::new(consumer::Consumer {
-            broker: broker.clone(),
-            store: store.clone(),
-            effects: process::Effects {
-                store,
-                graph,
-                subscribe_app: config.subscribe_app,
-                metrics: metrics.clone(),
-            },
-            metrics,
-            partner_business_ids: config.partner_business_ids.clone(),
-            dedupe_ttl: config.dedupe_ttl,
-            lease: config.lease,
+        let limits = Limits {
             prefetch: config.prefetch,
             concurrency: config.concurrency,
-            queue: broker.topology().account_update_queue(),
-        });
-        // A second consumer, same process and claims, for Embedded Signup session events.
-        let signups = Arc::new(session::signup_consumer(&consumer));
+            lease: config.lease,
+            dedupe_ttl: config.dedupe_ttl,
+        };
+        let topology = broker.topology();
+        let account_update = Consumer::new(
+            topology.account_update_queue(),
+            AccountUpdateHandler {
+                partner_business_ids: config.partner_business_ids.clone(),
+                account_updates: AccountUpdates {
+                    store: store.clone(),
+                    vault: store.with_token_key(config.token_key.clone()),
+                    graph,
+                    subscribe_app: config.subscribe_app,
+                    metrics: metrics.clone(),
+                },
+                integrations: Integrations {
+                    store: store.clone(),
+                },
+            },
+            limits,
+        );
+        let signups = Consumer::new(
+            topology.signup_events_queue(),
+            SignupHandler {
+                sessions: Sessions {
+                    store: store.clone(),
+                    metrics: metrics.clone(),
+                },
+            },
+            limits,
+        );
+        let services = Services {
+            broker: broker.clone(),
+            store,
+            metrics,
+        };
         tokio::join!(
-            consumer.run(shutdown.clone()),
-            signups.run(shutdown.clone())
+            account_update.run(services.clone(), shutdown.clone()),
+            signups.run(services, shutdown.clone()),
         );
     }
     broker_shutdown.cancel();

@@ -1,5 +1,12 @@
-//! The worker's Prometheus metrics. Every label comes from a fixed set: Meta's documented
-//! event names (anything else is `OTHER`), outcome names, delay tiers from configuration.
+//! The worker's Prometheus metrics, and the names they, the logs and the spans share: what
+//! became of a delivery ([`Outcome`]) and which event it was ([`event_label`]).
+//!
+//! Every label comes from a fixed or bounded set: Meta's documented event names (anything
+//! else is `OTHER`), outcome names, delay tiers from configuration, and at most
+//! [`MAX_LABELS`] browser-supplied signup steps and error codes. This module imports nothing
+//! else of the crate; it never touches the broker, Redis or the Graph API.
+
+use std::{collections::HashSet, sync::Mutex};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -11,9 +18,37 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+use wa_envelope::session::{FINISH_EVENTS, SessionEvent, SessionKind};
 use wa_graph::GraphError;
 
-/// The `account_update` events SPEC.md lists; others are counted as `OTHER`.
+/// How many distinct signup steps, and error codes, become metric labels.
+pub const MAX_LABELS: usize = 32;
+
+/// What became of one delivery: the `outcome` label of `wa_worker_events_total` and the
+/// `wa.outcome` span field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acked: applied, stale or a duplicate.
+    Done,
+    /// Failed transiently: to a delay tier, or to the dead-letter queue once the tiers are
+    /// exhausted.
+    Retry,
+    /// Cannot be applied: to the dead-letter queue.
+    DeadLetter,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Retry => "retry",
+            Self::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+/// The `account_update` events docs/REFERENCE.md lists; others are counted as `OTHER`.
 const KNOWN_EVENTS: &[&str] = &[
     "PARTNER_APP_INSTALLED",
     "PARTNER_APP_UNINSTALLED",
@@ -81,7 +116,7 @@ pub struct Metrics {
     /// Messages being processed.
     pub in_flight: Gauge,
     /// Embedded Signup session event metrics.
-    pub session: crate::session::SessionMetrics,
+    pub session: SessionMetrics,
 }
 
 impl Default for Metrics {
@@ -129,7 +164,7 @@ impl Default for Metrics {
             "Messages being processed",
             in_flight.clone(),
         );
-        let session = crate::session::SessionMetrics::register(&mut registry);
+        let session = SessionMetrics::register(&mut registry);
         let build = Gauge::<i64>::default();
         build.set(1);
         registry
@@ -151,11 +186,11 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts one processed event.
-    pub fn event(&self, event: Option<&str>, outcome: &'static str) {
+    pub fn event(&self, event: Option<&str>, outcome: Outcome) {
         self.events
             .get_or_create(&EventLabels {
                 event: event_label(event),
-                outcome,
+                outcome: outcome.as_str(),
             })
             .inc();
     }
@@ -196,5 +231,136 @@ impl Metrics {
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignupLabels {
+    kind: &'static str,
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+/// Admits the first `max` distinct values as labels; every later one is `OTHER`.
+#[derive(Debug)]
+struct BoundedLabels {
+    seen: Mutex<HashSet<String>>,
+    max: usize,
+}
+
+impl BoundedLabels {
+    fn new(max: usize) -> Self {
+        Self {
+            seen: Mutex::new(HashSet::new()),
+            max,
+        }
+    }
+
+    fn label(&self, value: &str) -> String {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.contains(value) || (seen.len() < self.max && seen.insert(value.to_owned())) {
+            value.to_owned()
+        } else {
+            "OTHER".to_owned()
+        }
+    }
+}
+
+/// The worker's session event metrics (part of [`Metrics`]).
+pub struct SessionMetrics {
+    events: Family<SignupLabels, Counter>,
+    cancels: Family<StepLabels, Counter>,
+    errors: Family<CodeLabels, Counter>,
+    steps: BoundedLabels,
+    codes: BoundedLabels,
+}
+
+impl SessionMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let events = Family::<SignupLabels, Counter>::default();
+        registry.register(
+            "wa_worker_signup_events",
+            "Embedded Signup session events recorded, by kind and event",
+            events.clone(),
+        );
+        let cancels = Family::<StepLabels, Counter>::default();
+        registry.register(
+            "wa_worker_signup_cancels",
+            "Embedded Signup flows abandoned, by current_step",
+            cancels.clone(),
+        );
+        let errors = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "wa_worker_signup_errors",
+            "Embedded Signup errors reported, by error code",
+            errors.clone(),
+        );
+        Self {
+            events,
+            cancels,
+            errors,
+            steps: BoundedLabels::new(MAX_LABELS),
+            codes: BoundedLabels::new(MAX_LABELS),
+        }
+    }
+
+    /// Counts one recorded event.
+    pub fn count(&self, event: &SessionEvent) {
+        let known = FINISH_EVENTS
+            .iter()
+            .chain(&["CANCEL"])
+            .find(|e| **e == event.event)
+            .copied()
+            .unwrap_or("OTHER");
+        let kind = match &event.kind {
+            SessionKind::Finish { .. } => "finish",
+            SessionKind::Cancel { current_step } => {
+                let step = self.steps.label(current_step);
+                self.cancels.get_or_create(&StepLabels { step }).inc();
+                "cancel"
+            }
+            SessionKind::Error { code, .. } => {
+                let code = self.codes.label(code);
+                self.errors.get_or_create(&CodeLabels { code }).inc();
+                "error"
+            }
+            SessionKind::Other => "other",
+        };
+        self.events
+            .get_or_create(&SignupLabels { kind, event: known })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_labels_from_the_browser_are_bounded() {
+        let labels = BoundedLabels::new(2);
+        assert_eq!(labels.label("A"), "A");
+        assert_eq!(labels.label("B"), "B");
+        assert_eq!(labels.label("C"), "OTHER");
+        assert_eq!(labels.label("A"), "A");
+    }
+
+    #[test]
+    fn outcome_labels_are_the_ones_dashboards_query() {
+        let labels = [Outcome::Done, Outcome::Retry, Outcome::DeadLetter].map(Outcome::as_str);
+        assert_eq!(labels, ["done", "retry", "dead_letter"]);
     }
 }

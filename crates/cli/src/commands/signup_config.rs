@@ -29,17 +29,18 @@ use std::{
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
+use wa_ids::{ConfigId, SolutionId};
 
 /// `wa-onboard signup-config`.
 #[derive(Debug, Args)]
 pub struct SignupConfigArgs {
     /// The Facebook Login for Business configuration id (App Dashboard > Facebook Login for
     /// Business > Configurations).
-    #[arg(long, env = "WA_SIGNUP_CONFIG_ID", value_name = "ID", value_parser = meta_id)]
-    pub config_id: String,
+    #[arg(long, env = "WA_SIGNUP_CONFIG_ID", value_name = "ID")]
+    pub config_id: ConfigId,
     /// The Multi-Partner Solution id, when customers onboard through one.
-    #[arg(long, env = "WA_SIGNUP_SOLUTION_ID", value_name = "ID", value_parser = meta_id)]
-    pub solution_id: Option<String>,
+    #[arg(long, env = "WA_SIGNUP_SOLUTION_ID", value_name = "ID")]
+    pub solution_id: Option<SolutionId>,
     /// Embedded Signup version: v3 or v4 (v2 was deprecated in October 2026).
     #[arg(
         id = "es_version",
@@ -50,21 +51,6 @@ pub struct SignupConfigArgs {
         value_parser = es_version
     )]
     pub version: String,
-}
-
-/// An id as Meta issues them (digits in practice): printed into the partner's page, so
-/// nothing that could break out of a JavaScript string.
-fn meta_id(value: &str) -> Result<String, String> {
-    if !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Ok(value.to_owned())
-    } else {
-        Err("must be 1 to 64 of [A-Za-z0-9_-]".to_owned())
-    }
 }
 
 fn es_version(value: &str) -> Result<String, String> {
@@ -109,7 +95,9 @@ struct Setup<'a> {
 
 fn options(args: &SignupConfigArgs) -> LoginOptions<'_> {
     LoginOptions {
-        config_id: &args.config_id,
+        // Meta ids are digits: printed into the partner's page, nothing can break out of a
+        // JavaScript string.
+        config_id: args.config_id.as_str(),
         response_type: "code",
         override_default_response_type: true,
         extras: Extras {
@@ -117,10 +105,9 @@ fn options(args: &SignupConfigArgs) -> LoginOptions<'_> {
             features: [Feature {
                 name: "app_only_install",
             }],
-            setup: args
-                .solution_id
-                .as_deref()
-                .map(|id| Setup { solutionID: id }),
+            setup: args.solution_id.as_ref().map(|id| Setup {
+                solutionID: id.as_str(),
+            }),
         },
     }
 }
@@ -145,8 +132,8 @@ mod tests {
 
     fn args(solution: Option<&str>, version: &str) -> SignupConfigArgs {
         SignupConfigArgs {
-            config_id: "1234567890".into(),
-            solution_id: solution.map(str::to_owned),
+            config_id: "1234567890".parse().unwrap(),
+            solution_id: solution.map(|id| id.parse().unwrap()),
             version: version.into(),
         }
     }
@@ -176,6 +163,6 @@ mod tests {
                 .contains("deprecated in October 2026")
         );
         assert!(es_version("v5").is_err());
-        assert!(meta_id("12'); alert(1)//").is_err());
+        assert!("12'); alert(1)//".parse::<ConfigId>().is_err());
     }
 }

@@ -24,7 +24,8 @@ use std::{
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use wa_store::{Store, TokenKey, session::FUNNEL_RETENTION};
+use wa_ids::SessionId;
+use wa_store::{Store, session::FUNNEL_RETENTION};
 
 use crate::args::RedisArgs;
 
@@ -61,9 +62,10 @@ pub struct FunnelArgs {
 /// `signups get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// The session: a `launch_id` set by the partner's page, or Meta's `session_id`.
-    #[arg(value_name = "SESSION_ID", value_parser = session_id)]
-    pub session_id: String,
+    /// The session: a `launch_id` set by the partner's page, or Meta's `session_id` (1 to
+    /// 128 of `[A-Za-z0-9_.:-]`).
+    #[arg(value_name = "SESSION_ID")]
+    pub session_id: SessionId,
     #[command(flatten)]
     pub redis: RedisArgs,
 }
@@ -79,19 +81,6 @@ fn since(value: &str) -> Result<Duration, String> {
     }
 }
 
-fn session_id(value: &str) -> Result<String, String> {
-    if !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-    {
-        Ok(value.to_owned())
-    } else {
-        Err("must be 1 to 128 of [A-Za-z0-9_.:-]".to_owned())
-    }
-}
-
 pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
     let _telemetry = wa_telemetry::init("wa-onboard-signups")?;
     match args.command {
@@ -101,9 +90,7 @@ pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(args: &RedisArgs) -> anyhow::Result<Store> {
-    // The store wants a token key; these commands never seal or open a token.
-    let unused = TokenKey::from_bytes(&[0; 32]).context("token key")?;
-    Store::connect(&args.url, &args.prefix, unused)
+    Store::connect(&args.url, &args.prefix)
         .await
         .context("connecting to Redis (REDIS_URL, WA_REDIS_PREFIX)")
 }
@@ -174,10 +161,16 @@ mod tests {
 
     #[test]
     fn session_ids_are_what_the_worker_stores() {
-        assert!(session_id("f34b51dab5e0498").is_ok());
-        assert!(session_id("launch:2026-01-01.1").is_ok());
-        assert!(session_id("").is_err());
-        assert!(session_id("a b").is_err());
-        assert!(session_id("a{b}").is_err());
+        let parse = |v: &str| {
+            GetArgs::augment_args(clap::Command::new("get"))
+                .no_binary_name(true)
+                .try_get_matches_from([v])
+        };
+        assert!(parse("f34b51dab5e0498").is_ok());
+        assert!(parse("launch:2026-01-01.1").is_ok());
+        for bad in ["", "a b", "a{b}"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("SESSION_ID"), "{bad:?}: {err}");
+        }
     }
 }

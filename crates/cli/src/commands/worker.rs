@@ -9,6 +9,7 @@ use clap::{ArgAction, Args};
 use secrecy::SecretString;
 use wa_broker::{BrokerConfig, Topology};
 use wa_graph::GraphConfig;
+use wa_ids::{BusinessId, SystemUserId};
 use wa_worker::WorkerConfig;
 
 use crate::{
@@ -98,6 +99,15 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let Some(system_user_id) = args.system_user_id.filter(|s| !s.is_empty()) else {
         bail!("WA_SYSTEM_USER_ID is required");
     };
+    let system_user_id = SystemUserId::parse(system_user_id.trim()).context("WA_SYSTEM_USER_ID")?;
+    let partner_business_ids = args
+        .partner_business_ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(BusinessId::parse)
+        .collect::<Result<HashSet<_>, _>>()
+        .context("WA_PARTNER_BUSINESS_IDS")?;
     let token_key = crate::commands::tenants::token_key(&args.token_key)?;
     let mut topology = Topology::new(args.amqp.prefix);
     topology.retry_delays = delays(&args.retry_delays)?;
@@ -120,13 +130,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         redis_prefix: args.redis.prefix,
         token_key,
         graph,
-        partner_business_ids: args
-            .partner_business_ids
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect::<HashSet<_>>(),
+        partner_business_ids,
         subscribe_app: args.subscribe_app,
         dedupe_ttl: args.dedupe_ttl,
         lease: args.claim_lease,

@@ -14,10 +14,6 @@ fn token_path() -> wiremock::matchers::PathRegexMatcher {
     path_regex(r"/system_user_access_tokens$")
 }
 
-fn token_status(t: &wa_store::TenantRecord) -> Option<&'static str> {
-    t.token.status.map(|s| s.as_str())
-}
-
 #[tokio::test]
 async fn two_server_errors_then_success_end_active() {
     let mut env = spawn_env().await;

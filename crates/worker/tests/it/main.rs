@@ -5,8 +5,9 @@ mod failures;
 mod helpers;
 /// Installs: the exact token request, exactly once, encrypted at rest, subscription.
 mod install;
-/// Embedded Signup session events (pending tenants, phone numbers, the funnel) and the
-/// business integration webhooks.
+/// The business integration webhooks: an uninstall revokes every tenant of the business.
+mod integration;
+/// Embedded Signup session events (pending tenants, phone numbers, the funnel).
 mod signup;
 /// One trace from the ingress request to the worker.
 mod trace;

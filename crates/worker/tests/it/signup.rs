@@ -1,26 +1,14 @@
-//! Embedded Signup session events through `wa.signup_events`, and the business integration
-//! webhooks through `wa.account_update`.
-
-use std::time::Duration;
+//! Embedded Signup session events through `wa.signup_events`.
 
 use serde_json::{Value, json};
 use wa_broker::Outgoing;
 use wa_envelope::{ChangeMessage, session::SessionEvent};
-use wa_store::TenantRecord;
 
 use crate::helpers::*;
 
 const TOKEN: &str = "business-token-signup-tests";
 /// When the test's session events were received (one funnel hour).
 const RECEIVED: i64 = 1_800_000_000;
-
-fn status(t: &TenantRecord) -> &'static str {
-    t.status.as_str()
-}
-
-fn token_status(t: &TenantRecord) -> Option<&'static str> {
-    t.token.status.map(|s| s.as_str())
-}
 
 fn finish(event: &str, waba: &str, phone: &str) -> Value {
     json!({"type": "WA_EMBEDDED_SIGNUP", "event": event,
@@ -53,45 +41,32 @@ async fn forward(env: &Env, body: Value) -> String {
         .expect("a valid session event")
         .into_change(RECEIVED);
     publish(env, &change).await;
-    change.id
+    change.id.into_string()
 }
 
 async fn publish(env: &Env, change: &ChangeMessage) {
+    publish_to(
+        env,
+        &env.topology.webhooks_exchange(),
+        &change.routing_key(),
+        change,
+    )
+    .await;
+}
+
+/// Publishes `change` to `routing_key` on `exchange` (`""`: straight into a queue).
+async fn publish_to(env: &Env, exchange: &str, routing_key: &str, change: &ChangeMessage) {
     let message = Outgoing::persistent_json(
-        env.topology.webhooks_exchange(),
-        change.routing_key(),
+        exchange,
+        routing_key,
         change.to_json(),
-        &change.id,
+        change.id.as_str(),
         0,
     );
     env.broker
         .publish_all(std::slice::from_ref(&message))
         .await
         .expect("publish");
-}
-
-fn integration(field: &str, business: &str, time: i64) -> Value {
-    json!({"object": "application", "entry": [{"id": "1061231232323117", "time": time,
-        "changes": [{"field": field, "value": {"business_manager_id": business,
-        "tp_config_id": "cfg-1"}}]}]})
-}
-
-/// The value of the first metric line starting with `prefix` (0 if none).
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn wait_metric(env: &Env, prefix: &str, at_least: f64) {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{prefix} >= {at_least}"),
-        || async { (metric(&env.metrics(0).await, prefix) >= at_least).then_some(()) },
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -131,7 +106,7 @@ async fn a_finish_before_the_webhook_ends_with_its_number_on_the_installed_tenan
         .await;
     assert_eq!(status(&t), "installed");
     assert_eq!(t.phone_number_ids, ["106540352242922"]);
-    assert_eq!(t.owner_business_id.as_deref(), Some("942647313864044"));
+    assert_eq!(t.owner_business_id.unwrap(), "942647313864044");
     assert_eq!(env.graph_calls("/system_user_access_tokens").await.len(), 1);
     env.stop().await;
 }
@@ -264,7 +239,11 @@ async fn cancels_and_errors_are_kept_per_session_and_counted_by_step_and_code() 
     assert_eq!(f.errors_by_code["524126"], 1);
     assert_eq!(f.finished, 0);
 
-    let launch = env.store.signup_session("launch-1").await.unwrap();
+    let launch = env
+        .store
+        .signup_session(&session("launch-1"))
+        .await
+        .unwrap();
     assert_eq!(launch.len(), 2, "{launch:?}");
     assert_eq!(launch[0]["id"], first);
     assert_eq!(launch[0]["received_at"], RECEIVED);
@@ -273,7 +252,11 @@ async fn cancels_and_errors_are_kept_per_session_and_counted_by_step_and_code() 
         "PHONE_NUMBER_VERIFICATION"
     );
     assert_eq!(launch[1]["message"]["data"]["error_code"], 2_593_079);
-    let meta = env.store.signup_session("meta-s-2").await.unwrap();
+    let meta = env
+        .store
+        .signup_session(&session("meta-s-2"))
+        .await
+        .unwrap();
     assert_eq!(meta.len(), 1);
     assert_eq!(meta[0]["message"]["data"]["error_id"], "524126");
 
@@ -301,7 +284,7 @@ async fn a_malformed_session_message_goes_to_the_dlq_with_its_routing_key() {
     let mut env = spawn_env().await;
     env.spawn_worker().await;
     let change = ChangeMessage {
-        id: "f".repeat(64),
+        id: "f".repeat(64).parse().unwrap(),
         object: "embedded_signup".into(),
         entry_id: String::new(),
         entry_time: None,
@@ -318,107 +301,40 @@ async fn a_malformed_session_message_goes_to_the_dlq_with_its_routing_key() {
 }
 
 #[tokio::test]
-async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_time_order() {
+async fn a_message_is_read_as_what_its_queue_carries() {
     let mut env = spawn_env().await;
-    graph_ok(&env, TOKEN).await;
     env.spawn_worker().await;
-    let business = "942647313864099";
-    for waba in ["801", "802"] {
-        env.deliver(&installed(waba, business, 1000)).await;
-    }
-    env.deliver(&installed("803", "942647313864088", 1000))
-        .await;
-    env.deliver(&installed("804", business, 2500)).await;
-    for waba in ["801", "802", "803", "804"] {
-        env.wait_tenant(waba, "active", |t| token_status(t) == Some("active"))
-            .await;
-    }
-    env.deliver(&integration("business_integration_install", business, 900))
-        .await;
-
-    env.deliver(&integration(
-        "business_integration_uninstall",
-        business,
-        2000,
-    ))
-    .await;
-    for waba in ["801", "802"] {
-        let t = env
-            .wait_tenant(waba, "uninstalled by the integration", |t| {
-                status(t) == "uninstalled"
-            })
-            .await;
-        assert_eq!(token_status(&t), Some("revoked"));
-        assert_eq!(t.uninstalled_at, Some(2000));
-        assert!(
-            env.store.token(waba).await.unwrap().is_none(),
-            "token destroyed"
-        );
-    }
-    wait_metric(
-        &env,
-        r#"wa_worker_events_total{event="business_integration_uninstall",outcome="done"}"#,
-        1.0,
-    )
-    .await;
-    let newer = env.tenant("804").await.unwrap();
+    // A valid session event put straight into wa.account_update: not a webhook change.
+    let session = SessionEvent::from_value(finish("FINISH", "861000", "862000"))
+        .expect("a valid session event")
+        .into_change(RECEIVED);
+    publish_to(&env, "", &env.topology.account_update_queue(), &session).await;
+    // A webhook change put straight into wa.signup_events: not a session event.
+    let envelope = installed("863000", "864000", 10).to_string();
+    let webhook = wa_envelope::Envelope::parse(envelope.as_bytes())
+        .expect("an envelope")
+        .into_changes(0)
+        .remove(0);
+    publish_to(&env, "", &env.topology.signup_events_queue(), &webhook).await;
+    let mut letters = env.wait_dead_letters(2).await;
+    letters.sort_by(|a, b| a.routing_key.cmp(&b.routing_key));
+    // Each goes back where it belongs if replayed.
+    assert_eq!(letters[0].routing_key, "embedded_signup.session");
     assert_eq!(
-        status(&newer),
-        "installed",
-        "installed after the integration uninstall"
+        letters[1].routing_key,
+        "whatsapp_business_account.account_update"
     );
-    assert_eq!(token_status(&newer), Some("active"));
-    assert_eq!(
-        status(&env.tenant("803").await.unwrap()),
-        "installed",
-        "another business"
-    );
-    assert_eq!(
-        env.store.integration_installed_at(business).await.unwrap(),
-        Some(900)
-    );
-
-    // Late installs older than the integration uninstall: one of a known WABA, one of a WABA
-    // never seen. Neither is current; no token is fetched for either.
-    env.deliver(&installed("801", business, 1500)).await;
-    env.deliver(&installed("805", business, 1800)).await;
-    let late = env
-        .wait_tenant("805", "late install recognised as older", |t| {
-            status(t) == "uninstalled"
-        })
-        .await;
-    assert_eq!(late.uninstalled_at, Some(2000));
-    assert!(env.store.token("805").await.unwrap().is_none());
-    // A real re-install, newer than the integration uninstall.
-    env.deliver(&installed("802", business, 3000)).await;
-    env.wait_tenant("802", "re-installed", |t| token_status(t) == Some("active"))
-        .await;
-    // The integration uninstall delivered again: a duplicate, nothing moves back.
-    env.deliver(&integration(
-        "business_integration_uninstall",
-        business,
-        2000,
-    ))
-    .await;
-    wait_metric(&env, "wa_worker_duplicates_total", 1.0).await;
-    wait_metric(
-        &env,
-        r#"wa_worker_events_total{event="PARTNER_APP_INSTALLED",outcome="done"}"#,
-        7.0,
-    )
-    .await;
-    assert_eq!(status(&env.tenant("801").await.unwrap()), "uninstalled");
-    assert_eq!(status(&env.tenant("802").await.unwrap()), "installed");
-    let fetched: Vec<String> = env
-        .graph_calls("/system_user_access_tokens")
-        .await
+    let reasons: Vec<String> = letters
         .iter()
-        .map(|r| r.url.path().to_owned())
+        .map(|l| l.reason.clone().unwrap_or_default())
         .collect();
-    assert_eq!(
-        fetched.len(),
-        5,
-        "801, 802, 803, 804 and 802's re-install; none for a late install: {fetched:?}"
+    assert!(reasons[0].contains("field `session`"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("not an Embedded Signup session event"),
+        "{reasons:?}"
     );
+    for waba in ["861000", "863000"] {
+        assert!(env.tenant(waba).await.is_none(), "{waba} applied");
+    }
     env.stop().await;
 }
