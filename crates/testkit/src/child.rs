@@ -139,6 +139,11 @@ impl Listening {
         let _ = self.child.kill().await;
     }
 
+    /// SIGKILL, without waiting (for a `Drop`).
+    pub fn start_kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
     /// SIGTERM, and waits for it to exit; `None` when it is still running after `within`
     /// (it is then killed on drop).
     ///
