@@ -45,7 +45,7 @@ use tokio::net::TcpListener;
 use wa_envelope::signature::hmac_hex;
 
 pub use self::received::RECEIVED_CAP;
-use self::received::{Call, Outcome, Received};
+use self::received::{Call, Outcome, PathId, Received};
 
 mod received;
 
@@ -179,11 +179,11 @@ impl Endpoint {
         }
     }
 
-    /// The name of the id in the path, as `received` names it.
-    fn id_field(self) -> &'static str {
+    /// What the id in the path is.
+    fn path_id(self, id: &str) -> PathId<'_> {
         match self {
-            Self::Token => "business_id",
-            Self::Subscribe => "waba_id",
+            Self::Token => PathId::Business(id),
+            Self::Subscribe => PathId::Waba(id),
         }
     }
 }
@@ -270,7 +270,7 @@ impl State {
                 }
                 let (call, (outcome, reply)) = match endpoint {
                     Some(endpoint) => (
-                        Call::new(endpoint.route(), Some((endpoint.id_field(), id))),
+                        Call::new(endpoint.route(), Some(endpoint.path_id(id))),
                         self.graph(endpoint, id, &params),
                     ),
                     None => (Call::unknown(), self.not_found(&method, &path)),

@@ -25,6 +25,13 @@ pub(super) enum Outcome {
     NotFound,
 }
 
+/// The id a call's path names.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PathId<'a> {
+    Business(&'a str),
+    Waba(&'a str),
+}
+
 /// One Graph call, as `received` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub(super) struct Call {
@@ -44,13 +51,12 @@ pub(super) struct Call {
 }
 
 impl Call {
-    /// A call on `route`, with the id from its path (`("business_id", id)` or
-    /// `("waba_id", id)`).
-    pub(super) fn new(route: &'static str, id: Option<(&str, &str)>) -> Self {
+    /// A call on `route`, with the id from its path.
+    pub(super) fn new(route: &'static str, id: Option<PathId<'_>>) -> Self {
         let (mut business_id, mut waba_id) = (None, None);
         match id {
-            Some(("business_id", id)) => business_id = Some(id.to_owned()),
-            Some((_, id)) => waba_id = Some(id.to_owned()),
+            Some(PathId::Business(id)) => business_id = Some(id.to_owned()),
+            Some(PathId::Waba(id)) => waba_id = Some(id.to_owned()),
             None => {}
         }
         Self {
@@ -137,12 +143,11 @@ mod tests {
     use super::*;
 
     fn token_call(business: &str) -> Call {
-        Call::new("system_user_access_tokens", Some(("business_id", business))).answered(
-            UNIX_EPOCH,
-            &Method::POST,
-            StatusCode::OK,
-            Outcome::Ok,
+        Call::new(
+            "system_user_access_tokens",
+            Some(PathId::Business(business)),
         )
+        .answered(UNIX_EPOCH, &Method::POST, StatusCode::OK, Outcome::Ok)
     }
 
     #[test]
@@ -166,7 +171,7 @@ mod tests {
         let mut received = Received::new(10);
         received.push(token_call("1"));
         received.push(
-            Call::new("subscribed_apps", Some(("waba_id", "9"))).answered(
+            Call::new("subscribed_apps", Some(PathId::Waba("9"))).answered(
                 UNIX_EPOCH,
                 &Method::POST,
                 StatusCode::OK,
