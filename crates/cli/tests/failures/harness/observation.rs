@@ -85,12 +85,15 @@ impl Stack {
     /// order.
     async fn fetches_by_business(&self) -> BTreeMap<String, Vec<SystemTime>> {
         let calls = self.graph_calls(Some("system_user_access_tokens")).await;
+        let received = calls["received"].as_array().unwrap_or_else(|| {
+            panic!("graph-sim's /_sim/calls lists no `received` calls (an older binary?): {calls}")
+        });
         assert_eq!(
             calls["received_dropped"], 0,
             "graph-sim no longer holds every call of the run"
         );
         let mut fetches: BTreeMap<String, Vec<SystemTime>> = BTreeMap::new();
-        for call in calls["received"].as_array().expect("received") {
+        for call in received {
             if call["outcome"] != "ok" {
                 continue;
             }
