@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs RabbitMQ and Redis from Debian's packages when they are missing, starts them on
-# loopback when they are not running, and waits until both answer. Safe to run again.
+# loopback when they are not running, and waits until both answer; then starts the failure
+# tests' own RabbitMQ node (scripts/failures-rabbitmq.sh). Safe to run again.
 set -euo pipefail
 
 need=()
@@ -27,6 +28,8 @@ fi
 for _ in $(seq 1 120); do
   if rabbitmq-diagnostics -q ping >/dev/null 2>&1 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
     echo "services: rabbitmq $(rabbitmqctl version 2>/dev/null) and redis $(redis-server --version | awk '{print $3}') are up"
+    # The failure tests' own node, which they stop and start: never the one above.
+    "$(dirname "$0")/failures-rabbitmq.sh"
     exit 0
   fi
   sleep 1

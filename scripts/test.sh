@@ -14,7 +14,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 # Failure tests (broker stopped, Redis cut, workers killed, Graph down) run alone, one at a
-# time: they stop the shared RabbitMQ.
+# time, on their own RabbitMQ node (scripts/failures-rabbitmq.sh, started by services.sh).
 cargo test -p wa-onboard --test failures -- --ignored --test-threads=1 --nocapture
 # The fuzz targets are run by scripts/fuzz.sh, not here; this keeps them building.
 cargo check --quiet --manifest-path fuzz/Cargo.toml

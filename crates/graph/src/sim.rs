@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `POST /{version}/{business_id}/system_user_access_tokens` | `{"access_token": "sim-<business_id>-<mac>"}` |
 //! | `POST /{version}/{waba_id}/subscribed_apps` | `{"success": true}` |
-//! | `GET /_sim/calls` | counts per endpoint and outcome, and the current mode |
+//! | `GET /_sim/calls[?route=R]` | counts per endpoint and outcome, the current mode, and the Graph calls received (`R`: only those on route `R`) |
 //! | `GET /_sim/mode` · `POST /_sim/mode` `{"fail_transient": N, "fail_permanent": bool}` | the mode (fields left out stay as they are) |
 //! | anything else | `404` with a Graph error envelope |
 //!
@@ -23,6 +23,13 @@
 //! strict mode (`system_user_token` set) the token itself (400, 190): the system user token for
 //! `system_user_access_tokens`, a token this simulator issued for `subscribed_apps`. The token
 //! call also requires `fetch_only=true` and a `system_user_id` (400, 100).
+//!
+//! Every Graph call (not the `/_sim` routes) is also kept in arrival order, as `received` in
+//! `GET /_sim/calls`: its sequence number, arrival time, method, route, the id in its path
+//! (`business_id` or `waba_id`), status and outcome. Never a token, proof or secret: only what
+//! the path and the answer say. At most [`RECEIVED_CAP`] are kept (the oldest go first);
+//! `received_dropped` counts those no longer kept. The record itself lives in
+//! [`received`](self::received) and knows nothing of HTTP.
 
 use std::{convert::Infallible, future::Future, io, sync::Arc, sync::Mutex, time::Duration};
 
@@ -36,6 +43,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::TcpListener;
 use wa_envelope::signature::hmac_hex;
+
+pub use self::received::RECEIVED_CAP;
+use self::received::{Call, Outcome, PathId, Received};
+
+mod received;
 
 /// Largest request body the simulator reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -148,12 +160,32 @@ struct State {
 struct Live {
     mode: Mode,
     calls: Calls,
+    received: Received,
     trace_seq: u64,
 }
 
+#[derive(Clone, Copy)]
 enum Endpoint {
     Token,
     Subscribe,
+}
+
+impl Endpoint {
+    /// The route segment, as `received` names it.
+    fn route(self) -> &'static str {
+        match self {
+            Self::Token => "system_user_access_tokens",
+            Self::Subscribe => "subscribed_apps",
+        }
+    }
+
+    /// What the id in the path is.
+    fn path_id(self, id: &str) -> PathId<'_> {
+        match self {
+            Self::Token => PathId::Business(id),
+            Self::Subscribe => PathId::Waba(id),
+        }
+    }
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -169,6 +201,7 @@ impl State {
                     fail_permanent: cfg.fail_permanent,
                 },
                 calls: Calls::default(),
+                received: Received::new(RECEIVED_CAP),
                 trace_seq: 0,
             }),
         }
@@ -182,6 +215,7 @@ impl State {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let arrived = std::time::SystemTime::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or_default().to_owned();
@@ -205,10 +239,21 @@ impl State {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let reply = match (&method, segments.as_slice()) {
             (&Method::GET, ["_sim", "calls"]) => {
+                let params = parse_params(query.as_bytes());
+                let route = params
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "route")
+                    .map(|(_, v)| v.as_str());
                 let live = self.live();
                 json_reply(
                     StatusCode::OK,
-                    &json!({"calls": live.calls, "mode": live.mode}),
+                    &json!({
+                        "calls": live.calls,
+                        "mode": live.mode,
+                        "received": live.received.on_route(route),
+                        "received_dropped": live.received.dropped(),
+                    }),
                 )
             }
             (&Method::GET, ["_sim", "mode"]) => json_reply(StatusCode::OK, &self.live().mode),
@@ -223,12 +268,23 @@ impl State {
                 if is_form {
                     params.extend(parse_params(&body));
                 }
-                match endpoint {
-                    Some(endpoint) => self.graph(endpoint, id, &params),
-                    None => self.not_found(&method, &path),
-                }
+                let (call, (outcome, reply)) = match endpoint {
+                    Some(endpoint) => (
+                        Call::new(endpoint.route(), Some(endpoint.path_id(id))),
+                        self.graph(endpoint, id, &params),
+                    ),
+                    None => (Call::unknown(), self.not_found(&method, &path)),
+                };
+                self.received(call.answered(arrived, &method, reply.status(), outcome));
+                reply
             }
-            _ => self.not_found(&method, &path),
+            // The admin routes are not Graph calls: not kept.
+            _ if segments.first() == Some(&"_sim") => self.not_found(&method, &path).1,
+            _ => {
+                let (outcome, reply) = self.not_found(&method, &path);
+                self.received(Call::unknown().answered(arrived, &method, reply.status(), outcome));
+                reply
+            }
         };
         // Path and status only: the query string holds tokens.
         tracing::info!(%method, path, status = reply.status().as_u16(), "graph-sim request");
@@ -254,7 +310,7 @@ impl State {
         json_reply(StatusCode::OK, &live.mode)
     }
 
-    fn graph(&self, endpoint: Endpoint, id: &str, params: &[(String, String)]) -> Reply {
+    fn graph(&self, endpoint: Endpoint, id: &str, params: &[(String, String)]) -> (Outcome, Reply) {
         let param = |name: &str| {
             params
                 .iter()
@@ -273,14 +329,16 @@ impl State {
                 drop(live);
                 let message = "Error validating access token: The user has not authorized \
                                application (graph-sim fail_permanent).";
-                return self.error(StatusCode::BAD_REQUEST, 190, Some(458), message, false);
+                let reply = self.error(StatusCode::BAD_REQUEST, 190, Some(458), message, false);
+                return (Outcome::FailedPermanent, reply);
             }
             if live.mode.fail_transient > 0 {
                 live.mode.fail_transient -= 1;
                 live.calls.failed_transient += 1;
                 drop(live);
                 let message = "An unexpected error has occurred. Please retry your request later.";
-                return self.error(StatusCode::INTERNAL_SERVER_ERROR, 2, None, message, true);
+                let reply = self.error(StatusCode::INTERNAL_SERVER_ERROR, 2, None, message, true);
+                return (Outcome::FailedTransient, reply);
             }
         }
         let strict = self
@@ -332,7 +390,7 @@ impl State {
             }
         };
         self.live().calls.ok += 1;
-        json_reply(StatusCode::OK, &reply)
+        (Outcome::Ok, json_reply(StatusCode::OK, &reply))
     }
 
     /// `sim-<business_id>-<first 16 hex of HMAC(app secret, business_id)>`.
@@ -351,18 +409,24 @@ impl State {
             .is_some_and(|(business_id, _)| self.business_token(business_id) == token)
     }
 
-    fn reject(&self, code: i64, message: &str) -> Reply {
+    fn reject(&self, code: i64, message: &str) -> (Outcome, Reply) {
         self.live().calls.rejected += 1;
-        self.error(StatusCode::BAD_REQUEST, code, None, message, false)
+        let reply = self.error(StatusCode::BAD_REQUEST, code, None, message, false);
+        (Outcome::Rejected, reply)
     }
 
-    fn not_found(&self, method: &Method, path: &str) -> Reply {
+    fn not_found(&self, method: &Method, path: &str) -> (Outcome, Reply) {
         self.live().calls.not_found += 1;
         let message = format!(
             "Unsupported {} request. Object with path '{path}' does not exist (graph-sim)",
             method.as_str().to_ascii_lowercase()
         );
-        self.error(StatusCode::NOT_FOUND, 100, Some(33), &message, false)
+        let reply = self.error(StatusCode::NOT_FOUND, 100, Some(33), &message, false);
+        (Outcome::NotFound, reply)
+    }
+
+    fn received(&self, call: Call) {
+        self.live().received.push(call);
     }
 
     /// Graph's error envelope, with a fresh `fbtrace_id`.

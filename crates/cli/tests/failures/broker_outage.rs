@@ -1,12 +1,10 @@
-//! RabbitMQ stopped and started again (`rabbitmqctl stop_app` / `start_app`) while signed
-//! installs stream in: every install answered 200 ends installed with its token, each
-//! business's token fetched once; the ingress is ready again within seconds of the broker's
-//! return without a restart, and the workers resume by themselves.
+//! RabbitMQ (the suite's own node) stopped and started again (`rabbitmqctl -n NODE
+//! stop_app` / `start_app`) while signed installs stream in: every install answered 200 ends
+//! installed with its token, each business's token fetched once; the ingress is ready again
+//! within seconds of the broker's return without a restart, and the workers resume by
+//! themselves.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
@@ -14,70 +12,6 @@ use crate::harness::*;
 const OUTAGE: Duration = Duration::from_secs(5);
 /// How soon after `start_app` returns the ingress and the workers must be ready again.
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(20);
-
-fn rabbitmqctl(args: &[&str]) -> bool {
-    Command::new("rabbitmqctl")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Blocks until `rabbitmq-diagnostics -q ping` succeeds (at most `within`).
-fn wait_for_ping(within: Duration) -> bool {
-    let until = Instant::now() + within;
-    loop {
-        let ok = Command::new("rabbitmq-diagnostics")
-            .args(["-q", "ping"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// The broker stopped by this test. Dropping it, even during a panic, starts it again and
-/// waits until it answers: the machine's RabbitMQ is shared with every other test.
-struct BrokerStopped {
-    restored: bool,
-}
-
-impl BrokerStopped {
-    fn stop() -> Self {
-        let guard = Self { restored: false };
-        assert!(rabbitmqctl(&["stop_app"]), "rabbitmqctl stop_app failed");
-        guard
-    }
-
-    /// `start_app`, then waits for `ping`; the instant the broker is back.
-    fn restore(&mut self) -> Instant {
-        self.restored = true;
-        assert!(rabbitmqctl(&["start_app"]), "rabbitmqctl start_app failed");
-        let back = Instant::now();
-        assert!(
-            wait_for_ping(Duration::from_secs(60)),
-            "RabbitMQ does not answer ping after start_app"
-        );
-        back
-    }
-}
-
-impl Drop for BrokerStopped {
-    fn drop(&mut self) {
-        if !self.restored {
-            let started = rabbitmqctl(&["start_app"]);
-            let pinged = wait_for_ping(Duration::from_secs(60));
-            eprintln!("broker restored after a failure: start_app {started}, ping {pinged}");
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "failure test: run serially by scripts/test.sh"]

@@ -10,7 +10,6 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -18,7 +17,7 @@ use promql_parser::{
     parser::Expr,
     util::{ExprVisitor, walk_expr},
 };
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
@@ -34,16 +33,6 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
-}
-
-fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// A port nobody listens on right now (the OS picks it; the child binds it again).
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").to_string()
 }
 
 // ------------------------------------------------------------------ queried metric names
@@ -234,57 +223,43 @@ fn is_exported(name: &str, exported: &BTreeSet<String>) -> bool {
 
 // ------------------------------------------------------------------------ the processes
 
-/// A running role of the binary, killed on drop if the test fails half-way.
+/// A running role of the binary (started on port 0), killed on drop if the test fails
+/// half-way.
 struct Role {
     name: &'static str,
-    child: Child,
-    base: String,
+    process: Listening,
 }
 
 impl Role {
-    fn start(name: &'static str, mut cmd: Command, listen: &str) -> Self {
-        // Their expected warnings (refused signature, failing Graph) stay out of the test
-        // output unless TEST_LOG is set; a failure to start is printed either way.
-        let level = if std::env::var_os("TEST_LOG").is_some() {
-            "info"
-        } else {
-            "error"
-        };
-        cmd.env("RUST_LOG", level)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn wa-onboard {name}: {e}"));
+    /// Starts `cmd`, its listen address `127.0.0.1:0`, and returns once it logged the address
+    /// it bound.
+    async fn start(name: &'static str, cmd: Command) -> Self {
         Self {
             name,
-            child,
-            base: format!("http://{listen}"),
+            process: serving(cmd).await,
         }
+    }
+
+    fn base(&self) -> String {
+        self.process.base()
     }
 
     /// Waits until `/readyz` answers 200 (a live broker channel), failing if the process exits.
     async fn wait_ready(&mut self, http: &reqwest::Client) {
-        let url = format!("{}/readyz", self.base);
+        let url = format!("{}/readyz", self.base());
         let what = format!("wa-onboard {} ready on {url}", self.name);
-        let name = self.name;
-        let child = &mut self.child;
+        let process = &mut self.process;
         eventually(START_DEADLINE, &what, || {
-            let exited = child.try_wait().expect("try_wait");
+            process.assert_running();
             let request = http.get(&url).send();
-            async move {
-                if let Some(status) = exited {
-                    panic!("wa-onboard {name} exited early with {status}");
-                }
-                request.await.ok().filter(|r| r.status() == 200).map(drop)
-            }
+            async move { request.await.ok().filter(|r| r.status() == 200).map(drop) }
         })
         .await;
     }
 
     async fn metrics(&self, http: &reqwest::Client) -> String {
         let reply = http
-            .get(format!("{}/metrics", self.base))
+            .get(format!("{}/metrics", self.base()))
             .send()
             .await
             .unwrap_or_else(|e| panic!("scrape wa-onboard {}: {e}", self.name));
@@ -292,19 +267,9 @@ impl Role {
         reply.text().await.expect("metrics text")
     }
 
-    /// SIGTERM, then waits; kills it if it does not stop within the deadline.
+    /// SIGTERM, then waits; killed on drop if it does not stop within the deadline.
     async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        if tokio::time::timeout(START_DEADLINE, self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        self.process.terminate(START_DEADLINE).await;
     }
 }
 
@@ -358,23 +323,23 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
     let prefix = format!("wa-deploy-test-{:016x}", rand::random::<u64>());
     let http = reqwest::Client::new();
 
-    let ingress_addr = free_addr();
     let mut cmd = wa_onboard();
     cmd.arg("ingress")
-        .env("WA_LISTEN", &ingress_addr)
+        .env("WA_LISTEN", "127.0.0.1:0")
         .env("WA_APP_SECRET", APP_SECRET)
         .env("WA_VERIFY_TOKEN", "deploy-test-verify-token")
         .env("AMQP_URL", amqp_url())
         .env("WA_AMQP_PREFIX", &prefix);
-    let mut ingress = Role::start("ingress", cmd, &ingress_addr);
+    let mut ingress = Role::start("ingress", cmd).await;
 
-    let worker_addr = free_addr();
-    // Nobody listens here: every token fetch fails transiently, so the change goes through
-    // the in-process retries, the delay tier and the DLQ, and every worker counter exists.
-    let graph_base = format!("http://{}", free_addr());
+    // Every connection here is refused: every token fetch fails transiently, so the change
+    // goes through the in-process retries, the delay tier and the DLQ, and every worker
+    // counter exists.
+    let graph = wa_testkit::RefusedAddr::bind();
+    let graph_base = format!("http://{}", graph.addr);
     let mut cmd = wa_onboard();
     cmd.arg("worker")
-        .env("WA_METRICS_LISTEN", &worker_addr)
+        .env("WA_METRICS_LISTEN", "127.0.0.1:0")
         .env("WA_APP_SECRET", APP_SECRET)
         .env("WA_SYSTEM_USER_ID", "61550000000001")
         .env("WA_SYSTEM_USER_TOKEN", "deploy-test-system-user-token")
@@ -388,7 +353,7 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
         .env("WA_AMQP_PREFIX", &prefix)
         .env("REDIS_URL", redis_url())
         .env("WA_REDIS_PREFIX", &tenants.prefix);
-    let mut worker = Role::start("worker", cmd, &worker_addr);
+    let mut worker = Role::start("worker", cmd).await;
 
     ingress.wait_ready(&http).await;
     worker.wait_ready(&http).await;
@@ -398,7 +363,7 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
             .join("../../tests/fixtures/partner_app_installed.json"),
     )
     .expect("read the install fixture");
-    let webhook = format!("{}/webhooks/whatsapp", ingress.base);
+    let webhook = format!("{}/webhooks/whatsapp", ingress.base());
     let signed = http
         .post(&webhook)
         .header("content-type", "application/json")

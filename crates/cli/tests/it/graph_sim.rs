@@ -1,13 +1,9 @@
-//! `graph-sim` as an operator starts it: a child process on a free port, configured by flags
+//! `graph-sim` as an operator starts it: a child process on port 0, configured by flags
 //! and environment, answering Graph's token call, and exiting cleanly on SIGTERM.
 
-use std::{
-    process::{ExitStatus, Stdio},
-    time::Duration,
-};
+use std::{process::ExitStatus, time::Duration};
 
 use serde_json::{Value, json};
-use tokio::process::Child;
 
 use crate::helpers::*;
 
@@ -17,48 +13,33 @@ const APP_SECRET: &str = "key";
 const SYSTEM_USER_TOKEN: &str = "The quick brown fox jumps over the lazy dog";
 const PROOF: &str = "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8";
 
-/// How long the simulator may take to start answering.
+/// How long the simulator may take to stop.
 const START_DEADLINE: Duration = Duration::from_secs(15);
 
 /// A running `wa-onboard graph-sim` child (killed on drop if a test fails half-way).
 struct SimProcess {
-    child: Child,
+    child: Listening,
     base: String,
     http: reqwest::Client,
 }
 
 impl SimProcess {
-    /// Starts the simulator on a free port with `args` and `envs`, and waits until it answers.
+    /// Starts the simulator on port 0 with `args` and `envs`; it answers once it logged the
+    /// address it bound.
     async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let addr = free_addr();
         let mut cmd = wa_onboard();
         cmd.arg("graph-sim")
-            .args(["--listen", &addr])
+            .args(["--listen", "127.0.0.1:0"])
             .env("WA_APP_SECRET", format!("{APP_SECRET},an-older-secret"))
             .args(args)
-            .envs(envs.iter().copied())
-            // Quiet at RUST_LOG=warn; a failure to start shows up in the test output.
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd.spawn().expect("spawn wa-onboard graph-sim");
-        let mut sim = Self {
+            .envs(envs.iter().copied());
+        let child = serving(cmd).await;
+        assert_eq!(child.role, "graph-sim");
+        Self {
+            base: child.base(),
             child,
-            base: format!("http://{addr}"),
             http: reqwest::Client::new(),
-        };
-        let url = format!("{}/_sim/mode", sim.base);
-        eventually(START_DEADLINE, "graph-sim answering", || {
-            let exited = sim.child.try_wait().expect("try_wait");
-            let request = sim.http.get(&url).send();
-            async move {
-                if let Some(status) = exited {
-                    panic!("graph-sim exited early with {status}");
-                }
-                request.await.ok().filter(|r| r.status() == 200).map(drop)
-            }
-        })
-        .await;
-        sim
+        }
     }
 
     /// `POST /v22.0/{business}/system_user_access_tokens` with these query parameters.
@@ -100,23 +81,14 @@ impl SimProcess {
 
     /// Sends SIGTERM and waits for the process to exit.
     async fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().expect("graph-sim still running");
-        let kill = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(kill.success(), "kill -TERM {pid} failed");
-        tokio::time::timeout(START_DEADLINE, self.child.wait())
-            .await
-            .expect("graph-sim did not stop after SIGTERM")
-            .expect("wait for graph-sim")
+        let exit = self.child.terminate(START_DEADLINE).await;
+        exit.unwrap_or_else(|| {
+            panic!(
+                "graph-sim did not stop after SIGTERM\n{}",
+                self.child.tail()
+            )
+        })
     }
-}
-
-/// A port nobody listens on right now (the OS picks it; the simulator binds it again).
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").to_string()
 }
 
 /// The token call's parameters, as the worker sends them (no proof when `proof` is empty).
@@ -211,7 +183,7 @@ async fn failure_flags_set_the_starting_mode() {
 
 #[tokio::test]
 async fn refuses_to_start_without_an_app_secret() {
-    let out = run(wa_onboard().args(["graph-sim", "--listen", &free_addr()])).await;
+    let out = run(wa_onboard().args(["graph-sim", "--listen", "127.0.0.1:0"])).await;
 
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("WA_APP_SECRET"), "{}", out.stderr);

@@ -1,11 +1,11 @@
-//! Shared setup: the binary with a clean environment, a Redis prefix per test (removed on
-//! drop, even after a panic), temporary files, and polling with a deadline.
+//! Shared setup: the binary with a clean environment, a serving role started on port 0, a
+//! Redis prefix per test (removed on drop, even after a panic), and temporary files. Polling
+//! and the services' URLs come from `wa_testkit`.
 
 use std::{
-    future::Future,
     path::{Path, PathBuf},
     process::Stdio,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
@@ -21,9 +21,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_wa-onboard");
 /// reported after about 2.5 s).
 const RUN_DEADLINE: Duration = Duration::from_secs(30);
 
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
-}
+pub use wa_testkit::{Listening, amqp_url, eventually, redis_url};
 
 /// `wa-onboard` with an environment holding only `PATH` and `RUST_LOG`: a `WA_*` variable
 /// from the developer's shell must not change what a test sees.
@@ -37,6 +35,17 @@ pub fn wa_onboard() -> Command {
         .stdin(Stdio::null())
         .kill_on_drop(true);
     cmd
+}
+
+/// How long a serving role may take to log the address it bound.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Starts a serving role (`cmd` from [`wa_onboard`], its listen address `127.0.0.1:0`) and
+/// returns once it logged where it listens. Its log is read at `info` (it holds the address)
+/// and kept for failure messages; with `TEST_LOG` set it is shown too.
+pub async fn serving(mut cmd: Command) -> Listening {
+    cmd.env("RUST_LOG", "info");
+    Listening::spawn(cmd, LISTEN_DEADLINE).await
 }
 
 /// What a finished run printed, and how it exited.
@@ -179,21 +188,5 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing the test after `deadline`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "{what}: not within {deadline:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

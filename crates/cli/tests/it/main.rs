@@ -5,7 +5,7 @@
 
 /// deploy/: the dashboards and alert rules query only metrics the running binaries export.
 mod deploy;
-/// `graph-sim` as a child process on a free port: tokens, strict mode, failure flags, SIGTERM.
+/// `graph-sim` as a child process on port 0: tokens, strict mode, failure flags, SIGTERM.
 mod graph_sim;
 /// Running the binary with a clean environment, a Redis prefix per test, polling.
 mod helpers;

@@ -1,7 +1,7 @@
 //! `signups funnel|get` against a real Redis (arranged with `wa_store` as the worker records
 //! session events), `signup-config`'s launch options, and the ingress's signup token flag.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -260,22 +260,17 @@ async fn signup_config_refuses_v2_and_bad_input() {
 #[tokio::test]
 async fn the_ingress_takes_the_signup_token_from_a_file_and_checks_the_bearer() {
     let token = TempFile::new("signup-token-from-a-file-0123456789\n");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    drop(listener);
     let mut cmd = wa_onboard();
     cmd.arg("ingress")
-        .env("WA_LISTEN", &addr)
+        .env("WA_LISTEN", "127.0.0.1:0")
         .env("WA_APP_SECRET", "secret")
         .env("WA_VERIFY_TOKEN", "verify")
         // Nothing is published in this test: no broker needed, none reached.
         .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
-        .env("WA_SIGNUP_API_TOKEN_FILE", token.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn wa-onboard ingress");
+        .env("WA_SIGNUP_API_TOKEN_FILE", token.path());
+    let mut child = serving(cmd).await;
     let http = reqwest::Client::new();
-    let url = format!("http://{addr}/v1/signup-events");
+    let url = format!("{}/v1/signup-events", child.base());
     let status = |bearer: &'static str| {
         let request = http
             .post(&url)
@@ -294,7 +289,7 @@ async fn the_ingress_takes_the_signup_token_from_a_file_and_checks_the_bearer() 
         status("Bearer signup-token-from-a-file-0123456789").await,
         Some(503)
     );
-    child.kill().await.unwrap();
+    child.kill().await;
 
     let short = run(wa_onboard()
         .arg("ingress")

@@ -13,3 +13,5 @@ mod errors;
 mod openapi;
 // The simulator driven by the real client, its admin routes, and secret-free logs.
 mod sim;
+// What the simulator says it was asked: `GET /_sim/calls`'s `received`, by route.
+mod sim_calls;

@@ -273,10 +273,9 @@ async fn subscribe_success_false_is_malformed() {
 
 #[tokio::test]
 async fn connection_refused_is_a_transient_network_error_without_url() {
-    // A port that was just free: nothing listens there.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    drop(listener);
+    // A port held by a socket that never listens: every connection is refused.
+    let refused = wa_testkit::RefusedAddr::bind();
+    let base = format!("http://{}", refused.addr);
 
     let err = client(&base)
         .fetch_business_token(&business("555"))

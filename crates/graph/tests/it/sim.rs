@@ -17,7 +17,7 @@ use wa_graph::{
 use crate::helpers::*;
 
 /// A running simulator and a plain HTTP client for its admin routes.
-struct Sim {
+pub(crate) struct Sim {
     base: String,
     http: reqwest::Client,
     stop: oneshot::Sender<()>,
@@ -26,7 +26,7 @@ struct Sim {
 
 impl Sim {
     /// Binds before serving, so requests queue in the backlog: no wait needed.
-    async fn start(cfg: SimConfig) -> Self {
+    pub(crate) async fn start(cfg: SimConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -41,7 +41,7 @@ impl Sim {
         }
     }
 
-    fn strict() -> SimConfig {
+    pub(crate) fn strict() -> SimConfig {
         SimConfig {
             app_secret: SecretString::from(APP_SECRET),
             system_user_token: Some(SecretString::from(SYSTEM_USER_TOKEN)),
@@ -58,7 +58,7 @@ impl Sim {
         self.get("/_sim/calls").await["calls"].clone()
     }
 
-    async fn get(&self, route: &str) -> Value {
+    pub(crate) async fn get(&self, route: &str) -> Value {
         let reply = self
             .http
             .get(format!("{}{route}", self.base))
@@ -69,7 +69,7 @@ impl Sim {
         reply.json().await.expect("json")
     }
 
-    async fn set_mode(&self, mode: Value) -> Value {
+    pub(crate) async fn set_mode(&self, mode: Value) -> Value {
         let reply = self
             .http
             .post(format!("{}/_sim/mode", self.base))
@@ -82,7 +82,11 @@ impl Sim {
     }
 
     /// A raw POST, returning status and the parsed error (for non-2xx) or body.
-    async fn post(&self, route: &str, query: &[(&str, &str)]) -> (u16, Value, GraphError) {
+    pub(crate) async fn post(
+        &self,
+        route: &str,
+        query: &[(&str, &str)],
+    ) -> (u16, Value, GraphError) {
         let reply = self
             .http
             .post(format!("{}{route}", self.base))
@@ -97,7 +101,7 @@ impl Sim {
         (status, json, parse_error(status, &headers, &body))
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.expect("no panic").expect("clean shutdown");
     }

@@ -20,20 +20,10 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use wa_broker::{BrokerConfig, Topology};
 use wa_ingress::IngressConfig;
-pub use wa_testkit::{Proxy, eventually};
+pub use wa_testkit::{Proxy, amqp_url, eventually};
 
 pub const SECRET: &str = "test-app-secret";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
-
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-fn broker_addr() -> String {
-    let url = amqp_url();
-    let parsed: lapin::uri::AMQPUri = url.parse().expect("AMQP_URL");
-    format!("{}:{}", parsed.authority.host, parsed.authority.port)
-}
 
 fn init_tracing() {
     static ONCE: Once = Once::new();
@@ -93,7 +83,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     let prefix = format!("t{:016x}", rand::random::<u64>());
     let topology = Topology::new(prefix);
     let proxy = if options.through_proxy {
-        Some(Proxy::start(broker_addr()).await)
+        Some(Proxy::start(wa_testkit::amqp_addr()).await)
     } else {
         None
     };

@@ -54,7 +54,7 @@ async fn an_expired_lease_gives_the_change_back() {
         panic!("first claim must be acquired");
     };
     // The holder "dies"; another worker polls until the lease has expired.
-    let second = eventually(Duration::from_secs(5), || async {
+    let second = eventually(Duration::from_secs(5), "the lease expired", || async {
         match t.store.claim(&key(), LEASE).await.unwrap() {
             Claim::Acquired(token) => Some(token),
             Claim::InProgress => None,

@@ -1,18 +1,11 @@
 //! Shared setup: a store on its own random prefix (removed on drop, even after a panic),
-//! raw access to its keys, a type-aware dump of everything under the prefix, and polling.
-
-use std::{
-    future::Future,
-    time::{Duration, Instant},
-};
+//! raw access to its keys, and a type-aware dump of everything under the prefix.
 
 use redis::aio::MultiplexedConnection;
 use wa_ids::{AppId, BusinessId, DedupeKey, PhoneNumberId, SessionId, WabaId};
 use wa_store::{Install, Store, TokenKey, TokenVault, Uninstall};
 
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
-}
+pub use wa_testkit::{eventually, redis_url};
 
 pub fn test_key() -> TokenKey {
     TokenKey::from_bytes(&rand::random::<[u8; 32]>()).unwrap()
@@ -198,23 +191,4 @@ pub fn uninstall(waba: &str, event_time: i64) -> Uninstall {
 
 pub fn secret(s: &str) -> secrecy::SecretString {
     secrecy::SecretString::from(s.to_owned())
-}
-
-/// Polls `check` until it returns `Some`, failing the test after `deadline`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < until,
-            "condition not met within {deadline:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

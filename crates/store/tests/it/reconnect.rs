@@ -102,20 +102,24 @@ async fn the_store_recovers_from_a_dropped_connection_and_an_outage() {
 
     // The connection drops: calls fail transiently or succeed, and soon succeed again.
     proxy.cut(false);
-    eventually(Duration::from_secs(10), || async {
-        match store.get(&waba_id("1001")).await {
-            Ok(r) => Some(r),
-            Err(e) => {
-                assert!(e.is_transient(), "{e}");
-                None
+    eventually(
+        Duration::from_secs(10),
+        "a call succeeding again",
+        || async {
+            match store.get(&waba_id("1001")).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    assert!(e.is_transient(), "{e}");
+                    None
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 
     // Redis stays unreachable: calls fail, transiently, within a few seconds.
     proxy.cut(true);
-    let err = eventually(Duration::from_secs(15), || async {
+    let err = eventually(Duration::from_secs(15), "a call failing", || async {
         store.get(&waba_id("1001")).await.err()
     })
     .await;
@@ -123,9 +127,11 @@ async fn the_store_recovers_from_a_dropped_connection_and_an_outage() {
 
     // It comes back: the same handle works again without being recreated.
     proxy.restore();
-    let r = eventually(Duration::from_secs(15), || async {
-        store.get(&waba_id("1001")).await.ok().flatten()
-    })
+    let r = eventually(
+        Duration::from_secs(15),
+        "the same handle working again",
+        || async { store.get(&waba_id("1001")).await.ok().flatten() },
+    )
     .await;
     assert_eq!(r.status, Status::Installed);
 }

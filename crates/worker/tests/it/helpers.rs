@@ -17,7 +17,7 @@ use wa_envelope::Envelope;
 use wa_graph::{GraphConfig, RetryPolicy};
 use wa_ids::{BusinessId, SessionId, SystemUserId, WabaId};
 use wa_store::{Store, TenantRecord, TokenKey, TokenVault};
-pub use wa_testkit::{Proxy, eventually};
+pub use wa_testkit::{Proxy, amqp_url, eventually, redis_url};
 use wa_worker::WorkerConfig;
 use wiremock::MockServer;
 
@@ -25,14 +25,6 @@ pub const APP_SECRET: &str = "worker-test-app-secret";
 pub const SYSTEM_USER_TOKEN: &str = "system-user-token-xyz";
 pub const SYSTEM_USER_ID: &str = "61550000000001";
 pub const PARTNER: &str = "2949482758682047";
-
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
-}
 
 /// Every span the worker tests produce, exported in memory. One global subscriber for the
 /// whole test binary: tracing caches per-callsite interest process-wide, so per-test

@@ -1,0 +1,131 @@
+//! The failure suite's own RabbitMQ node (`WA_FAILURES_RABBITMQ_NODE`, default
+//! `wa-failures@localhost`, AMQP at `WA_FAILURES_AMQP_URL`, default
+//! `amqp://guest:guest@127.0.0.1:5673/%2f`): started by `scripts/failures-rabbitmq.sh` when it
+//! is not running, and stopped and started by the broker test with
+//! `rabbitmqctl -n NODE stop_app|start_app`. The machine's shared RabbitMQ (`AMQP_URL`) is never
+//! used here, so the other test suites do not see these outages.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+/// The node's name, for `rabbitmqctl -n` and `rabbitmq-diagnostics -n`.
+pub fn node() -> String {
+    std::env::var("WA_FAILURES_RABBITMQ_NODE").unwrap_or_else(|_| "wa-failures@localhost".into())
+}
+
+/// Where the stack under test reaches the node.
+pub fn amqp_url() -> String {
+    std::env::var("WA_FAILURES_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5673/%2f".into())
+}
+
+/// Starts the node when it is not running (once per test run), and waits until it takes
+/// connections.
+///
+/// # Panics
+///
+/// When the script fails.
+pub fn ensure_node() {
+    static STARTED: OnceLock<bool> = OnceLock::new();
+    let started = *STARTED.get_or_init(|| {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/failures-rabbitmq.sh");
+        Command::new(script)
+            .env("WA_FAILURES_RABBITMQ_NODE", node())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    assert!(
+        started,
+        "the failure tests' RabbitMQ node {} is not running and scripts/failures-rabbitmq.sh \
+         could not start it",
+        node()
+    );
+}
+
+fn rabbitmqctl(command: &str) -> bool {
+    Command::new("rabbitmqctl")
+        .args(["-n", &node(), command])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Blocks until `rabbitmq-diagnostics -n NODE -q ping` succeeds (at most `within`).
+fn wait_for_ping(within: Duration) -> bool {
+    let until = Instant::now() + within;
+    loop {
+        let ok = Command::new("rabbitmq-diagnostics")
+            .args(["-n", &node(), "-q", "ping"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The node's application stopped by a test. Dropping it, even during a panic, starts it
+/// again and waits until it answers: the next test needs it.
+pub struct BrokerStopped {
+    restored: bool,
+}
+
+impl BrokerStopped {
+    /// `rabbitmqctl -n NODE stop_app`.
+    ///
+    /// # Panics
+    ///
+    /// When it fails.
+    pub fn stop() -> Self {
+        let guard = Self { restored: false };
+        assert!(
+            rabbitmqctl("stop_app"),
+            "rabbitmqctl -n {} stop_app failed",
+            node()
+        );
+        guard
+    }
+
+    /// `start_app`, then waits for `ping`; the instant the broker is back.
+    ///
+    /// # Panics
+    ///
+    /// When `start_app` fails or the node does not answer within a minute.
+    pub fn restore(&mut self) -> Instant {
+        self.restored = true;
+        assert!(
+            rabbitmqctl("start_app"),
+            "rabbitmqctl -n {} start_app failed",
+            node()
+        );
+        let back = Instant::now();
+        assert!(
+            wait_for_ping(Duration::from_secs(60)),
+            "RabbitMQ node {} does not answer ping after start_app",
+            node()
+        );
+        back
+    }
+}
+
+impl Drop for BrokerStopped {
+    fn drop(&mut self) {
+        if !self.restored {
+            let started = rabbitmqctl("start_app");
+            let pinged = wait_for_ping(Duration::from_secs(60));
+            eprintln!("broker restored after a failure: start_app {started}, ping {pinged}");
+        }
+    }
+}
