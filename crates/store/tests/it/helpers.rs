@@ -8,7 +8,7 @@ use std::{
 
 use redis::aio::MultiplexedConnection;
 use wa_ids::{AppId, BusinessId, DedupeKey, PhoneNumberId, SessionId, WabaId};
-use wa_store::{Install, Store, TokenKey, TokenVault, Uninstall};
+use wa_store::{Install, Store, TenantRecord, TokenKey, TokenVault, Uninstall};
 
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
@@ -53,6 +53,15 @@ impl TestStore {
             .await
             .unwrap()
             .with_token_key(key)
+    }
+
+    /// The record of tenant `waba`, which must exist.
+    pub async fn record(&self, waba: &str) -> TenantRecord {
+        self.store
+            .get(&waba_id(waba))
+            .await
+            .expect("read the tenant")
+            .unwrap_or_else(|| panic!("tenant {waba} does not exist"))
     }
 
     /// A plain connection, to look at and tamper with the raw keys.
