@@ -82,6 +82,30 @@ pub fn event_name(change: &ChangeMessage) -> Option<&str> {
     change.value.get("event").and_then(Value::as_str)
 }
 
+/// The id of type `T` in `value` (read at `at`), or why the change is rejected: a malformed
+/// id is a malformed change.
+fn id<T: TryFrom<String, Error = IdError>>(value: String, at: &str) -> Result<T, String> {
+    T::try_from(value).map_err(|e| format!("{at}: {e}"))
+}
+
+/// [`id`] of an optional field.
+fn optional_id<T: TryFrom<String, Error = IdError>>(
+    value: Option<String>,
+    at: &str,
+) -> Result<Option<T>, String> {
+    value.map(|v| id(v, at)).transpose()
+}
+
+/// The value of an `Ok`, or `return Plan::Reject(reason)` from the enclosing function.
+macro_rules! or_reject {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(reason) => return Plan::Reject(reason),
+        }
+    };
+}
+
 fn plan_integration(change: &ChangeMessage, partner_business_ids: &HashSet<BusinessId>) -> Plan {
     let install = match change.field.as_str() {
         "business_integration_install" => true,
@@ -101,10 +125,7 @@ fn plan_integration(change: &ChangeMessage, partner_business_ids: &HashSet<Busin
             change.field
         ));
     };
-    let business_id: BusinessId = match id(business_id, "value.business_manager_id") {
-        Ok(id) => id,
-        Err(reason) => return Plan::Reject(reason),
-    };
+    let business_id: BusinessId = or_reject!(id(business_id, "value.business_manager_id"));
     if partner_business_ids.contains(&business_id) {
         return Plan::Reject(format!(
             "{} for the partner's own portfolio {business_id}",
@@ -124,20 +145,6 @@ fn plan_integration(change: &ChangeMessage, partner_business_ids: &HashSet<Busin
     }
 }
 
-/// `value` (read at `at`) parsed as an id, or why the change is rejected: a malformed id is
-/// a malformed change.
-fn id<T: TryFrom<String, Error = IdError>>(value: String, at: &str) -> Result<T, String> {
-    T::try_from(value).map_err(|e| format!("{at}: {e}"))
-}
-
-/// [`id`] of an optional field.
-fn optional_id<T: TryFrom<String, Error = IdError>>(
-    value: Option<String>,
-    at: &str,
-) -> Result<Option<T>, String> {
-    value.map(|v| id(v, at)).transpose()
-}
-
 fn text(value: &Value, key: &str) -> Option<String> {
     match value.get(key)? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -149,56 +156,48 @@ fn text(value: &Value, key: &str) -> Option<String> {
 /// Decides what `change` asks for. `partner_business_ids` are the partner's own portfolio
 /// ids (`WA_PARTNER_BUSINESS_IDS`): never a tenant.
 pub fn plan(change: &ChangeMessage, partner_business_ids: &HashSet<BusinessId>) -> Plan {
-    plan_typed(change, partner_business_ids).unwrap_or_else(Plan::Reject)
-}
-
-/// [`plan`], with every rejection as its reason.
-fn plan_typed(
-    change: &ChangeMessage,
-    partner_business_ids: &HashSet<BusinessId>,
-) -> Result<Plan, String> {
     if change.object == wa_envelope::session::OBJECT {
-        return Ok(crate::session::plan(change));
+        return crate::session::plan(change);
     }
     if change.object == "application" {
-        return Ok(plan_integration(change, partner_business_ids));
+        return plan_integration(change, partner_business_ids);
     }
     if change.field != "account_update" {
-        return Err(format!(
+        return Plan::Reject(format!(
             "field `{}` is not handled by this worker",
             change.field
         ));
     }
     let Some(event_time) = change.entry_time else {
-        return Err("entry.time missing: the event cannot be ordered".into());
+        return Plan::Reject("entry.time missing: the event cannot be ordered".into());
     };
     let value = &change.value;
     let Some(event) = text(value, "event") else {
-        return Err("value.event missing".into());
+        return Plan::Reject("value.event missing".into());
     };
     let waba_info = value.get("waba_info").filter(|w| w.is_object());
     let partner_entry = partner_business_ids.contains(change.entry_id.as_str());
     match event.as_str() {
         "PARTNER_APP_INSTALLED" => {
             let Some(info) = waba_info else {
-                return Err("PARTNER_APP_INSTALLED without waba_info".into());
+                return Plan::Reject("PARTNER_APP_INSTALLED without waba_info".into());
             };
             let (Some(waba_id), Some(owner_business_id)) =
                 (text(info, "waba_id"), text(info, "owner_business_id"))
             else {
-                return Err(
+                return Plan::Reject(
                     "PARTNER_APP_INSTALLED without waba_info.waba_id or owner_business_id".into(),
                 );
             };
-            let waba_id = id(waba_id, "waba_info.waba_id")?;
+            let waba_id: WabaId = or_reject!(id(waba_id, "waba_info.waba_id"));
             let owner_business_id: BusinessId =
-                id(owner_business_id, "waba_info.owner_business_id")?;
+                or_reject!(id(owner_business_id, "waba_info.owner_business_id"));
             if partner_business_ids.contains(&owner_business_id) {
-                return Err(format!(
+                return Plan::Reject(format!(
                     "install owned by the partner's own portfolio {owner_business_id}"
                 ));
             }
-            let partner_ids = info
+            let partners: Result<Vec<BusinessId>, String> = info
                 .get("solution_partner_business_ids")
                 .and_then(Value::as_array)
                 .map(|ids| {
@@ -208,62 +207,61 @@ fn plan_typed(
                             Value::Number(n) => Some(n.to_string()),
                             _ => None,
                         })
-                        .map(|v| id::<BusinessId>(v, "waba_info.solution_partner_business_ids[]"))
-                        .collect::<Result<Vec<_>, _>>()
+                        .map(|v| id(v, "waba_info.solution_partner_business_ids[]"))
+                        .collect()
                 })
-                .transpose()?
-                .unwrap_or_default();
-            Ok(Plan::Install(Install {
+                .unwrap_or(Ok(Vec::new()));
+            Plan::Install(Install {
                 waba_id,
                 owner_business_id,
-                partner_app_id: optional_id::<AppId>(
+                partner_app_id: or_reject!(optional_id::<AppId>(
                     text(info, "partner_app_id"),
-                    "waba_info.partner_app_id",
-                )?,
-                solution_id: optional_id::<SolutionId>(
+                    "waba_info.partner_app_id"
+                )),
+                solution_id: or_reject!(optional_id::<SolutionId>(
                     text(info, "solution_id"),
-                    "waba_info.solution_id",
-                )?,
-                solution_partner_business_ids: partner_ids,
+                    "waba_info.solution_id"
+                )),
+                solution_partner_business_ids: or_reject!(partners),
                 event_time,
-            }))
+            })
         }
         "PARTNER_APP_UNINSTALLED" => match waba_info.and_then(|info| text(info, "waba_id")) {
-            Some(waba_id) => Ok(Plan::Uninstall(Uninstall {
-                waba_id: id(waba_id, "waba_info.waba_id")?,
-                owner_business_id: optional_id(
+            Some(waba_id) => Plan::Uninstall(Uninstall {
+                waba_id: or_reject!(id(waba_id, "waba_info.waba_id")),
+                owner_business_id: or_reject!(optional_id(
                     waba_info.and_then(|info| text(info, "owner_business_id")),
-                    "waba_info.owner_business_id",
-                )?,
+                    "waba_info.owner_business_id"
+                )),
                 event_time,
-            })),
-            None if partner_entry => Err(format!(
+            }),
+            None if partner_entry => Plan::Reject(format!(
                 "uninstall without waba_info for entry.id {} (the partner's own portfolio)",
                 change.entry_id
             )),
-            None => Ok(Plan::UninstallByEntry {
-                entry_id: id(change.entry_id.clone(), "entry.id")?,
-                entry_owner: id(change.entry_id.clone(), "entry.id")?,
+            None => Plan::UninstallByEntry {
+                entry_id: or_reject!(id(change.entry_id.clone(), "entry.id")),
+                entry_owner: or_reject!(id(change.entry_id.clone(), "entry.id")),
                 event_time,
-            }),
+            },
         },
         _ => match waba_info.and_then(|info| text(info, "waba_id")) {
-            Some(waba_id) => Ok(Plan::Account {
-                waba_id: id(waba_id, "waba_info.waba_id")?,
+            Some(waba_id) => Plan::Account {
+                waba_id: or_reject!(id(waba_id, "waba_info.waba_id")),
                 event,
                 value: value.clone(),
                 event_time,
-            }),
-            None if partner_entry => Err(format!(
+            },
+            None if partner_entry => Plan::Reject(format!(
                 "{event} for entry.id {} (the partner's own portfolio) without waba_info",
                 change.entry_id
             )),
-            None => Ok(Plan::Account {
-                waba_id: id(change.entry_id.clone(), "entry.id")?,
+            None => Plan::Account {
+                waba_id: or_reject!(id(change.entry_id.clone(), "entry.id")),
                 event,
                 value: value.clone(),
                 event_time,
-            }),
+            },
         },
     }
 }
