@@ -234,7 +234,11 @@ async fn get_and_list_read_state_without_the_token_key() {
     t.install(&install(WABA, OWNER, 1_730_000_000)).await;
 
     for args in [&["get", WABA][..], &["list"]] {
-        let out = run(t.tenants(args).env_remove("WA_TOKEN_KEY")).await;
+        let out = run(t
+            .tenants(args)
+            .env_remove("WA_TOKEN_KEY")
+            .env_remove("WA_TOKEN_KEY_FILE"))
+        .await;
 
         assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
         let record: Value = serde_json::from_str(out.stdout.trim_end()).expect("one JSON record");
