@@ -1,5 +1,9 @@
 //! Install, uninstall and the token lifecycle of one tenant, each an atomic script.
 //!
+//! It records a token's *status* (pending, failed, revoked) and destroys a stored token on
+//! uninstall, but never sees a token's plaintext or the token key: sealing and opening are
+//! [`crate::TokenVault`]'s.
+//!
 //! Ordering rules (all times are Meta's `entry.time`, unix seconds):
 //!
 //! - Install and uninstall are ordered by the time of the newest one applied (kept in the
@@ -213,9 +217,10 @@ impl Store {
     /// `error` (a Graph error message: never put a token in it).
     ///
     /// Does nothing unless the install whose fetch failed (`install_time`, its
-    /// [`Install::event_time`]) is still the one in effect, as for [`crate::TokenVault::store_token`]:
-    /// the failure of a fetch that outlived an uninstall and a newer install must not be
-    /// recorded against the newer one. Does nothing either if the token is already active.
+    /// [`Install::event_time`]) is still the one in effect, as for
+    /// [`crate::TokenVault::store_token`]: the failure of a fetch that outlived an uninstall
+    /// and a newer install must not be recorded against the newer one. Does nothing either if
+    /// the token is already active.
     ///
     /// # Errors
     ///
@@ -239,9 +244,9 @@ impl Store {
     /// Records that the app is subscribed to the WABA (`subscribed: true`).
     ///
     /// Does nothing unless the install that subscribed (`install_time`, its
-    /// [`Install::event_time`]) is still the one in effect, as for [`crate::TokenVault::store_token`]: an
-    /// uninstall that raced the subscription leaves the tenant unsubscribed, and a newer
-    /// install that followed it subscribes on its own account.
+    /// [`Install::event_time`]) is still the one in effect, as for
+    /// [`crate::TokenVault::store_token`]: an uninstall that raced the subscription leaves the
+    /// tenant unsubscribed, and a newer install that followed it subscribes on its own account.
     ///
     /// # Errors
     ///

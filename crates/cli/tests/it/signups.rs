@@ -22,7 +22,9 @@ fn signups(t: &TestTenants, args: &[&str]) -> Command {
     cmd.arg("signups")
         .args(args)
         .env("REDIS_URL", redis_url())
-        .env("WA_REDIS_PREFIX", &t.prefix);
+        .env("WA_REDIS_PREFIX", &t.prefix)
+        .env_remove("WA_TOKEN_KEY")
+        .env_remove("WA_TOKEN_KEY_FILE");
     cmd
 }
 

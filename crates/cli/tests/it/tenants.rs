@@ -8,12 +8,16 @@ use wa_store::Install;
 
 use crate::helpers::*;
 
+/// The tenant most tests arrange, and its owner business.
+const WABA: &str = "100000000000001";
+const OWNER: &str = "200000000000001";
+
 #[tokio::test]
 async fn get_prints_the_tenant_record() {
     let t = TestTenants::new().await;
     t.install(&Install {
         waba_id: waba("102290129340398"),
-        owner_business_id: "200000000000001".parse().unwrap(),
+        owner_business_id: OWNER.parse().unwrap(),
         partner_app_id: Some("770000000000077".parse().unwrap()),
         solution_id: Some("900000000000009".parse().unwrap()),
         solution_partner_business_ids: vec!["300000000000001".parse().unwrap()],
@@ -40,7 +44,7 @@ async fn get_prints_the_tenant_record() {
     );
     let record: Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON record");
     assert_eq!(record["waba_id"], "102290129340398");
-    assert_eq!(record["owner_business_id"], "200000000000001");
+    assert_eq!(record["owner_business_id"], OWNER);
     assert_eq!(record["status"], "installed");
     assert_eq!(record["partner_app_id"], "770000000000077");
     assert_eq!(record["solution_id"], "900000000000009");
@@ -76,21 +80,16 @@ async fn get_prints_the_tenant_record() {
 #[tokio::test]
 async fn token_prints_the_decrypted_business_token() {
     let t = TestTenants::new().await;
-    t.install(&install(
-        "100000000000001",
-        "200000000000001",
-        1_730_000_000,
-    ))
-    .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
     t.store_token(
-        "100000000000001",
+        WABA,
         "EAAG-secret-business-token",
         1_730_000_001,
         1_730_000_000,
     )
     .await;
 
-    let out = run(&mut t.tenants(&["token", "100000000000001"])).await;
+    let out = run(&mut t.tenants(&["token", WABA])).await;
 
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout, "EAAG-secret-business-token\n");
@@ -99,23 +98,13 @@ async fn token_prints_the_decrypted_business_token() {
 #[tokio::test]
 async fn token_key_may_come_from_a_file() {
     let t = TestTenants::new().await;
-    t.install(&install(
-        "100000000000001",
-        "200000000000001",
-        1_730_000_000,
-    ))
-    .await;
-    t.store_token(
-        "100000000000001",
-        "from-file-token",
-        1_730_000_001,
-        1_730_000_000,
-    )
-    .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
+    t.store_token(WABA, "from-file-token", 1_730_000_001, 1_730_000_000)
+        .await;
     let key_file = TempFile::new(format!("{}\n", t.key_base64));
 
     let out = run(t
-        .tenants(&["token", "100000000000001"])
+        .tenants(&["token", WABA])
         .env_remove("WA_TOKEN_KEY")
         .env("WA_TOKEN_KEY_FILE", key_file.path()))
     .await;
@@ -127,16 +116,11 @@ async fn token_key_may_come_from_a_file() {
 #[tokio::test]
 async fn flags_override_the_environment() {
     let t = TestTenants::new().await;
-    t.install(&install(
-        "100000000000001",
-        "200000000000001",
-        1_730_000_000,
-    ))
-    .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
     let prefix = t.prefix.clone();
 
     let out = run(t
-        .tenants(&["get", "100000000000001", "--redis-prefix", &prefix])
+        .tenants(&["get", WABA, "--redis-prefix", &prefix])
         .env("WA_REDIS_PREFIX", "wa-cli-test:elsewhere:"))
     .await;
 
@@ -146,12 +130,8 @@ async fn flags_override_the_environment() {
 #[tokio::test]
 async fn unknown_waba_exits_3() {
     let t = TestTenants::new().await;
-    t.install(&install(
-        "100000000000002",
-        "200000000000001",
-        1_730_000_000,
-    ))
-    .await;
+    t.install(&install("100000000000002", OWNER, 1_730_000_000))
+        .await;
 
     for command in ["get", "token"] {
         let out = run(&mut t.tenants(&[command, "100000000000404"])).await;
@@ -169,12 +149,8 @@ async fn unknown_waba_exits_3() {
 #[tokio::test]
 async fn token_of_a_tenant_without_one_exits_3_and_says_why() {
     let t = TestTenants::new().await;
-    t.install(&install(
-        "100000000000003",
-        "200000000000001",
-        1_730_000_000,
-    ))
-    .await;
+    t.install(&install("100000000000003", OWNER, 1_730_000_000))
+        .await;
 
     let out = run(&mut t.tenants(&["token", "100000000000003"])).await;
 
@@ -189,7 +165,7 @@ async fn list_prints_one_record_a_line() {
     let t = TestTenants::new().await;
     let wabas: BTreeSet<String> = (0..5).map(|i| format!("1000000000000{i:02}")).collect();
     for (i, waba) in wabas.iter().enumerate() {
-        t.install(&install(waba, "200000000000001", 1_730_000_000 + i as i64))
+        t.install(&install(waba, OWNER, 1_730_000_000 + i as i64))
             .await;
     }
     // 100000000000002 is the third in order: installed at 1_730_000_000 + 2.
@@ -236,14 +212,9 @@ async fn list_of_no_tenants_prints_nothing() {
 #[tokio::test]
 async fn missing_token_key_is_an_error_naming_it() {
     let t = TestTenants::new().await;
-    t.install(&install(
-        "100000000000001",
-        "200000000000001",
-        1_730_000_000,
-    ))
-    .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
 
-    for args in [&["token", "100000000000001"][..], &["rekey"]] {
+    for args in [&["token", WABA][..], &["rekey"]] {
         let out = run(t.tenants(args).env_remove("WA_TOKEN_KEY")).await;
 
         assert_ne!(out.code, Some(0), "{args:?}: {out:?}");
@@ -260,19 +231,18 @@ async fn missing_token_key_is_an_error_naming_it() {
 #[tokio::test]
 async fn get_and_list_read_state_without_the_token_key() {
     let t = TestTenants::new().await;
-    t.install(&install(
-        "100000000000001",
-        "200000000000001",
-        1_730_000_000,
-    ))
-    .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
 
-    for args in [&["get", "100000000000001"][..], &["list"]] {
-        let out = run(t.tenants(args).env_remove("WA_TOKEN_KEY")).await;
+    for args in [&["get", WABA][..], &["list"]] {
+        let out = run(t
+            .tenants(args)
+            .env_remove("WA_TOKEN_KEY")
+            .env_remove("WA_TOKEN_KEY_FILE"))
+        .await;
 
         assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
         let record: Value = serde_json::from_str(out.stdout.trim_end()).expect("one JSON record");
-        assert_eq!(record["waba_id"], "100000000000001", "{args:?}");
+        assert_eq!(record["waba_id"], WABA, "{args:?}");
         assert_eq!(record["status"], "installed", "{args:?}");
     }
 }
@@ -291,25 +261,12 @@ async fn malformed_token_key_is_an_error_naming_it() {
 #[tokio::test]
 async fn another_token_key_cannot_read_the_token() {
     let t = TestTenants::new().await;
-    t.install(&install(
-        "100000000000001",
-        "200000000000001",
-        1_730_000_000,
-    ))
-    .await;
-    t.store_token(
-        "100000000000001",
-        "sealed-token",
-        1_730_000_001,
-        1_730_000_000,
-    )
-    .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
+    t.store_token(WABA, "sealed-token", 1_730_000_001, 1_730_000_000)
+        .await;
     let other = TestTenants::new().await.key_base64.clone();
 
-    let out = run(t
-        .tenants(&["token", "100000000000001"])
-        .env("WA_TOKEN_KEY", other))
-    .await;
+    let out = run(t.tenants(&["token", WABA]).env("WA_TOKEN_KEY", other)).await;
 
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(out.stdout, "");
@@ -321,7 +278,7 @@ async fn unreachable_redis_exits_1_without_the_password() {
     let t = TestTenants::new().await;
 
     let out = run(t
-        .tenants(&["get", "100000000000001"])
+        .tenants(&["get", WABA])
         .env("REDIS_URL", "redis://:hunter2@127.0.0.1:1/0"))
     .await;
 

@@ -44,7 +44,7 @@ async fn an_older_account_event_never_overwrites_a_newer_one() {
             .stale
     );
 
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.account.ban_state.as_deref(), Some("REINSTATE"));
     assert!(r.account.partner_removed);
     assert_eq!(r.last_event_time, 300);
@@ -60,29 +60,13 @@ async fn an_older_account_event_never_overwrites_a_newer_one() {
             .unwrap()
             .stale
     );
-    assert!(
-        t.store
-            .get(&waba_id("1001"))
-            .await
-            .unwrap()
-            .unwrap()
-            .account
-            .partner_removed
-    );
+    assert!(t.record("1001").await.account.partner_removed);
     // A newer re-add clears it.
     t.store
         .apply_account_event(&waba_id("1001"), "PARTNER_ADDED", &added, 400)
         .await
         .unwrap();
-    assert!(
-        !t.store
-            .get(&waba_id("1001"))
-            .await
-            .unwrap()
-            .unwrap()
-            .account
-            .partner_removed
-    );
+    assert!(!t.record("1001").await.account.partner_removed);
 }
 
 #[tokio::test]
@@ -190,7 +174,7 @@ async fn an_unknown_event_is_kept_never_dropped() {
     assert_eq!((log[0].time, &log[0].value), (500, &value));
     assert_eq!(log[1].event, "MM_LITE_TERMS_SIGNED");
 
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.last_event_time, 500);
 }
 
@@ -227,7 +211,7 @@ async fn an_account_event_first_creates_a_record_that_a_late_install_still_insta
         (a.previous_status, a.status, a.token_status),
         (None, Status::Uninstalled, None)
     );
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(
         (r.installed_at, r.uninstalled_at, r.token.status),
@@ -242,7 +226,7 @@ async fn an_account_event_first_creates_a_record_that_a_late_install_still_insta
         .await
         .unwrap();
     assert!(!i.stale && i.needs_token());
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Installed);
     assert_eq!((r.installed_at, r.last_event_time), (Some(190), 200));
 }

@@ -3,7 +3,7 @@
 
 use redis::aio::MultiplexedConnection;
 use wa_ids::{AppId, BusinessId, DedupeKey, PhoneNumberId, SessionId, WabaId};
-use wa_store::{Install, Store, TokenKey, TokenVault, Uninstall};
+use wa_store::{Install, Store, TenantRecord, TokenKey, TokenVault, Uninstall};
 
 pub use wa_testkit::{eventually, redis_url};
 
@@ -46,6 +46,15 @@ impl TestStore {
             .await
             .unwrap()
             .with_token_key(key)
+    }
+
+    /// The record of tenant `waba`, which must exist.
+    pub async fn record(&self, waba: &str) -> TenantRecord {
+        self.store
+            .get(&waba_id(waba))
+            .await
+            .expect("read the tenant")
+            .unwrap_or_else(|| panic!("tenant {waba} does not exist"))
     }
 
     /// A plain connection, to look at and tamper with the raw keys.

@@ -32,7 +32,7 @@ async fn a_finish_before_the_webhook_leaves_a_pending_record_the_install_then_ap
         .unwrap();
     assert!(m.created && m.added);
     assert_eq!(m.status, Status::Pending);
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Pending);
     assert_eq!(r.phone_number_ids, ["5001"]);
     assert_eq!(r.token.status, None, "no token before the webhook");
@@ -47,7 +47,7 @@ async fn a_finish_before_the_webhook_leaves_a_pending_record_the_install_then_ap
     assert!(!a.stale);
     assert_eq!(a.previous_status, Some(Status::Pending));
     assert!(a.needs_token());
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Installed);
     assert_eq!(r.phone_number_ids, ["5001"], "kept by the install");
     assert_eq!(r.token.status, Some(TokenStatus::Pending));
@@ -78,7 +78,7 @@ async fn a_finish_after_the_webhook_adds_its_number_once_and_never_changes_the_s
         .await
         .unwrap();
     t.store.merge_signup(&waba_id("1002"), None).await.unwrap();
-    let r = t.store.get(&waba_id("1002")).await.unwrap().unwrap();
+    let r = t.record("1002").await;
     assert_eq!(r.status, Status::Installed);
     assert_eq!(r.phone_number_ids, ["5002", "5003"]);
     assert_eq!(
@@ -95,16 +95,13 @@ async fn a_finish_after_the_webhook_adds_its_number_once_and_never_changes_the_s
         .merge_signup(&waba_id("1002"), Some(&phone_id("5004")))
         .await
         .unwrap();
-    assert_eq!(
-        t.store.get(&waba_id("1002")).await.unwrap().unwrap().status,
-        Status::Uninstalled
-    );
+    assert_eq!(t.record("1002").await.status, Status::Uninstalled);
     t.store.merge_signup(&waba_id("1003"), None).await.unwrap();
     t.store
         .apply_uninstall(&uninstall("1003", 300))
         .await
         .unwrap();
-    let r = t.store.get(&waba_id("1003")).await.unwrap().unwrap();
+    let r = t.record("1003").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(r.uninstalled_at, Some(300));
 }

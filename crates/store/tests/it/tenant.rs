@@ -27,7 +27,7 @@ async fn install_fills_the_record() {
     assert!(a.needs_token());
     assert!(a.needs_subscription());
 
-    let record = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let record = t.record("1001").await;
     assert_eq!(
         serde_json::to_value(&record).unwrap(),
         json!({"waba_id": "1001", "owner_business_id": "2002", "status": "installed",
@@ -80,7 +80,7 @@ async fn a_redelivered_install_resumes_where_it_stopped() {
         .unwrap();
     let again = t.store.apply_install(&ev).await.unwrap();
     assert!(!again.needs_token() && !again.needs_subscription());
-    let record = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let record = t.record("1001").await;
     assert_eq!(record.token.fetched_at, Some(105));
     assert!(record.subscribed);
 }
@@ -114,7 +114,7 @@ async fn uninstall_revokes_and_destroys_the_token() {
     assert_eq!(a.token_status, Some(TokenStatus::Revoked));
     assert!(!a.needs_token() && !a.needs_subscription());
 
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(r.installed_at, Some(100));
     assert_eq!(r.uninstalled_at, Some(200));
@@ -151,7 +151,7 @@ async fn an_install_older_than_the_uninstall_is_ignored() {
     assert!(late.stale);
     assert!(!late.needs_token());
     assert_eq!(late.status, Status::Uninstalled);
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(r.last_event_time, 200);
     assert_eq!(r.installed_at, Some(100));
@@ -168,10 +168,7 @@ async fn an_install_older_than_the_uninstall_is_ignored() {
         .await
         .unwrap();
     assert!(late.stale);
-    assert_eq!(
-        t.store.get(&waba_id("1001")).await.unwrap().unwrap().status,
-        Status::Installed
-    );
+    assert_eq!(t.record("1001").await.status, Status::Installed);
 }
 
 #[tokio::test]
@@ -190,7 +187,7 @@ async fn uninstall_of_an_unknown_waba_leaves_an_uninstalled_record() {
     assert_eq!(a.previous_status, None);
     assert_eq!(a.token_status, None);
 
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(r.owner_business_id, Some(business_id("2002")));
     assert_eq!(r.installed_at, None);
@@ -213,10 +210,7 @@ async fn uninstall_of_an_unknown_waba_leaves_an_uninstalled_record() {
             .unwrap()
     );
     assert!(t.vault.token(&waba_id("1001")).await.unwrap().is_none());
-    assert_eq!(
-        t.store.get(&waba_id("1001")).await.unwrap().unwrap().status,
-        Status::Uninstalled
-    );
+    assert_eq!(t.record("1001").await.status, Status::Uninstalled);
 }
 
 #[tokio::test]
@@ -239,7 +233,7 @@ async fn at_the_same_second_uninstall_wins_in_either_order() {
     assert!(i.stale);
 
     for waba in ["1", "2"] {
-        let r = t.store.get(&waba_id(waba)).await.unwrap().unwrap();
+        let r = t.record(waba).await;
         assert_eq!(r.status, Status::Uninstalled, "{waba}");
         // And re-applying either again changes nothing.
         assert!(
@@ -255,7 +249,7 @@ async fn at_the_same_second_uninstall_wins_in_either_order() {
             .await
             .unwrap();
         assert_eq!(again.status, Status::Uninstalled);
-        assert_eq!(t.store.get(&waba_id(waba)).await.unwrap().unwrap(), r);
+        assert_eq!(t.record(waba).await, r);
     }
 }
 
@@ -282,7 +276,7 @@ async fn reinstall_after_uninstall_starts_a_new_token_cycle() {
     assert!(!a.stale);
     assert_eq!(a.previous_status, Some(Status::Uninstalled));
     assert!(a.needs_token() && a.needs_subscription());
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Installed);
     assert_eq!((r.installed_at, r.uninstalled_at), (Some(300), None));
     assert_eq!(r.token.status, Some(TokenStatus::Pending));
@@ -308,7 +302,7 @@ async fn store_token_is_refused_once_uninstalled() {
             .unwrap()
     );
     assert!(t.vault.token(&waba_id("1001")).await.unwrap().is_none());
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.token.status, Some(TokenStatus::Revoked));
     // Nor is it stored for a WABA never seen.
     assert!(
@@ -323,14 +317,7 @@ async fn store_token_is_refused_once_uninstalled() {
         .mark_subscribed(&waba_id("1001"), 100)
         .await
         .unwrap();
-    assert!(
-        !t.store
-            .get(&waba_id("1001"))
-            .await
-            .unwrap()
-            .unwrap()
-            .subscribed
-    );
+    assert!(!t.record("1001").await.subscribed);
 }
 
 #[tokio::test]
@@ -342,7 +329,7 @@ async fn a_failed_fetch_is_recorded_and_a_replayed_install_retries_it() {
         .mark_token_failed(&waba_id("1001"), "(#190) Invalid OAuth access token", 100)
         .await
         .unwrap();
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.token.status, Some(TokenStatus::Failed));
     assert_eq!(
         r.token.error.as_deref(),
@@ -352,7 +339,7 @@ async fn a_failed_fetch_is_recorded_and_a_replayed_install_retries_it() {
     // `dlq replay` re-drives the install: back to pending, error cleared.
     let a = t.store.apply_install(&ev).await.unwrap();
     assert!(a.needs_token());
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(
         (r.token.status, r.token.error),
         (Some(TokenStatus::Pending), None)
@@ -367,7 +354,7 @@ async fn a_failed_fetch_is_recorded_and_a_replayed_install_retries_it() {
         .mark_token_failed(&waba_id("1001"), "late", 100)
         .await
         .unwrap();
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(
         (r.token.status, r.token.error),
         (Some(TokenStatus::Active), None)
@@ -384,7 +371,7 @@ async fn a_newer_install_replaces_the_app_fields() {
     let mut newer = install("1001", "2002", 200);
     newer.partner_app_id = Some(AppId::parse("1061231232323118").unwrap());
     t.store.apply_install(&newer).await.unwrap();
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.partner_app_id.unwrap(), "1061231232323118");
     assert_eq!(r.solution_id, None);
     assert!(r.solution_partner_business_ids.is_empty());
@@ -417,7 +404,7 @@ async fn a_fetch_for_an_install_no_longer_in_effect_changes_nothing() {
             .await
             .unwrap()
     );
-    let before = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let before = t.record("1001").await;
     assert_eq!(before.token.status, Some(TokenStatus::Active));
     assert_eq!(before.token.fetched_at, Some(31));
     assert!(!before.subscribed);
@@ -452,10 +439,7 @@ async fn a_fetch_for_an_install_no_longer_in_effect_changes_nothing() {
             .await
             .unwrap()
     );
-    assert_eq!(
-        t.store.get(&waba_id("1001")).await.unwrap().unwrap(),
-        before
-    );
+    assert_eq!(t.record("1001").await, before);
     assert_eq!(
         t.vault
             .token(&waba_id("1001"))
@@ -468,14 +452,7 @@ async fn a_fetch_for_an_install_no_longer_in_effect_changes_nothing() {
 
     // The install in effect still records its own subscription.
     t.store.mark_subscribed(&waba_id("1001"), 30).await.unwrap();
-    assert!(
-        t.store
-            .get(&waba_id("1001"))
-            .await
-            .unwrap()
-            .unwrap()
-            .subscribed
-    );
+    assert!(t.record("1001").await.subscribed);
 }
 
 #[tokio::test]
@@ -498,7 +475,7 @@ async fn a_failure_for_an_install_no_longer_in_effect_is_not_recorded() {
         .mark_token_failed(&waba_id("1001"), "(#190) Invalid OAuth access token", 10)
         .await
         .unwrap();
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(
         (r.token.status, r.token.error),
         (Some(TokenStatus::Pending), None)
@@ -508,6 +485,6 @@ async fn a_failure_for_an_install_no_longer_in_effect_is_not_recorded() {
         .mark_token_failed(&waba_id("1001"), "(#190) Invalid OAuth access token", 30)
         .await
         .unwrap();
-    let r = t.store.get(&waba_id("1001")).await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.token.status, Some(TokenStatus::Failed));
 }
