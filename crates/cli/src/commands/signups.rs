@@ -29,7 +29,7 @@ use wa_store::{Store, session::FUNNEL_RETENTION};
 
 use crate::args::RedisArgs;
 
-/// Exit code of a lookup that found nothing (SPEC.md "Interface").
+/// Exit code of a lookup that found nothing (docs/REFERENCE.md, "Exit codes").
 const NOT_FOUND: u8 = 3;
 
 /// `wa-onboard signups`.

@@ -25,7 +25,7 @@ use crate::{
     secrets,
 };
 
-/// Exit code of a lookup that found nothing (SPEC.md "Interface").
+/// Exit code of a lookup that found nothing (docs/REFERENCE.md, "Exit codes").
 const NOT_FOUND: u8 = 3;
 
 /// `wa-onboard tenants`.
