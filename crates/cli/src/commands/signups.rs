@@ -17,7 +17,6 @@
 //! (Redis unreachable).
 
 use std::{
-    io::{self, Write},
     process::ExitCode,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -26,10 +25,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use wa_store::{Store, TokenKey, session::FUNNEL_RETENTION};
 
-use crate::args::RedisArgs;
-
-/// Exit code of a lookup that found nothing (SPEC.md "Interface").
-const NOT_FOUND: u8 = 3;
+use crate::{flags::RedisArgs, output};
 
 /// `wa-onboard signups`.
 #[derive(Debug, Args)]
@@ -93,7 +89,6 @@ fn session_id(value: &str) -> Result<String, String> {
 }
 
 pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
-    let _telemetry = wa_telemetry::init("wa-onboard-signups")?;
     match args.command {
         SignupsCommand::Funnel(args) => funnel(args).await,
         SignupsCommand::Get(args) => get(args).await,
@@ -103,9 +98,7 @@ pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
 async fn connect(args: &RedisArgs) -> anyhow::Result<Store> {
     // The store wants a token key; these commands never seal or open a token.
     let unused = TokenKey::from_bytes(&[0; 32]).context("token key")?;
-    Store::connect(&args.url, &args.prefix, unused)
-        .await
-        .context("connecting to Redis (REDIS_URL, WA_REDIS_PREFIX)")
+    args.connect(unused).await
 }
 
 async fn funnel(args: FunnelArgs) -> anyhow::Result<ExitCode> {
@@ -118,8 +111,7 @@ async fn funnel(args: FunnelArgs) -> anyhow::Result<ExitCode> {
         .signup_funnel(since, now)
         .await
         .context("reading the signup funnel")?;
-    let json = serde_json::to_string_pretty(&funnel).context("encoding the funnel")?;
-    write_stdout(|out| writeln!(out, "{json}"))?;
+    output::json_pretty(&funnel, "the funnel")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -134,29 +126,10 @@ async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
             "wa-onboard: unknown signup session {} (or older than 30 days)",
             args.session_id
         );
-        return Ok(ExitCode::from(NOT_FOUND));
+        return Ok(output::not_found());
     }
-    write_stdout(|out| {
-        for event in &events {
-            serde_json::to_writer(&mut *out, event).map_err(io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
+    output::json_lines(&events)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs `write` on a locked stdout and flushes; a closed stdout is not an error.
-fn write_stdout(
-    write: impl FnOnce(&mut io::StdoutLock<'_>) -> io::Result<()>,
-) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    match write(&mut out).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("writing to stdout"))
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
