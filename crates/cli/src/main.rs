@@ -8,6 +8,8 @@
 mod cli;
 mod commands;
 mod flags;
+#[cfg(test)]
+mod layers;
 mod output;
 mod progress;
 mod secrets;
