@@ -166,7 +166,7 @@ async fn raw_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Summary>
                     exchange.as_str(),
                     change.routing_key(),
                     change.to_json(),
-                    &change.id,
+                    change.id.as_str(),
                     0,
                 )
                 .header(

@@ -84,7 +84,7 @@ async fn fill_kind(broker: &Broker, events: usize, kind: Kind) -> anyhow::Result
                 exchange.as_str(),
                 c.routing_key(),
                 c.to_json(),
-                &c.id,
+                c.id.as_str(),
                 0,
             ));
         }
@@ -154,7 +154,7 @@ async fn worker_phase(
         // Never called for state-only events.
         graph: wa_graph::GraphConfig::new(
             SecretString::from("bench".to_owned()),
-            "1",
+            "1".parse().expect("a system user id"),
             SecretString::from("bench".to_owned()),
         ),
         partner_business_ids: HashSet::new(),

@@ -12,6 +12,7 @@ use clap::Args;
 use secrecy::SecretString;
 use wa_broker::{BrokerConfig, Topology};
 use wa_graph::GraphConfig;
+use wa_ids::SystemUserId;
 use wa_store::{Store, TokenKey};
 
 use crate::secrets;
@@ -115,14 +116,14 @@ pub struct RedisArgs {
 }
 
 impl RedisArgs {
-    /// Opens the store, which must answer; `key` seals and opens business tokens.
+    /// Opens the store (state only, no token key), which must answer.
     ///
     /// # Errors
     ///
     /// When Redis is unreachable; the message names the variables and never repeats a
     /// password from `REDIS_URL`.
-    pub async fn connect(&self, key: TokenKey) -> anyhow::Result<Store> {
-        Store::connect(&self.url, &self.prefix, key)
+    pub async fn connect(&self) -> anyhow::Result<Store> {
+        Store::connect(&self.url, &self.prefix)
             .await
             .with_context(|| {
                 format!(
@@ -213,6 +214,8 @@ impl GraphArgs {
         let Some(system_user_id) = self.system_user_id.filter(|s| !s.is_empty()) else {
             bail!("WA_SYSTEM_USER_ID is required");
         };
+        let system_user_id =
+            SystemUserId::parse(system_user_id.trim()).context("WA_SYSTEM_USER_ID")?;
         let mut graph = GraphConfig::new(
             app_secret,
             system_user_id,

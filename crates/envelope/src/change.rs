@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use wa_ids::DedupeKey;
 
 use crate::{EnvelopeError, canonical};
 
@@ -47,7 +48,7 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeMessage {
     /// The dedupe key, also the AMQP `message_id`.
-    pub id: String,
+    pub id: DedupeKey,
     /// The envelope's `object`.
     pub object: String,
     /// The entry's `id`.
@@ -98,6 +99,13 @@ pub fn dedupe_key(
     canonical::write(value, &mut bytes);
     bytes.push(b']');
     hex::encode(Sha256::digest(&bytes))
+}
+
+/// A SHA-256 in lowercase hex (what [`dedupe_key`] and
+/// [`crate::session::canonical_sha256`] answer) as a [`DedupeKey`].
+pub(crate) fn sha256_key(hex: String) -> DedupeKey {
+    // `hex::encode` of 32 bytes is 64 lowercase hex digits, which is the key's rule.
+    DedupeKey::try_from(hex).unwrap_or_else(|e| unreachable!("a SHA-256 in hex: {e}"))
 }
 
 fn valid_name(name: &str) -> Result<(), EnvelopeError> {
@@ -154,7 +162,7 @@ impl Envelope {
         for entry in self.entries {
             for (field, value) in entry.changes {
                 out.push(ChangeMessage {
-                    id: dedupe_key(&object, &entry.id, entry.time, &field, &value),
+                    id: sha256_key(dedupe_key(&object, &entry.id, entry.time, &field, &value)),
                     object: object.clone(),
                     entry_id: entry.id.clone(),
                     entry_time: entry.time,

@@ -274,7 +274,7 @@ fn keys(bodies: &[Vec<u8>]) -> Result<BTreeSet<String>, TestCaseError> {
                 "{}",
                 String::from_utf8_lossy(body)
             );
-            keys.insert(message.id);
+            keys.insert(message.id.into_string());
         }
     }
     Ok(keys)
@@ -289,7 +289,7 @@ fn key_alone(c: &Change) -> Result<String, TestCaseError> {
         .map_err(|e| TestCaseError::fail(e.to_string()))?
         .into_changes(0);
     prop_assert_eq!(messages.len(), 1);
-    Ok(messages.remove(0).id)
+    Ok(messages.remove(0).id.into_string())
 }
 
 proptest! {

@@ -21,8 +21,9 @@
 //! - `CANCEL` otherwise (the customer abandoned the flow): `data.current_step`;
 //! - any other event name is accepted and kept as it is ([`SessionKind::Other`]).
 //!
-//! Ids are 1 to [`MAX_ID_LEN`] of `[A-Za-z0-9_-]` (Meta's are digits), so they can name Redis
-//! keys. A top-level `launch_id` (1 to [`MAX_SESSION_ID_LEN`] of `[A-Za-z0-9_.:-]`) is
+//! Ids are parsed into their `wa-ids` types here, once: `waba_id`, `waba_ids[]`,
+//! `phone_number_id` and `business_id` are Meta ids (1 to 32 ASCII digits), `session_id`
+//! and `launch_id` are session ids (1 to 128 of `[A-Za-z0-9_.:-]`). A top-level `launch_id` is
 //! optional: the partner's page sets one random id per launch of the flow, which groups a
 //! launch's events and keeps apart two customers who abandon at the same step (their bodies
 //! would otherwise be identical, and identical bodies are one event: see below). Other
@@ -36,8 +37,11 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use wa_ids::{
+    BusinessId, DedupeKey, IdError, MAX_SESSION_ID_LEN, PhoneNumberId, SessionId, WabaId,
+};
 
-use crate::{ChangeMessage, canonical};
+use crate::{ChangeMessage, canonical, change::sha256_key};
 
 /// The `object` of a session event's message.
 pub const OBJECT: &str = "embedded_signup";
@@ -51,10 +55,6 @@ pub const TYPE: &str = "WA_EMBEDDED_SIGNUP";
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The longest event name accepted.
 pub const MAX_EVENT_LEN: usize = 64;
-/// The longest WABA, phone number or business id accepted.
-pub const MAX_ID_LEN: usize = 64;
-/// The longest `session_id` or `launch_id` accepted.
-pub const MAX_SESSION_ID_LEN: usize = 128;
 /// The longest `current_step` or error code accepted.
 pub const MAX_LABEL_LEN: usize = 64;
 /// The longest `error_message` accepted.
@@ -81,14 +81,14 @@ pub enum SessionKind {
     /// One of [`FINISH_EVENTS`].
     Finish {
         /// `data.waba_id`.
-        waba_id: String,
+        waba_id: WabaId,
         /// `data.phone_number_id` (`FINISH_ONLY_WABA` has none).
-        phone_number_id: Option<String>,
+        phone_number_id: Option<PhoneNumberId>,
         /// `data.business_id`: kept in the session log only (browser data never names a
         /// tenant's owner).
-        business_id: Option<String>,
+        business_id: Option<BusinessId>,
         /// `data.waba_ids`, without `waba_id` itself: the other WABAs of a multi-WABA signup.
-        other_waba_ids: Vec<String>,
+        other_waba_ids: Vec<WabaId>,
     },
     /// `CANCEL` with `data.current_step`: the customer abandoned the flow there.
     Cancel {
@@ -100,7 +100,7 @@ pub enum SessionKind {
         /// `data.error_code`, else `data.error_id`, as text.
         code: String,
         /// `data.session_id`: Meta's id for the session, to quote to Meta's support.
-        session_id: String,
+        session_id: SessionId,
     },
     /// An event this code does not act on; kept in the session log and counted.
     Other,
@@ -114,7 +114,7 @@ pub struct SessionEvent {
     /// What it says.
     pub kind: SessionKind,
     /// The top-level `launch_id`, when the partner's page set one.
-    pub launch_id: Option<String>,
+    pub launch_id: Option<SessionId>,
     /// The whole body, as received.
     pub value: Value,
 }
@@ -130,19 +130,23 @@ fn charset_ok(s: &str, max: usize, extra: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || extra.contains(&b))
 }
 
-/// An id field of `data`: absent is `None`; present, it must be a valid id.
-fn id_field(data: &Map<String, Value>, name: &str) -> Result<Option<String>, SessionError> {
-    match data.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if charset_ok(s, MAX_ID_LEN, b"") => Ok(Some(s.clone())),
-        Some(_) => Err(invalid(format!(
-            "data.{name} must be a string of 1 to {MAX_ID_LEN} of [A-Za-z0-9_-]"
-        ))),
+/// `value` parsed as an id of type `T`, the refusal naming where it was (`data.waba_id`).
+fn id<T: TryFrom<String, Error = IdError>>(value: &Value, at: &str) -> Result<T, SessionError> {
+    match value {
+        Value::String(s) => T::try_from(s.clone()).map_err(|e| invalid(format!("{at}: {e}"))),
+        _ => Err(invalid(format!("{at} must be a string"))),
     }
 }
 
-fn session_id_ok(s: &str) -> bool {
-    charset_ok(s, MAX_SESSION_ID_LEN, b".:")
+/// An id field of `data`: absent is `None`; present, it must pass its rule.
+fn id_field<T: TryFrom<String, Error = IdError>>(
+    data: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<T>, SessionError> {
+    match data.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => id(value, &format!("data.{name}")).map(Some),
+    }
 }
 
 /// A short label (`current_step`, an error code): a string, or an integer for codes.
@@ -207,12 +211,7 @@ impl SessionEvent {
         };
         let launch_id = match top.get("launch_id") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if session_id_ok(s) => Some(s.clone()),
-            Some(_) => {
-                return Err(invalid(format!(
-                    "`launch_id` must be a string of 1 to {MAX_SESSION_ID_LEN} of [A-Za-z0-9_.:-]"
-                )));
-            }
+            Some(value) => Some(id(value, "`launch_id`")?),
         };
         let kind = if FINISH_EVENTS.contains(&event.as_str()) {
             finish(&event, data)?
@@ -238,13 +237,13 @@ impl SessionEvent {
     }
 
     /// The message id: [`canonical_sha256`] of the whole body.
-    pub fn dedupe_key(&self) -> String {
-        canonical_sha256(&self.value)
+    pub fn dedupe_key(&self) -> DedupeKey {
+        sha256_key(canonical_sha256(&self.value))
     }
 
     /// The ids this event can be looked up by: `launch_id`, then Meta's `data.session_id`
     /// (for an error report), without repeats.
-    pub fn session_ids(&self) -> Vec<String> {
+    pub fn session_ids(&self) -> Vec<SessionId> {
         let mut ids = Vec::with_capacity(2);
         if let Some(launch) = &self.launch_id {
             ids.push(launch.clone());
@@ -262,7 +261,12 @@ impl SessionEvent {
         ChangeMessage {
             id: self.dedupe_key(),
             object: OBJECT.to_owned(),
-            entry_id: self.session_ids().into_iter().next().unwrap_or_default(),
+            entry_id: self
+                .session_ids()
+                .into_iter()
+                .next()
+                .map(SessionId::into_string)
+                .unwrap_or_default(),
             entry_time: None,
             field: FIELD.to_owned(),
             value: self.value,
@@ -272,7 +276,7 @@ impl SessionEvent {
 }
 
 fn finish(event: &str, data: &Map<String, Value>) -> Result<SessionKind, SessionError> {
-    let Some(waba_id) = id_field(data, "waba_id")? else {
+    let Some(waba_id) = id_field::<WabaId>(data, "waba_id")? else {
         return Err(invalid(format!("{event} needs data.waba_id")));
     };
     let phone_number_id = id_field(data, "phone_number_id")?;
@@ -281,18 +285,10 @@ fn finish(event: &str, data: &Map<String, Value>) -> Result<SessionKind, Session
     match data.get("waba_ids") {
         None | Some(Value::Null) => {}
         Some(Value::Array(ids)) if ids.len() <= MAX_WABA_IDS => {
-            for id in ids {
-                match id {
-                    Value::String(s) if charset_ok(s, MAX_ID_LEN, b"") => {
-                        if *s != waba_id && !other_waba_ids.contains(s) {
-                            other_waba_ids.push(s.clone());
-                        }
-                    }
-                    _ => {
-                        return Err(invalid(format!(
-                            "data.waba_ids must hold strings of 1 to {MAX_ID_LEN} of [A-Za-z0-9_-]"
-                        )));
-                    }
+            for value in ids {
+                let other: WabaId = id(value, "data.waba_ids[]")?;
+                if other != waba_id && !other_waba_ids.contains(&other) {
+                    other_waba_ids.push(other);
                 }
             }
         }
@@ -330,14 +326,10 @@ fn error(data: &Map<String, Value>) -> Result<SessionKind, SessionError> {
              {MAX_LABEL_LEN} of [A-Za-z0-9_.-])"
         )));
     };
-    let session_id = match data.get("session_id") {
-        Some(Value::String(s)) if session_id_ok(s) => s.clone(),
-        _ => {
-            return Err(invalid(format!(
-                "an error report needs data.session_id (1 to {MAX_SESSION_ID_LEN} of \
-                 [A-Za-z0-9_.:-])"
-            )));
-        }
+    let Some(session_id) = id_field(data, "session_id")? else {
+        return Err(invalid(format!(
+            "an error report needs data.session_id (1 to {MAX_SESSION_ID_LEN} of [A-Za-z0-9_.:-])"
+        )));
     };
     Ok(SessionKind::Error { code, session_id })
 }
@@ -369,9 +361,9 @@ mod tests {
             assert_eq!(
                 ev.kind,
                 SessionKind::Finish {
-                    waba_id: "524126980791429".into(),
-                    phone_number_id: Some("106540352242922".into()),
-                    business_id: Some("2729063490586005".into()),
+                    waba_id: "524126980791429".parse().unwrap(),
+                    phone_number_id: Some("106540352242922".parse().unwrap()),
+                    business_id: Some("2729063490586005".parse().unwrap()),
                     other_waba_ids: vec![],
                 }
             );
@@ -382,10 +374,10 @@ mod tests {
         assert_eq!(
             only_waba.kind,
             SessionKind::Finish {
-                waba_id: "1".into(),
+                waba_id: "1".parse().unwrap(),
                 phone_number_id: None,
                 business_id: None,
-                other_waba_ids: vec!["2".into(), "3".into()],
+                other_waba_ids: vec!["2".parse().unwrap(), "3".parse().unwrap()],
             }
         );
     }
@@ -410,7 +402,7 @@ mod tests {
             error.kind,
             SessionKind::Error {
                 code: "524126".into(),
-                session_id: "f34b51dab5e0498".into()
+                session_id: "f34b51dab5e0498".parse().unwrap()
             }
         );
         let numeric = parse(json!({"type": TYPE, "event": "CANCEL", "data": {
@@ -472,6 +464,14 @@ mod tests {
                 "waba_id",
             ),
             (
+                json!({"type": TYPE, "event": "FINISH", "data": {"waba_id": "waba-1"}}),
+                "1 to 32 ASCII digits",
+            ),
+            (
+                json!({"type": TYPE, "event": "FINISH", "data": {"waba_id": "1", "waba_ids": ["1", "w2"]}}),
+                "data.waba_ids[]",
+            ),
+            (
                 json!({"type": TYPE, "event": "FINISH", "data": {"waba_id": "1", "phone_number_id": 7}}),
                 "phone_number_id",
             ),
@@ -524,7 +524,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.dedupe_key(), b.dedupe_key());
-        assert_eq!(a.dedupe_key().len(), 64);
+        assert_eq!(a.dedupe_key().as_str().len(), 64);
         let launched = parse(json!({"type": TYPE, "event": "CANCEL",
             "data": {"current_step": "S"}, "launch_id": "L1"}))
         .unwrap();

@@ -1,6 +1,9 @@
 //! [`GraphClient`]: building the two onboarding requests, sending them with reqwest, reading
 //! bounded replies, and retrying transient failures in process with backon.
 //!
+//! Ids arrive typed (`wa-ids`): a [`BusinessId`] or [`WabaId`] is 1 to 32 ASCII digits, so it
+//! is one path segment and can never reach another path.
+//!
 //! Secrets travel only in query parameters that reqwest puts on the wire; spans carry the
 //! path template (`/{business_id}/system_user_access_tokens`), never the URL with its query,
 //! and every error is built from `reqwest::Error::without_url` and scrubbed of the request's
@@ -21,13 +24,12 @@ use serde_json::Value;
 use tracing::{Instrument, Span, field::Empty};
 use url::Url;
 use wa_envelope::signature::hmac_hex;
+use wa_ids::{BusinessId, SystemUserId, WabaId};
 
 use crate::{GraphConfig, GraphError, Result, RetryPolicy, error::parse_error};
 
 /// Most bytes of a reply body we read; the rest is dropped with the connection.
 const MAX_BODY: usize = 64 * 1024;
-/// Longest id accepted as a path segment.
-const MAX_ID_LEN: usize = 64;
 
 /// A Graph API client for onboarding. Cloning is cheap (one `Arc`); share one per process.
 #[derive(Clone)]
@@ -41,7 +43,7 @@ struct Inner {
     base: Url,
     version: String,
     app_secret: SecretString,
-    system_user_id: String,
+    system_user_id: SystemUserId,
     system_user_token: SecretString,
     /// `appsecret_proof` of the system user token, computed once.
     system_user_proof: SecretString,
@@ -101,7 +103,7 @@ impl GraphClient {
                 base,
                 version,
                 app_secret: cfg.app_secret,
-                system_user_id: cfg.system_user_id.trim().to_owned(),
+                system_user_id: cfg.system_user_id,
                 system_user_token: cfg.system_user_token,
                 system_user_proof,
                 retry: cfg.retry,
@@ -118,23 +120,21 @@ impl GraphClient {
     ///
     /// # Errors
     ///
-    /// [`GraphError::Config`] if `business_id` is not 1–64 ASCII letters, digits, `_` or `-`;
-    /// otherwise the last attempt's error, transient or permanent (see
-    /// [`GraphError::is_transient`], [`GraphError::retry_after`]).
-    pub async fn fetch_business_token(&self, business_id: &str) -> Result<SecretString> {
+    /// The last attempt's error, transient or permanent (see [`GraphError::is_transient`],
+    /// [`GraphError::retry_after`]).
+    pub async fn fetch_business_token(&self, business_id: &BusinessId) -> Result<SecretString> {
         let span = tracing::info_span!(
             "graph.fetch_business_token",
-            graph.business_id = business_id,
+            graph.business_id = business_id.as_str(),
             graph.attempts = Empty,
             error.type = Empty,
         );
         async {
             let inner = &self.inner;
-            let id = graph_id("business id", business_id)?;
             let call = Call {
                 otel_name: "POST /{business_id}/system_user_access_tokens",
                 template: "/{business_id}/system_user_access_tokens",
-                url: self.url(&[id, "system_user_access_tokens"]),
+                url: self.url(&[business_id.as_str(), "system_user_access_tokens"]),
                 query: vec![
                     ("access_token", inner.system_user_token.expose_secret()),
                     ("appsecret_proof", inner.system_user_proof.expose_secret()),
@@ -160,17 +160,20 @@ impl GraphClient {
     ///
     /// # Errors
     ///
-    /// [`GraphError::Config`] if `waba_id` is not a Graph id or the token is empty; otherwise
-    /// the last attempt's error, as for [`GraphClient::fetch_business_token`].
-    pub async fn subscribe_app(&self, waba_id: &str, business_token: &SecretString) -> Result<()> {
+    /// [`GraphError::Config`] if the token is empty; otherwise the last attempt's error, as
+    /// for [`GraphClient::fetch_business_token`].
+    pub async fn subscribe_app(
+        &self,
+        waba_id: &WabaId,
+        business_token: &SecretString,
+    ) -> Result<()> {
         let span = tracing::info_span!(
             "graph.subscribe_app",
-            graph.waba_id = waba_id,
+            graph.waba_id = waba_id.as_str(),
             graph.attempts = Empty,
             error.type = Empty,
         );
         async {
-            let id = graph_id("WABA id", waba_id)?;
             let token = business_token.expose_secret();
             if token.is_empty() {
                 return Err(GraphError::Config("business token is empty".into()));
@@ -179,7 +182,7 @@ impl GraphClient {
             let call = Call {
                 otel_name: "POST /{waba_id}/subscribed_apps",
                 template: "/{waba_id}/subscribed_apps",
-                url: self.url(&[id, "subscribed_apps"]),
+                url: self.url(&[waba_id.as_str(), "subscribed_apps"]),
                 query: vec![("access_token", token), ("appsecret_proof", &token_proof)],
                 secrets: [token, &token_proof],
             };
@@ -339,23 +342,6 @@ fn proof(app_secret: &SecretString, token: &str) -> String {
     hmac_hex(app_secret.expose_secret().as_bytes(), token.as_bytes())
 }
 
-/// Accepts `id` as a path segment only if it looks like a Graph id, so no input can reach
-/// another path. The id is not echoed in the error.
-fn graph_id<'a>(what: &str, id: &'a str) -> Result<&'a str> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(id)
-    } else {
-        Err(GraphError::Config(format!(
-            "{what} is not a Graph id (1-{MAX_ID_LEN} ASCII letters, digits, '_' or '-')"
-        )))
-    }
-}
-
 fn business_token(reply: Value) -> Result<SecretString> {
     match reply {
         Value::Object(mut map) => match map.remove("access_token") {
@@ -413,14 +399,6 @@ async fn read_bounded(mut response: reqwest::Response) -> reqwest::Result<(Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn graph_ids_cannot_escape_the_path() {
-        assert!(graph_id("x", "1234567890").is_ok());
-        for bad in ["", "..", "a/b", "a?b", "a b", &"1".repeat(65)] {
-            assert!(graph_id("x", bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn replies_without_the_promised_field_are_malformed() {

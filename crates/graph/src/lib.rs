@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+use wa_ids::SystemUserId;
 
 pub use client::GraphClient;
 pub use error::{GraphError, PERMANENT_CODES, Result, TRANSIENT_CODES, classify, parse_error};
@@ -50,7 +51,7 @@ pub struct GraphConfig {
     /// The app secret: key of every `appsecret_proof` (the first of `WA_APP_SECRET`).
     pub app_secret: SecretString,
     /// The partner's system user id, sent as `system_user_id` (`WA_SYSTEM_USER_ID`).
-    pub system_user_id: String,
+    pub system_user_id: SystemUserId,
     /// The partner's system user token (`business_management`), used to fetch business tokens
     /// (`WA_SYSTEM_USER_TOKEN`).
     pub system_user_token: SecretString,
@@ -65,14 +66,14 @@ impl GraphConfig {
     /// default timeout and [`RetryPolicy::default`].
     pub fn new(
         app_secret: SecretString,
-        system_user_id: impl Into<String>,
+        system_user_id: SystemUserId,
         system_user_token: SecretString,
     ) -> Self {
         Self {
             base: DEFAULT_BASE.to_owned(),
             version: DEFAULT_VERSION.to_owned(),
             app_secret,
-            system_user_id: system_user_id.into(),
+            system_user_id,
             system_user_token,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
@@ -86,7 +87,7 @@ impl GraphConfig {
     ///
     /// [`GraphError::Config`], naming the field, when the base URL is not an absolute
     /// `http(s)` URL without query or fragment, the version is not one path segment of ASCII
-    /// letters, digits and dots, a secret or the system user id is empty, the timeout is zero,
+    /// letters, digits and dots, a secret is empty, the timeout is zero,
     /// `retry.max_attempts` is zero or `retry.min_delay > retry.max_delay`. Messages never
     /// quote a secret.
     pub fn validate(&self) -> Result<(Url, String)> {
@@ -115,9 +116,6 @@ impl GraphConfig {
         }
         if self.system_user_token.expose_secret().is_empty() {
             return config("system user token is empty");
-        }
-        if self.system_user_id.trim().is_empty() {
-            return config("system user id is empty");
         }
         if self.timeout.is_zero() {
             return config("Graph request timeout must be above zero");

@@ -2,7 +2,7 @@
 //!
 //! What this crate owns: the rule for every identifier wa-onboard accepts from outside —
 //! Meta's object ids ([`WabaId`], [`BusinessId`], [`AppId`], [`PhoneNumberId`],
-//! [`SolutionId`], [`SystemUserId`]), Embedded Signup [`SessionId`]s and change
+//! [`SolutionId`], [`SystemUserId`], [`ConfigId`]), Embedded Signup [`SessionId`]s and change
 //! [`DedupeKey`]s. A value of one of these types has passed its rule, so the envelope, the
 //! store (which embeds ids in Redis keys and hash tags), the Graph client (which puts them in
 //! URL paths), the worker, the API and the CLI never check again and can never disagree.
@@ -201,6 +201,11 @@ id_type!(
 id_type!(
     /// The partner's system user id (`WA_SYSTEM_USER_ID`).
     SystemUserId, "system_user_id", graph_id_ok, GRAPH_RULE
+);
+id_type!(
+    /// A Facebook Login for Business configuration id (`WA_SIGNUP_CONFIG_ID`), which launches
+    /// Embedded Signup.
+    ConfigId, "config_id", graph_id_ok, GRAPH_RULE
 );
 id_type!(
     /// An Embedded Signup session id, as the browser's `postMessage` carried it.

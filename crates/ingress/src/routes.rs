@@ -260,7 +260,7 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
                 app.exchange.as_str(),
                 change.routing_key(),
                 change.to_json(),
-                &change.id,
+                change.id.as_str(),
                 received_at.unsigned_abs(),
             )
             .header(TRACEPARENT, trace.as_str())

@@ -19,8 +19,9 @@ use std::sync::LazyLock;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wa_ids::WabaId;
 
-use crate::{Applied, Result, Store, StoreError, check_id};
+use crate::{Applied, Result, Store, StoreError};
 
 static ACCOUNT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/account.lua")));
@@ -83,16 +84,15 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an empty or braced id.
+    /// [`StoreError::Redis`].
     #[tracing::instrument(name = "redis apply_account_event", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn apply_account_event(
         &self,
-        waba_id: &str,
+        waba_id: &WabaId,
         event: &str,
         value: &Value,
         event_time: i64,
     ) -> Result<Applied> {
-        check_id("waba_id", waba_id)?;
         let key = self.keys.tenant(waba_id);
         let entry = serde_json::to_string(&AccountEvent {
             event: event.to_owned(),
@@ -102,7 +102,7 @@ impl Store {
         .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
         let mut call = ACCOUNT.key(&key);
         call.key(self.keys.events(waba_id))
-            .arg(waba_id)
+            .arg(waba_id.as_str())
             .arg(event_time)
             .arg(entry)
             .arg(EVENT_LOG_LEN);
@@ -120,7 +120,7 @@ impl Store {
         let applied = i64::from(set > 0 || offered == 0);
         let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed)?;
         tracing::debug!(
-            waba_id,
+            %waba_id,
             event,
             event_time,
             stale = out.stale,
@@ -134,8 +134,7 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Redis`]; [`StoreError::Corrupt`] for an entry that is not an event.
-    pub async fn account_events(&self, waba_id: &str) -> Result<Vec<AccountEvent>> {
-        check_id("waba_id", waba_id)?;
+    pub async fn account_events(&self, waba_id: &WabaId) -> Result<Vec<AccountEvent>> {
         let key = self.keys.events(waba_id);
         let raw: Vec<String> = self.conn().zrevrange(&key, 0, -1).await?;
         raw.iter()

@@ -8,8 +8,9 @@
 use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
+use wa_ids::DedupeKey;
 
-use crate::{Result, Store, check_id};
+use crate::{Result, Store};
 
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));
 static COMPLETE: LazyLock<Script> =
@@ -53,11 +54,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`crate::StoreError::Redis`] (transient when Redis is unreachable);
-    /// [`crate::StoreError::InvalidInput`] for an empty key or one with braces.
+    /// [`crate::StoreError::Redis`] (transient when Redis is unreachable).
     #[tracing::instrument(name = "redis claim", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn claim(&self, key: &str, lease: Duration) -> Result<Claim> {
-        check_id("dedupe key", key)?;
+    pub async fn claim(&self, key: &DedupeKey, lease: Duration) -> Result<Claim> {
         let token = ClaimToken::random();
         let answer: i64 = CLAIM
             .key(self.keys.dedupe(key))
@@ -81,8 +80,12 @@ impl Store {
     ///
     /// [`crate::StoreError::Redis`].
     #[tracing::instrument(name = "redis complete", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn complete(&self, key: &str, token: &ClaimToken, ttl: Duration) -> Result<bool> {
-        check_id("dedupe key", key)?;
+    pub async fn complete(
+        &self,
+        key: &DedupeKey,
+        token: &ClaimToken,
+        ttl: Duration,
+    ) -> Result<bool> {
         let ours: i64 = COMPLETE
             .key(self.keys.dedupe(key))
             .arg(&token.0)
@@ -99,8 +102,7 @@ impl Store {
     ///
     /// [`crate::StoreError::Redis`].
     #[tracing::instrument(name = "redis release", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn release(&self, key: &str, token: &ClaimToken) -> Result<()> {
-        check_id("dedupe key", key)?;
+    pub async fn release(&self, key: &DedupeKey, token: &ClaimToken) -> Result<()> {
         let _: i64 = RELEASE
             .key(self.keys.dedupe(key))
             .arg(&token.0)

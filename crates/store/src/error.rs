@@ -28,13 +28,14 @@ pub enum StoreError {
     /// The token encryption key (`WA_TOKEN_KEY`) is unusable.
     #[error("bad token key: {0}")]
     BadKey(String),
-    /// An id or prefix that cannot be used inside a Redis key (empty, or containing `{`/`}`,
-    /// which would break the Redis Cluster hash tags).
+    /// A prefix, funnel label or funnel window that cannot be used: a prefix containing
+    /// `{`/`}` (which would break the Redis Cluster hash tags), a label outside its character
+    /// set, an unordered or too long window. (Ids are typed and cannot be invalid.)
     #[error("invalid {what} `{value}`: {reason}")]
     InvalidInput {
-        /// Which argument was refused (`waba_id`, `prefix`, ...).
+        /// Which argument was refused (`prefix`, `funnel label`, ...).
         what: &'static str,
-        /// The refused value (ids and prefixes only; never a token).
+        /// The refused value (never a token).
         value: String,
         /// Why it was refused.
         reason: &'static str,

@@ -14,14 +14,15 @@
 use std::sync::LazyLock;
 
 use redis::{AsyncCommands, Script};
+use wa_ids::BusinessId;
 
-use crate::{Keys, Result, Store, check_id};
+use crate::{Keys, Result, Store};
 
 static INTEGRATION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/integration.lua")));
 
 impl Keys {
-    fn business(&self, business_id: &str) -> String {
+    fn business(&self, business_id: &BusinessId) -> String {
         format!("{}business:{{{business_id}}}", self.prefix)
     }
 }
@@ -51,16 +52,14 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`crate::StoreError::Redis`]; [`crate::StoreError::InvalidInput`] for an empty or
-    /// braced id.
+    /// [`crate::StoreError::Redis`].
     #[tracing::instrument(name = "redis record_integration", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn record_integration(
         &self,
-        business_id: &str,
+        business_id: &BusinessId,
         change: IntegrationChange,
         event_time: i64,
     ) -> Result<bool> {
-        check_id("business_id", business_id)?;
         let newer: i64 = INTEGRATION
             .key(self.keys.business(business_id))
             .arg(change.field())
@@ -74,11 +73,12 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`crate::StoreError::Redis`]; [`crate::StoreError::InvalidInput`] for an empty or
-    /// braced id.
+    /// [`crate::StoreError::Redis`].
     #[tracing::instrument(name = "redis integration_uninstalled_at", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn integration_uninstalled_at(&self, business_id: &str) -> Result<Option<i64>> {
-        check_id("business_id", business_id)?;
+    pub async fn integration_uninstalled_at(
+        &self,
+        business_id: &BusinessId,
+    ) -> Result<Option<i64>> {
         let at: Option<i64> = self
             .conn()
             .hget(
@@ -93,10 +93,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`crate::StoreError::Redis`]; [`crate::StoreError::InvalidInput`] for an empty or
-    /// braced id.
-    pub async fn integration_installed_at(&self, business_id: &str) -> Result<Option<i64>> {
-        check_id("business_id", business_id)?;
+    /// [`crate::StoreError::Redis`].
+    pub async fn integration_installed_at(&self, business_id: &BusinessId) -> Result<Option<i64>> {
         let at: Option<i64> = self
             .conn()
             .hget(
@@ -117,7 +115,8 @@ mod tests {
         let k = Keys {
             prefix: "wa:".into(),
         };
-        assert_eq!(k.business("9"), "wa:business:{9}");
-        assert_eq!(k.owner("9"), "wa:owner:{9}");
+        let business = BusinessId::parse("9").unwrap();
+        assert_eq!(k.business(&business), "wa:business:{9}");
+        assert_eq!(k.owner(&business), "wa:owner:{9}");
     }
 }

@@ -12,7 +12,9 @@
 //!   scripts that order events by their `event_time` (Meta's `entry.time`), so late and
 //!   re-delivered events never move a tenant backwards. [`TenantRecord`] is SPEC's JSON.
 //! - **Business tokens**, encrypted with AES-256-GCM under `WA_TOKEN_KEY` ([`TokenKey`]) and
-//!   bound to their WABA id; plaintext exists only in [`secrecy::SecretString`]s.
+//!   bound to their WABA id; plaintext exists only in [`secrecy::SecretString`]s. Only a
+//!   [`TokenVault`] ([`Store::with_token_key`]) reads, writes or rekeys them: a [`Store`]
+//!   alone holds no key, so reading state never needs `WA_TOKEN_KEY`.
 //!
 //! Key layout (`P` = prefix; every key one script touches shares the hash tag `{<waba_id>}`,
 //! so the layout works unchanged on Redis Cluster):
@@ -26,6 +28,9 @@
 //! | `Pdedupe:{K}` | string | a claim token while in progress, `done` once completed |
 //! | `Pbusiness:{O}` | hash | business integration install/uninstall times (see [`integration`]) |
 //! | `Psignups:{es}:…` | various | Embedded Signup session logs and funnel (see [`session`]) |
+//!
+//! Every id it is given is a typed id of `wa-ids`, which has already passed its rule (so it
+//! can be embedded in a key and a hash tag); this crate never checks an id again.
 //!
 //! It never touches the broker, the Graph API or HTTP, and it decides nothing about what an
 //! event means for Meta: it records what the worker tells it, in the right order.
@@ -42,6 +47,7 @@ pub mod record;
 mod rekey;
 pub mod session;
 mod tenant;
+mod vault;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -49,6 +55,7 @@ use redis::{
     Client,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+use wa_ids::{BusinessId, DedupeKey, WabaId};
 
 pub use crate::{
     account::{AccountEvent, EVENT_LOG_LEN},
@@ -58,6 +65,7 @@ pub use crate::{
     record::{AccountState, Status, TenantRecord, TokenInfo, TokenStatus},
     rekey::Rekeyed,
     tenant::{Applied, Install, Uninstall},
+    vault::TokenVault,
 };
 pub use crate::{
     integration::IntegrationChange,
@@ -82,25 +90,26 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 ///
 /// Every method is safe to call concurrently from many tasks and many processes: each state
 /// change is one atomic script, and re-applying the same event is a no-op.
+///
+/// A `Store` holds no token key: it reads and writes tenant state, claims and session logs.
+/// Business tokens need a [`TokenVault`] ([`Store::with_token_key`]).
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
     keys: Arc<Keys>,
-    key: TokenKey,
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("prefix", &self.keys.prefix)
-            .field("token_key", &self.key)
             .finish_non_exhaustive()
     }
 }
 
 impl Store {
     /// Connects to Redis at `url` (e.g. `redis://127.0.0.1:6379/0`), keeping every key under
-    /// `prefix` (e.g. [`DEFAULT_PREFIX`]) and encrypting tokens with `key`.
+    /// `prefix` (e.g. [`DEFAULT_PREFIX`]). No token key is needed: see [`Store::with_token_key`].
     ///
     /// Connecting waits at most 2 s per attempt, with a few attempts under backoff; every
     /// later reply at most 5 s. After that the call fails with a
@@ -113,7 +122,7 @@ impl Store {
     /// [`StoreError::InvalidInput`] if `prefix` contains `{` or `}` (it would break the
     /// Cluster hash tags); [`StoreError::Redis`] if the URL is malformed or Redis is
     /// unreachable.
-    pub async fn connect(url: &str, prefix: &str, key: TokenKey) -> Result<Self> {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
         if prefix.contains(['{', '}']) {
             return Err(StoreError::InvalidInput {
                 what: "prefix",
@@ -128,14 +137,21 @@ impl Store {
             .set_number_of_retries(CONNECT_ATTEMPTS)
             .set_max_delay(MAX_RECONNECT_DELAY);
         let conn = ConnectionManager::new_with_config(client, config).await?;
-        tracing::debug!(prefix, token_key_id = %key.id(), "connected to redis");
+        tracing::debug!(prefix, "connected to redis");
         Ok(Self {
             conn,
             keys: Arc::new(Keys {
                 prefix: prefix.to_owned(),
             }),
-            key,
         })
+    }
+
+    /// The business tokens of this store, sealed and opened with `key` (`WA_TOKEN_KEY`).
+    /// Only what reads or writes tokens needs one: the worker, `tenants token`, `tenants
+    /// rekey`.
+    #[must_use]
+    pub fn with_token_key(&self, key: TokenKey) -> TokenVault {
+        TokenVault::new(self.clone(), key)
     }
 
     /// The key prefix this store was opened with.
@@ -157,23 +173,23 @@ struct Keys {
 }
 
 impl Keys {
-    fn tenant(&self, waba_id: &str) -> String {
+    fn tenant(&self, waba_id: &WabaId) -> String {
         format!("{}tenant:{{{waba_id}}}", self.prefix)
     }
 
-    fn token(&self, waba_id: &str) -> String {
+    fn token(&self, waba_id: &WabaId) -> String {
         format!("{}token:{{{waba_id}}}", self.prefix)
     }
 
-    fn events(&self, waba_id: &str) -> String {
+    fn events(&self, waba_id: &WabaId) -> String {
         format!("{}events:{{{waba_id}}}", self.prefix)
     }
 
-    fn owner(&self, owner_business_id: &str) -> String {
+    fn owner(&self, owner_business_id: &BusinessId) -> String {
         format!("{}owner:{{{owner_business_id}}}", self.prefix)
     }
 
-    fn dedupe(&self, key: &str) -> String {
+    fn dedupe(&self, key: &DedupeKey) -> String {
         format!("{}dedupe:{{{key}}}", self.prefix)
     }
 
@@ -197,22 +213,6 @@ impl Keys {
     }
 }
 
-/// Refuses ids that cannot be embedded in a key as a hash tag.
-fn check_id(what: &'static str, value: &str) -> Result<()> {
-    let reason = if value.is_empty() {
-        "must not be empty"
-    } else if value.contains(['{', '}']) {
-        "must not contain `{` or `}`"
-    } else {
-        return Ok(());
-    };
-    Err(StoreError::InvalidInput {
-        what,
-        value: value.to_owned(),
-        reason,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,11 +222,13 @@ mod tests {
         let k = Keys {
             prefix: "wa:".into(),
         };
-        assert_eq!(k.tenant("123"), "wa:tenant:{123}");
-        assert_eq!(k.token("123"), "wa:token:{123}");
-        assert_eq!(k.events("123"), "wa:events:{123}");
-        assert_eq!(k.owner("9"), "wa:owner:{9}");
-        assert_eq!(k.dedupe("ab"), "wa:dedupe:{ab}");
+        let waba = WabaId::parse("123").unwrap();
+        assert_eq!(k.tenant(&waba), "wa:tenant:{123}");
+        assert_eq!(k.token(&waba), "wa:token:{123}");
+        assert_eq!(k.events(&waba), "wa:events:{123}");
+        assert_eq!(k.owner(&BusinessId::parse("9").unwrap()), "wa:owner:{9}");
+        let key = DedupeKey::parse(&"ab".repeat(32)).unwrap();
+        assert_eq!(k.dedupe(&key), format!("wa:dedupe:{{{key}}}"));
     }
 
     #[test]
@@ -235,12 +237,5 @@ mod tests {
             prefix: "t*[1]?:".into(),
         };
         assert_eq!(k.tenant_pattern(), r"t\*\[1\]\?:tenant:{*}");
-    }
-
-    #[test]
-    fn ids_with_braces_or_empty_are_refused() {
-        assert!(check_id("waba_id", "123").is_ok());
-        assert!(check_id("waba_id", "").is_err());
-        assert!(check_id("waba_id", "1}2").is_err());
     }
 }

@@ -4,8 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::{Stream, StreamExt as _, TryStreamExt as _, stream};
 use redis::AsyncCommands;
+use wa_ids::{BusinessId, WabaId};
 
-use crate::{Result, Store, TenantRecord, check_id};
+use crate::{Result, Store, StoreError, TenantRecord};
 
 /// How many keys to ask `SCAN` for per step (a hint; Redis may return more or fewer).
 const SCAN_COUNT: usize = 500;
@@ -59,12 +60,17 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`crate::StoreError::Redis`].
+    /// [`crate::StoreError::Redis`]; [`crate::StoreError::Corrupt`] for an index entry that
+    /// is not a WABA id.
     #[tracing::instrument(name = "redis tenants_owned_by", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn tenants_owned_by(&self, owner_business_id: &str) -> Result<Vec<String>> {
-        check_id("owner_business_id", owner_business_id)?;
+    pub async fn tenants_owned_by(&self, owner_business_id: &BusinessId) -> Result<Vec<WabaId>> {
         let mut conn = self.conn();
-        let mut members: Vec<String> = conn.smembers(self.keys.owner(owner_business_id)).await?;
+        let index = self.keys.owner(owner_business_id);
+        let raw: Vec<String> = conn.smembers(&index).await?;
+        let mut members = raw
+            .into_iter()
+            .map(|id| WabaId::try_from(id).map_err(|e| StoreError::corrupt(&index, e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
         if members.is_empty() {
             return Ok(members);
         }
@@ -77,7 +83,7 @@ impl Store {
         Ok(members
             .into_iter()
             .zip(owners)
-            .filter(|(_, owner)| owner.as_deref() == Some(owner_business_id))
+            .filter(|(_, owner)| owner.as_deref() == Some(owner_business_id.as_str()))
             .map(|(waba_id, _)| waba_id)
             .collect())
     }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wa_ids::{AppId, BusinessId, IdError, PhoneNumberId, SolutionId, WabaId};
 
 use crate::{Result, StoreError};
 
@@ -121,20 +122,20 @@ pub struct AccountState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
     /// The customer's WhatsApp Business Account id (the tenant's identity).
-    pub waba_id: String,
+    pub waba_id: WabaId,
     /// The customer's business portfolio id; `null` while only an uninstall without
     /// `waba_info` or an account event has been seen.
-    pub owner_business_id: Option<String>,
+    pub owner_business_id: Option<BusinessId>,
     /// Installed or not (see [`Status`]).
     pub status: Status,
     /// The partner app that was installed; `null` until an install is applied.
-    pub partner_app_id: Option<String>,
+    pub partner_app_id: Option<AppId>,
     /// The Multi-Partner Solution id, when the install came through one.
-    pub solution_id: Option<String>,
+    pub solution_id: Option<SolutionId>,
     /// The solution's partner portfolio ids.
-    pub solution_partner_business_ids: Vec<String>,
+    pub solution_partner_business_ids: Vec<BusinessId>,
     /// The WABA's phone number ids, merged in from Embedded Signup session events.
-    pub phone_number_ids: Vec<String>,
+    pub phone_number_ids: Vec<PhoneNumberId>,
     /// `event_time` of the install currently in effect.
     pub installed_at: Option<i64>,
     /// `event_time` of the uninstall currently in effect; cleared by a newer install.
@@ -166,13 +167,12 @@ impl TenantRecord {
         };
         Ok(Some(Self {
             waba_id: f
-                .str("waba_id")
-                .ok_or_else(|| StoreError::corrupt(key, "no waba_id field"))?
-                .to_owned(),
-            owner_business_id: f.string("owner_business_id"),
+                .id("waba_id")?
+                .ok_or_else(|| StoreError::corrupt(key, "no waba_id field"))?,
+            owner_business_id: f.id("owner_business_id")?,
             status,
-            partner_app_id: f.string("partner_app_id"),
-            solution_id: f.string("solution_id"),
+            partner_app_id: f.id("partner_app_id")?,
+            solution_id: f.id("solution_id")?,
             solution_partner_business_ids: f.json("solution_partner_business_ids")?,
             phone_number_ids: f.json("phone_number_ids")?,
             installed_at: f.int("installed_at")?,
@@ -218,6 +218,13 @@ impl Fields<'_> {
             self.key,
             format!("field {name} has unexpected value {value:?}"),
         )
+    }
+
+    /// An id field; absent means `None`, a value that breaks the id's rule is corrupt.
+    fn id<T: TryFrom<String, Error = IdError>>(&self, name: &str) -> Result<Option<T>> {
+        self.string(name)
+            .map(|s| T::try_from(s).map_err(|e| StoreError::corrupt(self.key, e.to_string())))
+            .transpose()
     }
 
     fn int(&self, name: &str) -> Result<Option<i64>> {
@@ -307,7 +314,7 @@ mod tests {
             "k",
             &hash(&[
                 ("waba_id", "9"),
-                ("solution_partner_business_ids", r#"["a","b"]"#),
+                ("solution_partner_business_ids", r#"["1","2"]"#),
                 ("ban_state", r#""DISABLE""#),
                 (
                     "restrictions",
@@ -319,7 +326,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(r.solution_partner_business_ids, ["a", "b"]);
+        assert_eq!(r.solution_partner_business_ids, ["1", "2"]);
         assert_eq!(r.account.ban_state.as_deref(), Some("DISABLE"));
         assert_eq!(r.account.restrictions.len(), 1);
         assert!(r.account.partner_removed);
@@ -332,6 +339,8 @@ mod tests {
             &[("waba_id", "9"), ("status", "maybe")][..],
             &[("waba_id", "9"), ("installed_at", "soon")][..],
             &[("waba_id", "9"), ("phone_number_ids", "{}")][..],
+            &[("waba_id", "9"), ("phone_number_ids", r#"["x"]"#)][..],
+            &[("waba_id", "w9")][..],
             &[("status", "installed")][..],
         ] {
             let err = TenantRecord::from_hash("wa:tenant:{9}", &hash(bad)).unwrap_err();

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use crate::{Result, Store};
+use crate::{Result, TokenVault};
 
 static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -32,7 +32,7 @@ pub struct Rekeyed {
     pub raced: usize,
 }
 
-impl Store {
+impl TokenVault {
     /// Re-seals every stored token under the encrypting key. `progress(done, total)` is called
     /// after each token.
     ///
@@ -41,8 +41,8 @@ impl Store {
     /// Redis errors; a token no configured key can open ([`crate::StoreError::Crypto`]).
     /// Tokens already rewritten stay rewritten: running it again continues.
     pub async fn rekey(&self, mut progress: impl FnMut(usize, usize)) -> Result<Rekeyed> {
-        let mut conn = self.conn();
-        let pattern = self.keys.pattern("token");
+        let mut conn = self.store.conn();
+        let pattern = self.store.keys.pattern("token");
         let mut keys = Vec::new();
         let mut cursor = 0u64;
         loop {
@@ -67,7 +67,7 @@ impl Store {
             scanned: total,
             ..Rekeyed::default()
         };
-        let token_prefix = format!("{}token:{{", self.keys.prefix);
+        let token_prefix = format!("{}token:{{", self.store.keys.prefix);
         for (done, key) in keys.iter().enumerate() {
             let waba_id = key
                 .strip_prefix(&token_prefix)

@@ -32,8 +32,9 @@ use std::{
 use redis::{AsyncCommands, Script};
 use serde::Serialize;
 use serde_json::Value;
+use wa_ids::{DedupeKey, PhoneNumberId, SessionId, WabaId};
 
-use crate::{Keys, Result, Status, Store, StoreError, check_id};
+use crate::{Keys, Result, Status, Store, StoreError};
 
 static MERGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/signup_merge.lua")));
@@ -54,7 +55,7 @@ pub const MAX_PHONE_NUMBERS: usize = 100;
 const HOUR: i64 = 3600;
 
 impl Keys {
-    fn signup_session(&self, session_id: &str) -> String {
+    fn signup_session(&self, session_id: &SessionId) -> String {
         format!("{}signups:{{es}}:session:{session_id}", self.prefix)
     }
 
@@ -62,15 +63,16 @@ impl Keys {
         format!("{}signups:{{es}}:funnel:{hour}", self.prefix)
     }
 
-    fn signup_seen(&self, id: &str) -> String {
+    fn signup_seen(&self, id: &DedupeKey) -> String {
         format!("{}signups:{{es}}:seen:{id}", self.prefix)
     }
 }
 
-/// Refuses what cannot be a label or id inside a key or a JSON text built by Lua.
-fn check_token(what: &'static str, value: &str) -> Result<()> {
-    check_id(what, value)?;
-    if value.len() <= 128
+/// Refuses a funnel label that cannot be a hash field or go into a JSON text built by Lua.
+/// (Labels are not ids: a step name or an error code from the customer's browser.)
+fn check_label(value: &str) -> Result<()> {
+    if !value.is_empty()
+        && value.len() <= 128
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
@@ -78,7 +80,7 @@ fn check_token(what: &'static str, value: &str) -> Result<()> {
         Ok(())
     } else {
         Err(StoreError::InvalidInput {
-            what,
+            what: "funnel label",
             value: value.chars().take(128).collect(),
             reason: "must be 1 to 128 of [A-Za-z0-9_.:-]",
         })
@@ -144,11 +146,11 @@ impl SignupCounter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignupEvent {
     /// Its dedupe key (the message id).
-    pub id: String,
+    pub id: DedupeKey,
     /// When the ingress received it, unix seconds.
     pub received_at: i64,
     /// The sessions it belongs to (`launch_id`, Meta's `session_id`); may be empty.
-    pub session_ids: Vec<String>,
+    pub session_ids: Vec<SessionId>,
     /// The funnel counter it moves.
     pub counter: SignupCounter,
     /// What `signups get` prints for it.
@@ -228,23 +230,18 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an id that is empty, braced or
-    /// not of `[A-Za-z0-9_.:-]`.
+    /// [`StoreError::Redis`].
     #[tracing::instrument(name = "redis merge_signup", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn merge_signup(
         &self,
-        waba_id: &str,
-        phone_number_id: Option<&str>,
+        waba_id: &WabaId,
+        phone_number_id: Option<&PhoneNumberId>,
     ) -> Result<SignupMerge> {
-        check_token("waba_id", waba_id)?;
-        if let Some(phone) = phone_number_id {
-            check_token("phone_number_id", phone)?;
-        }
         let key = self.keys.tenant(waba_id);
         let (created, added, status): (i64, i64, String) = MERGE
             .key(&key)
-            .arg(waba_id)
-            .arg(phone_number_id.unwrap_or(""))
+            .arg(waba_id.as_str())
+            .arg(phone_number_id.map_or("", PhoneNumberId::as_str))
             .arg(MAX_PHONE_NUMBERS)
             .invoke_async(&mut self.conn())
             .await?;
@@ -262,15 +259,11 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an id or label that cannot be
-    /// used (empty, braced, or not of `[A-Za-z0-9_.:-]`).
+    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for a funnel label that cannot be
+    /// used (empty, or not 1 to 128 of `[A-Za-z0-9_.:-]`).
     #[tracing::instrument(name = "redis record_signup_event", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn record_signup_event(&self, ev: &SignupEvent) -> Result<SignupRecorded> {
-        check_token("event id", &ev.id)?;
-        check_token("funnel label", ev.counter.label())?;
-        for id in &ev.session_ids {
-            check_token("session id", id)?;
-        }
+        check_label(ev.counter.label())?;
         let entry = serde_json::to_string(&ev.entry)
             .map_err(|e| StoreError::corrupt(&self.keys.signup_seen(&ev.id), e.to_string()))?;
         let mut call = RECORD.key(self.keys.signup_seen(&ev.id));
@@ -297,11 +290,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an unusable id;
-    /// [`StoreError::Corrupt`] for an entry that is not JSON.
+    /// [`StoreError::Redis`]; [`StoreError::Corrupt`] for an entry that is not JSON.
     #[tracing::instrument(name = "redis signup_session", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn signup_session(&self, session_id: &str) -> Result<Vec<Value>> {
-        check_token("session id", session_id)?;
+    pub async fn signup_session(&self, session_id: &SessionId) -> Result<Vec<Value>> {
         let key = self.keys.signup_session(session_id);
         let raw: Vec<String> = self.conn().zrange(&key, 0, -1).await?;
         raw.iter()
@@ -356,9 +347,14 @@ mod tests {
         let k = Keys {
             prefix: "wa:".into(),
         };
-        assert_eq!(k.signup_session("L1"), "wa:signups:{es}:session:L1");
+        let session = SessionId::parse("L1").unwrap();
+        assert_eq!(k.signup_session(&session), "wa:signups:{es}:session:L1");
         assert_eq!(k.signup_funnel(481_000), "wa:signups:{es}:funnel:481000");
-        assert_eq!(k.signup_seen("ab"), "wa:signups:{es}:seen:ab");
+        let seen = DedupeKey::parse(&"ab".repeat(32)).unwrap();
+        assert_eq!(
+            k.signup_seen(&seen),
+            format!("wa:signups:{{es}}:seen:{seen}")
+        );
     }
 
     #[test]
@@ -387,11 +383,11 @@ mod tests {
     }
 
     #[test]
-    fn ids_that_would_break_keys_or_lua_json_are_refused() {
-        assert!(check_token("x", "106540352242922").is_ok());
-        assert!(check_token("x", "s-1.2:3").is_ok());
+    fn labels_that_would_break_keys_or_lua_json_are_refused() {
+        assert!(check_label("106540352242922").is_ok());
+        assert!(check_label("s-1.2:3").is_ok());
         for bad in ["", "a{b}", "a\"b", "a b", "a\\b", &"9".repeat(129)] {
-            assert!(check_token("x", bad).is_err(), "{bad}");
+            assert!(check_label(bad).is_err(), "{bad}");
         }
     }
 }

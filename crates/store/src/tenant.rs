@@ -1,5 +1,9 @@
 //! Install, uninstall and the token lifecycle of one tenant, each an atomic script.
 //!
+//! It records a token's *status* (pending, failed, revoked) and destroys a stored token on
+//! uninstall, but never sees a token's plaintext or the token key: sealing and opening are
+//! [`crate::TokenVault`]'s.
+//!
 //! Ordering rules (all times are Meta's `entry.time`, unix seconds):
 //!
 //! - Install and uninstall are ordered by the time of the newest one applied (kept in the
@@ -19,16 +23,14 @@
 use std::sync::LazyLock;
 
 use redis::{AsyncCommands, Script};
-use secrecy::SecretString;
+use wa_ids::{AppId, BusinessId, SolutionId, WabaId};
 
-use crate::{Result, Status, Store, StoreError, TenantRecord, TokenStatus, check_id};
+use crate::{Result, Status, Store, StoreError, TenantRecord, TokenStatus};
 
 static INSTALL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/install.lua")));
 static UNINSTALL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/uninstall.lua")));
-static STORE_TOKEN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/store_token.lua")));
 static MARK_FAILED: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/mark_failed.lua")));
 static MARK_SUBSCRIBED: LazyLock<Script> =
@@ -38,15 +40,15 @@ static MARK_SUBSCRIBED: LazyLock<Script> =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Install {
     /// `waba_info.waba_id`.
-    pub waba_id: String,
+    pub waba_id: WabaId,
     /// `waba_info.owner_business_id`.
-    pub owner_business_id: String,
-    /// `waba_info.partner_app_id`.
-    pub partner_app_id: String,
+    pub owner_business_id: BusinessId,
+    /// `waba_info.partner_app_id`, when the event carried it.
+    pub partner_app_id: Option<AppId>,
     /// `waba_info.solution_id`, when installed through a Multi-Partner Solution.
-    pub solution_id: Option<String>,
+    pub solution_id: Option<SolutionId>,
     /// `waba_info.solution_partner_business_ids` (empty when absent).
-    pub solution_partner_business_ids: Vec<String>,
+    pub solution_partner_business_ids: Vec<BusinessId>,
     /// `entry.time`, unix seconds.
     pub event_time: i64,
 }
@@ -55,10 +57,10 @@ pub struct Install {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uninstall {
     /// The WABA the app was removed from.
-    pub waba_id: String,
+    pub waba_id: WabaId,
     /// `waba_info.owner_business_id`, when the event carried it. Only fills a record that
     /// has no owner yet; never overwrites the install's.
-    pub owner_business_id: Option<String>,
+    pub owner_business_id: Option<BusinessId>,
     /// `entry.time`, unix seconds.
     pub event_time: i64,
 }
@@ -143,16 +145,14 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an empty or braced id.
+    /// [`StoreError::Redis`].
     #[tracing::instrument(name = "redis apply_install", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn apply_install(&self, ev: &Install) -> Result<Applied> {
-        check_id("waba_id", &ev.waba_id)?;
-        check_id("owner_business_id", &ev.owner_business_id)?;
         let mut conn = self.conn();
         // Index first: the index may list a WABA whose install is not applied (yet), never
         // the reverse. `tenants_owned_by` checks every entry against the record.
         let () = conn
-            .sadd(self.keys.owner(&ev.owner_business_id), &ev.waba_id)
+            .sadd(self.keys.owner(&ev.owner_business_id), ev.waba_id.as_str())
             .await?;
         let key = self.keys.tenant(&ev.waba_id);
         let partners = serde_json::to_string(&ev.solution_partner_business_ids)
@@ -160,17 +160,21 @@ impl Store {
         let (applied, prev, status, token, subscribed, prev_owner): StatusReply = INSTALL
             .key(&key)
             .key(self.keys.token(&ev.waba_id))
-            .arg(&ev.waba_id)
+            .arg(ev.waba_id.as_str())
             .arg(ev.event_time)
-            .arg(&ev.owner_business_id)
-            .arg(&ev.partner_app_id)
-            .arg(ev.solution_id.as_deref().unwrap_or(""))
+            .arg(ev.owner_business_id.as_str())
+            .arg(ev.partner_app_id.as_ref().map_or("", AppId::as_str))
+            .arg(ev.solution_id.as_ref().map_or("", SolutionId::as_str))
             .arg(partners)
             .invoke_async(&mut conn)
             .await?;
-        if applied == 1 && !prev_owner.is_empty() && prev_owner != ev.owner_business_id {
+        if applied == 1 && !prev_owner.is_empty() && ev.owner_business_id != prev_owner.as_str() {
             // The WABA changed hands: the old owner's index entry is no longer true.
-            let () = conn.srem(self.keys.owner(&prev_owner), &ev.waba_id).await?;
+            let prev_owner = BusinessId::try_from(prev_owner)
+                .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
+            let () = conn
+                .srem(self.keys.owner(&prev_owner), ev.waba_id.as_str())
+                .await?;
         }
         let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed)?;
         tracing::debug!(waba_id = %ev.waba_id, event_time = ev.event_time, stale = out.stale,
@@ -185,22 +189,22 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for an empty or braced id.
+    /// [`StoreError::Redis`].
     #[tracing::instrument(name = "redis apply_uninstall", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn apply_uninstall(&self, ev: &Uninstall) -> Result<Applied> {
-        check_id("waba_id", &ev.waba_id)?;
         let mut conn = self.conn();
         if let Some(owner) = &ev.owner_business_id {
-            check_id("owner_business_id", owner)?;
-            let () = conn.sadd(self.keys.owner(owner), &ev.waba_id).await?;
+            let () = conn
+                .sadd(self.keys.owner(owner), ev.waba_id.as_str())
+                .await?;
         }
         let key = self.keys.tenant(&ev.waba_id);
         let (applied, prev, status, token, subscribed, _): StatusReply = UNINSTALL
             .key(&key)
             .key(self.keys.token(&ev.waba_id))
-            .arg(&ev.waba_id)
+            .arg(ev.waba_id.as_str())
             .arg(ev.event_time)
-            .arg(ev.owner_business_id.as_deref().unwrap_or(""))
+            .arg(ev.owner_business_id.as_ref().map_or("", BusinessId::as_str))
             .invoke_async(&mut conn)
             .await?;
         let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed)?;
@@ -209,47 +213,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Encrypts and stores the tenant's business token (token status `active`,
-    /// `fetched_at`), only if the install that asked for it is still the one in effect: the
-    /// tenant is installed and its `status_time` is `install_time` (the
-    /// [`Install::event_time`] whose fetch this is).
-    ///
-    /// Returns `false`, storing nothing, otherwise. Checking the status alone is not enough:
-    /// a slow fetch for an install at t=10 can return after an uninstall (t=20) and a
-    /// re-install (t=30) that stored its own token; the t=10 result (possibly already
-    /// invalid) must not overwrite it.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Redis`]; [`StoreError::Crypto`] (practically never).
-    #[tracing::instrument(name = "redis store_token", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn store_token(
-        &self,
-        waba_id: &str,
-        token: &SecretString,
-        fetched_at: i64,
-        install_time: i64,
-    ) -> Result<bool> {
-        check_id("waba_id", waba_id)?;
-        let sealed = self.key.seal(waba_id, token)?;
-        let stored: i64 = STORE_TOKEN
-            .key(self.keys.tenant(waba_id))
-            .key(self.keys.token(waba_id))
-            .arg(sealed)
-            .arg(fetched_at)
-            .arg(install_time)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(stored == 1)
-    }
-
     /// Records that fetching the token failed permanently: token status `failed` with
     /// `error` (a Graph error message: never put a token in it).
     ///
     /// Does nothing unless the install whose fetch failed (`install_time`, its
-    /// [`Install::event_time`]) is still the one in effect, as for [`Store::store_token`]:
-    /// the failure of a fetch that outlived an uninstall and a newer install must not be
-    /// recorded against the newer one. Does nothing either if the token is already active.
+    /// [`Install::event_time`]) is still the one in effect, as for
+    /// [`crate::TokenVault::store_token`]: the failure of a fetch that outlived an uninstall
+    /// and a newer install must not be recorded against the newer one. Does nothing either if
+    /// the token is already active.
     ///
     /// # Errors
     ///
@@ -257,11 +228,10 @@ impl Store {
     #[tracing::instrument(name = "redis mark_token_failed", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn mark_token_failed(
         &self,
-        waba_id: &str,
+        waba_id: &WabaId,
         error: &str,
         install_time: i64,
     ) -> Result<()> {
-        check_id("waba_id", waba_id)?;
         let _: i64 = MARK_FAILED
             .key(self.keys.tenant(waba_id))
             .arg(error)
@@ -274,16 +244,15 @@ impl Store {
     /// Records that the app is subscribed to the WABA (`subscribed: true`).
     ///
     /// Does nothing unless the install that subscribed (`install_time`, its
-    /// [`Install::event_time`]) is still the one in effect, as for [`Store::store_token`]: an
-    /// uninstall that raced the subscription leaves the tenant unsubscribed, and a newer
-    /// install that followed it subscribes on its own account.
+    /// [`Install::event_time`]) is still the one in effect, as for
+    /// [`crate::TokenVault::store_token`]: an uninstall that raced the subscription leaves the
+    /// tenant unsubscribed, and a newer install that followed it subscribes on its own account.
     ///
     /// # Errors
     ///
     /// [`StoreError::Redis`].
     #[tracing::instrument(name = "redis mark_subscribed", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn mark_subscribed(&self, waba_id: &str, install_time: i64) -> Result<()> {
-        check_id("waba_id", waba_id)?;
+    pub async fn mark_subscribed(&self, waba_id: &WabaId, install_time: i64) -> Result<()> {
         let _: i64 = MARK_SUBSCRIBED
             .key(self.keys.tenant(waba_id))
             .arg(install_time)
@@ -298,24 +267,9 @@ impl Store {
     ///
     /// [`StoreError::Redis`]; [`StoreError::Corrupt`] if the hash cannot be read back.
     #[tracing::instrument(name = "redis get", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn get(&self, waba_id: &str) -> Result<Option<TenantRecord>> {
-        check_id("waba_id", waba_id)?;
+    pub async fn get(&self, waba_id: &WabaId) -> Result<Option<TenantRecord>> {
         let key = self.keys.tenant(waba_id);
         let fields: std::collections::HashMap<String, String> = self.conn().hgetall(&key).await?;
         TenantRecord::from_hash(&key, &fields)
-    }
-
-    /// The decrypted business token, or `None` if none is stored (never fetched, failed, or
-    /// destroyed by an uninstall).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Redis`]; [`StoreError::Crypto`] if it cannot be decrypted (another
-    /// `WA_TOKEN_KEY`, or a ciphertext that does not belong to this WABA).
-    #[tracing::instrument(name = "redis token", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn token(&self, waba_id: &str) -> Result<Option<SecretString>> {
-        check_id("waba_id", waba_id)?;
-        let stored: Option<String> = self.conn().get(self.keys.token(waba_id)).await?;
-        stored.map(|s| self.key.open(waba_id, &s)).transpose()
     }
 }

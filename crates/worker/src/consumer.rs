@@ -47,7 +47,7 @@ pub struct Consumer {
     pub(crate) store: Store,
     pub(crate) effects: Effects,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) partner_business_ids: HashSet<String>,
+    pub(crate) partner_business_ids: HashSet<wa_ids::BusinessId>,
     pub(crate) dedupe_ttl: Duration,
     pub(crate) lease: Duration,
     pub(crate) prefetch: u16,

@@ -21,6 +21,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use wa_envelope::ChangeMessage;
+use wa_ids::{AppId, BusinessId, IdError, SolutionId, WabaId};
 use wa_store::{Install, Uninstall};
 
 /// What to do with one change.
@@ -30,18 +31,20 @@ pub enum Plan {
     Install(Install),
     /// `PARTNER_APP_UNINSTALLED` naming its WABA.
     Uninstall(Uninstall),
-    /// `PARTNER_APP_UNINSTALLED` without `waba_info`: `entry_id` is a WABA id or an owner
+    /// `PARTNER_APP_UNINSTALLED` without `waba_info`: `entry.id` is a WABA id or an owner
     /// business id, to be looked up in that order.
     UninstallByEntry {
-        /// `entry.id`.
-        entry_id: String,
+        /// `entry.id`, read as a WABA id.
+        entry_id: WabaId,
+        /// `entry.id`, read as an owner business id.
+        entry_owner: BusinessId,
         /// `entry.time`.
         event_time: i64,
     },
     /// Any other `account_update` event, known or not: recorded on the tenant.
     Account {
         /// The WABA it is about.
-        waba_id: String,
+        waba_id: WabaId,
         /// `value.event`.
         event: String,
         /// The whole `value`.
@@ -54,7 +57,7 @@ pub enum Plan {
     /// `application.business_integration_install`: recorded on the business.
     IntegrationInstall {
         /// `value.business_manager_id`.
-        business_id: String,
+        business_id: BusinessId,
         /// `entry.time`.
         event_time: i64,
     },
@@ -62,7 +65,7 @@ pub enum Plan {
     /// uninstalled and its token revoked.
     IntegrationUninstall {
         /// `value.business_manager_id`.
-        business_id: String,
+        business_id: BusinessId,
         /// `entry.time`.
         event_time: i64,
     },
@@ -79,7 +82,31 @@ pub fn event_name(change: &ChangeMessage) -> Option<&str> {
     change.value.get("event").and_then(Value::as_str)
 }
 
-fn plan_integration(change: &ChangeMessage, partner_business_ids: &HashSet<String>) -> Plan {
+/// The id of type `T` in `value` (read at `at`), or why the change is rejected: a malformed
+/// id is a malformed change.
+fn id<T: TryFrom<String, Error = IdError>>(value: String, at: &str) -> Result<T, String> {
+    T::try_from(value).map_err(|e| format!("{at}: {e}"))
+}
+
+/// [`id`] of an optional field.
+fn optional_id<T: TryFrom<String, Error = IdError>>(
+    value: Option<String>,
+    at: &str,
+) -> Result<Option<T>, String> {
+    value.map(|v| id(v, at)).transpose()
+}
+
+/// The value of an `Ok`, or `return Plan::Reject(reason)` from the enclosing function.
+macro_rules! or_reject {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(reason) => return Plan::Reject(reason),
+        }
+    };
+}
+
+fn plan_integration(change: &ChangeMessage, partner_business_ids: &HashSet<BusinessId>) -> Plan {
     let install = match change.field.as_str() {
         "business_integration_install" => true,
         "business_integration_uninstall" => false,
@@ -98,6 +125,7 @@ fn plan_integration(change: &ChangeMessage, partner_business_ids: &HashSet<Strin
             change.field
         ));
     };
+    let business_id: BusinessId = or_reject!(id(business_id, "value.business_manager_id"));
     if partner_business_ids.contains(&business_id) {
         return Plan::Reject(format!(
             "{} for the partner's own portfolio {business_id}",
@@ -127,7 +155,7 @@ fn text(value: &Value, key: &str) -> Option<String> {
 
 /// Decides what `change` asks for. `partner_business_ids` are the partner's own portfolio
 /// ids (`WA_PARTNER_BUSINESS_IDS`): never a tenant.
-pub fn plan(change: &ChangeMessage, partner_business_ids: &HashSet<String>) -> Plan {
+pub fn plan(change: &ChangeMessage, partner_business_ids: &HashSet<BusinessId>) -> Plan {
     if change.object == wa_envelope::session::OBJECT {
         return crate::session::plan(change);
     }
@@ -148,7 +176,7 @@ pub fn plan(change: &ChangeMessage, partner_business_ids: &HashSet<String>) -> P
         return Plan::Reject("value.event missing".into());
     };
     let waba_info = value.get("waba_info").filter(|w| w.is_object());
-    let partner_entry = partner_business_ids.contains(&change.entry_id);
+    let partner_entry = partner_business_ids.contains(change.entry_id.as_str());
     match event.as_str() {
         "PARTNER_APP_INSTALLED" => {
             let Some(info) = waba_info else {
@@ -161,36 +189,50 @@ pub fn plan(change: &ChangeMessage, partner_business_ids: &HashSet<String>) -> P
                     "PARTNER_APP_INSTALLED without waba_info.waba_id or owner_business_id".into(),
                 );
             };
+            let waba_id: WabaId = or_reject!(id(waba_id, "waba_info.waba_id"));
+            let owner_business_id: BusinessId =
+                or_reject!(id(owner_business_id, "waba_info.owner_business_id"));
             if partner_business_ids.contains(&owner_business_id) {
                 return Plan::Reject(format!(
                     "install owned by the partner's own portfolio {owner_business_id}"
                 ));
             }
+            let partners: Result<Vec<BusinessId>, String> = info
+                .get("solution_partner_business_ids")
+                .and_then(Value::as_array)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|v| match v {
+                            Value::String(s) => Some(s.clone()),
+                            Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        })
+                        .map(|v| id(v, "waba_info.solution_partner_business_ids[]"))
+                        .collect()
+                })
+                .unwrap_or(Ok(Vec::new()));
             Plan::Install(Install {
                 waba_id,
                 owner_business_id,
-                partner_app_id: text(info, "partner_app_id").unwrap_or_default(),
-                solution_id: text(info, "solution_id"),
-                solution_partner_business_ids: info
-                    .get("solution_partner_business_ids")
-                    .and_then(Value::as_array)
-                    .map(|ids| {
-                        ids.iter()
-                            .filter_map(|v| match v {
-                                Value::String(s) => Some(s.clone()),
-                                Value::Number(n) => Some(n.to_string()),
-                                _ => None,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                partner_app_id: or_reject!(optional_id::<AppId>(
+                    text(info, "partner_app_id"),
+                    "waba_info.partner_app_id"
+                )),
+                solution_id: or_reject!(optional_id::<SolutionId>(
+                    text(info, "solution_id"),
+                    "waba_info.solution_id"
+                )),
+                solution_partner_business_ids: or_reject!(partners),
                 event_time,
             })
         }
         "PARTNER_APP_UNINSTALLED" => match waba_info.and_then(|info| text(info, "waba_id")) {
             Some(waba_id) => Plan::Uninstall(Uninstall {
-                waba_id,
-                owner_business_id: waba_info.and_then(|info| text(info, "owner_business_id")),
+                waba_id: or_reject!(id(waba_id, "waba_info.waba_id")),
+                owner_business_id: or_reject!(optional_id(
+                    waba_info.and_then(|info| text(info, "owner_business_id")),
+                    "waba_info.owner_business_id"
+                )),
                 event_time,
             }),
             None if partner_entry => Plan::Reject(format!(
@@ -198,13 +240,14 @@ pub fn plan(change: &ChangeMessage, partner_business_ids: &HashSet<String>) -> P
                 change.entry_id
             )),
             None => Plan::UninstallByEntry {
-                entry_id: change.entry_id.clone(),
+                entry_id: or_reject!(id(change.entry_id.clone(), "entry.id")),
+                entry_owner: or_reject!(id(change.entry_id.clone(), "entry.id")),
                 event_time,
             },
         },
         _ => match waba_info.and_then(|info| text(info, "waba_id")) {
             Some(waba_id) => Plan::Account {
-                waba_id,
+                waba_id: or_reject!(id(waba_id, "waba_info.waba_id")),
                 event,
                 value: value.clone(),
                 event_time,
@@ -214,7 +257,7 @@ pub fn plan(change: &ChangeMessage, partner_business_ids: &HashSet<String>) -> P
                 change.entry_id
             )),
             None => Plan::Account {
-                waba_id: change.entry_id.clone(),
+                waba_id: or_reject!(id(change.entry_id.clone(), "entry.id")),
                 event,
                 value: value.clone(),
                 event_time,
@@ -231,7 +274,7 @@ mod tests {
 
     fn change(entry_id: &str, time: Option<i64>, value: Value) -> ChangeMessage {
         ChangeMessage {
-            id: "k".into(),
+            id: "ab".repeat(32).parse().unwrap(),
             object: "whatsapp_business_account".into(),
             entry_id: entry_id.into(),
             entry_time: time,
@@ -241,8 +284,8 @@ mod tests {
         }
     }
 
-    fn partners() -> HashSet<String> {
-        HashSet::from(["2949482758682047".to_owned()])
+    fn partners() -> HashSet<BusinessId> {
+        HashSet::from(["2949482758682047".parse().unwrap()])
     }
 
     #[test]
@@ -257,7 +300,7 @@ mod tests {
         };
         assert_eq!(install.waba_id, "495709166956424");
         assert_eq!(install.owner_business_id, "942647313864044");
-        assert_eq!(install.solution_id.as_deref(), Some("580381314521123"));
+        assert_eq!(install.solution_id.unwrap(), "580381314521123");
         assert_eq!(install.solution_partner_business_ids.len(), 2);
         assert_eq!(install.event_time, 10);
     }
@@ -282,8 +325,8 @@ mod tests {
         assert_eq!(
             plan(&change("2949482758682047", Some(20), v), &partners()),
             Plan::Uninstall(Uninstall {
-                waba_id: "5".into(),
-                owner_business_id: Some("6".into()),
+                waba_id: "5".parse().unwrap(),
+                owner_business_id: Some("6".parse().unwrap()),
                 event_time: 20
             })
         );
@@ -295,7 +338,8 @@ mod tests {
         assert_eq!(
             plan(&change("495709166956424", Some(30), v.clone()), &partners()),
             Plan::UninstallByEntry {
-                entry_id: "495709166956424".into(),
+                entry_id: "495709166956424".parse().unwrap(),
+                entry_owner: "495709166956424".parse().unwrap(),
                 event_time: 30
             }
         );
@@ -317,7 +361,7 @@ mod tests {
             assert_eq!(
                 plan(&change("77", Some(40), v.clone()), &partners()),
                 Plan::Account {
-                    waba_id: "77".into(),
+                    waba_id: "77".parse().unwrap(),
                     event: event.into(),
                     value: v,
                     event_time: 40
@@ -328,9 +372,9 @@ mod tests {
 
     fn integration(field: &str, time: Option<i64>, value: Value) -> ChangeMessage {
         ChangeMessage {
-            id: "k".into(),
+            id: "ab".repeat(32).parse().unwrap(),
             object: "application".into(),
-            entry_id: "1061231232323117".into(),
+            entry_id: "1061231232323117".parse().unwrap(),
             entry_time: time,
             field: field.into(),
             value,
@@ -347,7 +391,7 @@ mod tests {
                 &partners()
             ),
             Plan::IntegrationUninstall {
-                business_id: "942647313864044".into(),
+                business_id: "942647313864044".parse().unwrap(),
                 event_time: 50
             }
         );
@@ -355,7 +399,7 @@ mod tests {
         assert_eq!(
             plan(&change, &partners()),
             Plan::IntegrationInstall {
-                business_id: "942647313864044".into(),
+                business_id: "942647313864044".parse().unwrap(),
                 event_time: 40
             }
         );
@@ -413,5 +457,45 @@ mod tests {
             plan(&change("9", Some(1), owned_by_partner), &partners()),
             Plan::Reject(_)
         ));
+    }
+
+    #[test]
+    fn a_malformed_id_is_a_malformed_change() {
+        for (v, entry, needle) in [
+            (
+                json!({"event": "PARTNER_APP_INSTALLED", "waba_info": {"waba_id": "waba-1", "owner_business_id": "2"}}),
+                "9",
+                "waba_info.waba_id",
+            ),
+            (
+                json!({"event": "PARTNER_APP_INSTALLED", "waba_info": {"waba_id": "1", "owner_business_id": "owner-3"}}),
+                "9",
+                "waba_info.owner_business_id",
+            ),
+            (
+                json!({"event": "PARTNER_APP_INSTALLED", "waba_info": {"waba_id": "1", "owner_business_id": "2", "solution_partner_business_ids": ["p"]}}),
+                "9",
+                "solution_partner_business_ids",
+            ),
+            (
+                json!({"event": "PARTNER_APP_UNINSTALLED"}),
+                "w1",
+                "entry.id",
+            ),
+            (json!({"event": "DISABLED_UPDATE"}), "1{2}", "entry.id"),
+        ] {
+            let Plan::Reject(reason) = plan(&change(entry, Some(1), v.clone()), &partners()) else {
+                panic!("{v} must be rejected")
+            };
+            assert!(reason.contains(needle), "{reason}");
+        }
+        let v = json!({"business_manager_id": "bm-1"});
+        let Plan::Reject(reason) = plan(
+            &integration("business_integration_install", Some(1), v),
+            &partners(),
+        ) else {
+            panic!("must be rejected")
+        };
+        assert!(reason.contains("business_manager_id"), "{reason}");
     }
 }

@@ -14,6 +14,7 @@
 //!   does that).
 
 use tracing::info;
+use wa_ids::BusinessId;
 use wa_store::{Install, IntegrationChange, Uninstall};
 
 use crate::process::{Effects, Outcome};
@@ -22,7 +23,7 @@ impl Effects {
     /// `business_integration_install`: recorded on the business.
     pub(crate) async fn integration_install(
         &self,
-        business_id: &str,
+        business_id: &BusinessId,
         event_time: i64,
     ) -> Result<Outcome, Outcome> {
         let newer = self
@@ -41,7 +42,7 @@ impl Effects {
     /// uninstalled and revoked.
     pub(crate) async fn integration_uninstall(
         &self,
-        business_id: &str,
+        business_id: &BusinessId,
         event_time: i64,
     ) -> Result<Outcome, Outcome> {
         // Remembered first: an install processed concurrently either sees it, or was indexed

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wa_broker::{Broker, BrokerConfig};
 use wa_graph::{GraphClient, GraphConfig};
+use wa_ids::BusinessId;
 use wa_store::{Store, TokenKey};
 
 pub use metrics::Metrics;
@@ -44,7 +45,7 @@ pub struct WorkerConfig {
     /// Graph API access.
     pub graph: GraphConfig,
     /// `WA_PARTNER_BUSINESS_IDS`: the partner's own portfolio ids, never a tenant.
-    pub partner_business_ids: HashSet<String>,
+    pub partner_business_ids: HashSet<BusinessId>,
     /// `WA_SUBSCRIBE_APP`.
     pub subscribe_app: bool,
     /// `WA_DEDUPE_TTL`: how long a done change is remembered (longer than Meta's 7 days).
@@ -71,13 +72,7 @@ pub enum WorkerError {
 async fn connect_store(config: &WorkerConfig, shutdown: &CancellationToken) -> Option<Store> {
     let mut delay = Duration::from_millis(100);
     loop {
-        match Store::connect(
-            &config.redis_url,
-            &config.redis_prefix,
-            config.token_key.clone(),
-        )
-        .await
-        {
+        match Store::connect(&config.redis_url, &config.redis_prefix).await {
             Ok(store) => return Some(store),
             Err(e) => warn!(error = %e, retry_in = ?delay, "redis unreachable"),
         }
@@ -123,6 +118,7 @@ pub async fn run(
             broker: broker.clone(),
             store: store.clone(),
             effects: process::Effects {
+                vault: store.with_token_key(config.token_key.clone()),
                 store,
                 graph,
                 subscribe_app: config.subscribe_app,

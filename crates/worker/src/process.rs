@@ -9,7 +9,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tracing::{info, warn};
 use wa_graph::{GraphClient, GraphError};
-use wa_store::{Install, Store, StoreError, Uninstall};
+use wa_ids::{BusinessId, WabaId};
+use wa_store::{Install, Store, StoreError, TokenVault, Uninstall};
 
 use crate::{decide::Plan, metrics::Metrics};
 
@@ -64,8 +65,10 @@ impl From<StoreError> for Outcome {
 /// What the processing step needs.
 #[derive(Clone)]
 pub struct Effects {
-    /// Tenant state and tokens.
+    /// Tenant state.
     pub store: Store,
+    /// Business tokens (the same store, with `WA_TOKEN_KEY`).
+    pub vault: TokenVault,
     /// Meta's Graph API.
     pub graph: GraphClient,
     /// Subscribe the app to each installed WABA (`WA_SUBSCRIBE_APP`).
@@ -88,8 +91,12 @@ impl Effects {
             Plan::Uninstall(uninstall) => self.uninstall(&uninstall).await,
             Plan::UninstallByEntry {
                 entry_id,
+                entry_owner,
                 event_time,
-            } => self.uninstall_by_entry(&entry_id, event_time).await,
+            } => {
+                self.uninstall_by_entry(&entry_id, &entry_owner, event_time)
+                    .await
+            }
             Plan::Account {
                 waba_id,
                 event,
@@ -142,7 +149,7 @@ impl Effects {
             // Only for this install: an uninstall (and maybe a newer install) while the fetch
             // was in flight makes this token stale.
             let stored = self
-                .store
+                .vault
                 .store_token(&ev.waba_id, &fetched, now(), ev.event_time)
                 .await?;
             if !stored {
@@ -155,7 +162,7 @@ impl Effects {
         if self.subscribe_app && applied.needs_subscription() {
             let token = match token {
                 Some(t) => t,
-                None => match self.store.token(&ev.waba_id).await? {
+                None => match self.vault.token(&ev.waba_id).await? {
                     Some(t) => t,
                     None => {
                         return Err(Outcome::Retry {
@@ -177,7 +184,7 @@ impl Effects {
     }
 
     async fn graph_failure(&self, ev: &Install, e: GraphError, token_call: bool) -> Outcome {
-        let waba_id = ev.waba_id.as_str();
+        let waba_id = &ev.waba_id;
         if e.is_transient() {
             warn!(%waba_id, error = %e.summary(), "transient Graph error");
             return Outcome::Retry {
@@ -212,7 +219,8 @@ impl Effects {
     /// equals `entry.id`; nothing matching goes to the dead-letter queue. Never guess.
     async fn uninstall_by_entry(
         &self,
-        entry_id: &str,
+        entry_id: &WabaId,
+        entry_owner: &BusinessId,
         event_time: i64,
     ) -> Result<Outcome, Outcome> {
         // A WABA only if a signed install or uninstall named it: a record created by browser
@@ -224,9 +232,9 @@ impl Effects {
             .await?
             .is_some_and(|t| t.installed_at.is_some() || t.uninstalled_at.is_some());
         let wabas = if known_waba {
-            vec![entry_id.to_owned()]
+            vec![entry_id.clone()]
         } else {
-            self.store.tenants_owned_by(entry_id).await?
+            self.store.tenants_owned_by(entry_owner).await?
         };
         if wabas.is_empty() {
             return Err(Outcome::DeadLetter {

@@ -36,6 +36,7 @@ use wa_envelope::{
     ChangeMessage,
     session::{FIELD, FINISH_EVENTS, SessionEvent, SessionKind},
 };
+use wa_ids::DedupeKey;
 use wa_store::{SignupCounter, SignupEvent};
 
 use crate::{
@@ -51,7 +52,7 @@ pub const MAX_LABELS: usize = 32;
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionPlan {
     /// The message id (the event's dedupe key).
-    pub id: String,
+    pub id: DedupeKey,
     /// When the ingress received it, unix seconds.
     pub received_at: i64,
     /// The validated event.
@@ -121,7 +122,7 @@ impl Effects {
         {
             let merged = self
                 .store
-                .merge_signup(waba_id, phone_number_id.as_deref())
+                .merge_signup(waba_id, phone_number_id.as_ref())
                 .await?;
             for other in other_waba_ids {
                 self.store.merge_signup(other, None).await?;
@@ -266,7 +267,7 @@ mod tests {
 
     fn change(value: Value) -> ChangeMessage {
         ChangeMessage {
-            id: "k".into(),
+            id: "ab".repeat(32).parse().unwrap(),
             object: "embedded_signup".into(),
             entry_id: String::new(),
             entry_time: None,
@@ -283,7 +284,10 @@ mod tests {
         let Plan::Session(p) = crate::decide::plan(&change(v), &HashSet::new()) else {
             panic!("not a session plan")
         };
-        assert_eq!((p.id.as_str(), p.received_at), ("k", 7));
+        assert_eq!(
+            (p.id.as_str(), p.received_at),
+            ("ab".repeat(32).as_str(), 7)
+        );
         assert!(matches!(p.event.kind, SessionKind::Finish { .. }));
     }
 

@@ -25,6 +25,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
+use wa_ids::{ConfigId, SolutionId};
 
 use crate::output;
 
@@ -33,11 +34,11 @@ use crate::output;
 pub struct SignupConfigArgs {
     /// The Facebook Login for Business configuration id (App Dashboard > Facebook Login for
     /// Business > Configurations).
-    #[arg(long, env = "WA_SIGNUP_CONFIG_ID", value_name = "ID", value_parser = meta_id)]
-    pub config_id: String,
+    #[arg(long, env = "WA_SIGNUP_CONFIG_ID", value_name = "ID")]
+    pub config_id: ConfigId,
     /// The Multi-Partner Solution id, when customers onboard through one.
-    #[arg(long, env = "WA_SIGNUP_SOLUTION_ID", value_name = "ID", value_parser = meta_id)]
-    pub solution_id: Option<String>,
+    #[arg(long, env = "WA_SIGNUP_SOLUTION_ID", value_name = "ID")]
+    pub solution_id: Option<SolutionId>,
     /// Embedded Signup version: v3 or v4 (v2 was deprecated in October 2026).
     #[arg(
         id = "es_version",
@@ -48,21 +49,6 @@ pub struct SignupConfigArgs {
         value_parser = es_version
     )]
     pub version: String,
-}
-
-/// An id as Meta issues them (digits in practice): printed into the partner's page, so
-/// nothing that could break out of a JavaScript string.
-fn meta_id(value: &str) -> Result<String, String> {
-    if !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        Ok(value.to_owned())
-    } else {
-        Err("must be 1 to 64 of [A-Za-z0-9_-]".to_owned())
-    }
 }
 
 fn es_version(value: &str) -> Result<String, String> {
@@ -107,7 +93,9 @@ struct Setup<'a> {
 
 fn options(args: &SignupConfigArgs) -> LoginOptions<'_> {
     LoginOptions {
-        config_id: &args.config_id,
+        // Meta ids are digits: printed into the partner's page, nothing can break out of a
+        // JavaScript string.
+        config_id: args.config_id.as_str(),
         response_type: "code",
         override_default_response_type: true,
         extras: Extras {
@@ -115,10 +103,9 @@ fn options(args: &SignupConfigArgs) -> LoginOptions<'_> {
             features: [Feature {
                 name: "app_only_install",
             }],
-            setup: args
-                .solution_id
-                .as_deref()
-                .map(|id| Setup { solutionID: id }),
+            setup: args.solution_id.as_ref().map(|id| Setup {
+                solutionID: id.as_str(),
+            }),
         },
     }
 }
@@ -136,8 +123,8 @@ mod tests {
 
     fn args(solution: Option<&str>, version: &str) -> SignupConfigArgs {
         SignupConfigArgs {
-            config_id: "1234567890".into(),
-            solution_id: solution.map(str::to_owned),
+            config_id: "1234567890".parse().unwrap(),
+            solution_id: solution.map(|id| id.parse().unwrap()),
             version: version.into(),
         }
     }
@@ -167,6 +154,6 @@ mod tests {
                 .contains("deprecated in October 2026")
         );
         assert!(es_version("v5").is_err());
-        assert!(meta_id("12'); alert(1)//").is_err());
+        assert!("12'); alert(1)//".parse::<ConfigId>().is_err());
     }
 }

@@ -23,7 +23,8 @@ use std::{
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use wa_store::{Store, TokenKey, session::FUNNEL_RETENTION};
+use wa_ids::SessionId;
+use wa_store::session::FUNNEL_RETENTION;
 
 use crate::{flags::RedisArgs, output};
 
@@ -57,9 +58,10 @@ pub struct FunnelArgs {
 /// `signups get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// The session: a `launch_id` set by the partner's page, or Meta's `session_id`.
-    #[arg(value_name = "SESSION_ID", value_parser = session_id)]
-    pub session_id: String,
+    /// The session: a `launch_id` set by the partner's page, or Meta's `session_id` (1 to
+    /// 128 of `[A-Za-z0-9_.:-]`).
+    #[arg(value_name = "SESSION_ID")]
+    pub session_id: SessionId,
     #[command(flatten)]
     pub redis: RedisArgs,
 }
@@ -75,19 +77,6 @@ fn since(value: &str) -> Result<Duration, String> {
     }
 }
 
-fn session_id(value: &str) -> Result<String, String> {
-    if !value.is_empty()
-        && value.len() <= 128
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-    {
-        Ok(value.to_owned())
-    } else {
-        Err("must be 1 to 128 of [A-Za-z0-9_.:-]".to_owned())
-    }
-}
-
 pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SignupsCommand::Funnel(args) => funnel(args).await,
@@ -95,14 +84,8 @@ pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn connect(args: &RedisArgs) -> anyhow::Result<Store> {
-    // The store wants a token key; these commands never seal or open a token.
-    let unused = TokenKey::from_bytes(&[0; 32]).context("token key")?;
-    args.connect(unused).await
-}
-
 async fn funnel(args: FunnelArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis).await?;
+    let store = args.redis.connect().await?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -116,7 +99,7 @@ async fn funnel(args: FunnelArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis).await?;
+    let store = args.redis.connect().await?;
     let events = store
         .signup_session(&args.session_id)
         .await
@@ -147,10 +130,16 @@ mod tests {
 
     #[test]
     fn session_ids_are_what_the_worker_stores() {
-        assert!(session_id("f34b51dab5e0498").is_ok());
-        assert!(session_id("launch:2026-01-01.1").is_ok());
-        assert!(session_id("").is_err());
-        assert!(session_id("a b").is_err());
-        assert!(session_id("a{b}").is_err());
+        let parse = |v: &str| {
+            GetArgs::augment_args(clap::Command::new("get"))
+                .no_binary_name(true)
+                .try_get_matches_from([v])
+        };
+        assert!(parse("f34b51dab5e0498").is_ok());
+        assert!(parse("launch:2026-01-01.1").is_ok());
+        for bad in ["", "a b", "a{b}"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("SESSION_ID"), "{bad:?}: {err}");
+        }
     }
 }

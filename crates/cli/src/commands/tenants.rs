@@ -1,8 +1,11 @@
-//! `wa-onboard tenants get|list|token`: reads tenant state straight from Redis.
+//! `wa-onboard tenants get|list|token|rekey`: reads tenant state straight from Redis.
+//!
+//! `get` and `list` read state only and need no `WA_TOKEN_KEY`; `token` and `rekey` open the
+//! token vault and do.
 //!
 //! Exit codes: `0` found; `3` unknown WABA (and, for `token`, no token stored); `2` a usage
-//! error (clap); `1` anything else (Redis unreachable, a bad `WA_TOKEN_KEY`, a record that
-//! cannot be read back).
+//! error (clap, a `WABA_ID` that is not one included); `1` anything else (Redis unreachable,
+//! a bad `WA_TOKEN_KEY`, a record that cannot be read back).
 
 use std::{io::Write, process::ExitCode};
 
@@ -10,7 +13,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use futures_util::TryStreamExt as _;
 use secrecy::ExposeSecret;
-use wa_store::Store;
+use wa_ids::WabaId;
+use wa_store::TokenVault;
 
 use crate::{
     flags::{RedisArgs, TokenKeyArgs},
@@ -34,20 +38,27 @@ pub enum TenantsCommand {
     /// Print every tenant's record, one JSON object a line, in no particular order.
     List(ListArgs),
     /// Print a tenant's decrypted business token (exit 3 if there is none).
-    Token(WabaArgs),
+    Token(TokenArgs),
     /// Re-encrypt every stored token under the first key of WA_TOKEN_KEY (rotation: run
     /// with `WA_TOKEN_KEY=new,old`, as the workers, then drop `old`).
-    Rekey(ListArgs),
+    Rekey(RekeyArgs),
 }
 
-/// A command about one tenant.
+/// A command about one tenant's state.
 #[derive(Debug, Args)]
 pub struct WabaArgs {
-    /// The tenant's WhatsApp Business Account id.
-    #[arg(value_name = "WABA_ID", value_parser = waba_id)]
-    pub waba_id: String,
+    /// The tenant's WhatsApp Business Account id (1 to 32 digits).
+    #[arg(value_name = "WABA_ID")]
+    pub waba_id: WabaId,
     #[command(flatten)]
     pub redis: RedisArgs,
+}
+
+/// `tenants token`: one tenant's business token.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub tenant: WabaArgs,
     #[command(flatten)]
     pub token_key: TokenKeyArgs,
 }
@@ -57,19 +68,15 @@ pub struct WabaArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub redis: RedisArgs,
-    #[command(flatten)]
-    pub token_key: TokenKeyArgs,
 }
 
-/// Rejects, as a usage error, an id that cannot name a tenant (the store refuses it too).
-fn waba_id(value: &str) -> Result<String, String> {
-    if value.is_empty() {
-        Err("must not be empty".to_owned())
-    } else if value.contains(['{', '}']) {
-        Err("must not contain `{` or `}`".to_owned())
-    } else {
-        Ok(value.to_owned())
-    }
+/// `tenants rekey`.
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub token_key: TokenKeyArgs,
 }
 
 pub async fn run(args: TenantsArgs) -> anyhow::Result<ExitCode> {
@@ -82,7 +89,7 @@ pub async fn run(args: TenantsArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn get(args: WabaArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis, &args.token_key).await?;
+    let store = args.redis.connect().await?;
     let Some(record) = store
         .get(&args.waba_id)
         .await
@@ -96,7 +103,7 @@ async fn get(args: WabaArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis, &args.token_key).await?;
+    let store = args.redis.connect().await?;
     let mut records = store.list();
     let mut out = JsonLines::stdout();
     let result = async {
@@ -115,10 +122,11 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn token(args: WabaArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis, &args.token_key).await?;
-    let waba_id = &args.waba_id;
-    let token = store
+async fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    let vault = open_vault(&args.tenant.redis, &args.token_key).await?;
+    let store = vault.store();
+    let waba_id = &args.tenant.waba_id;
+    let token = vault
         .token(waba_id)
         .await
         .with_context(|| format!("reading the business token of {waba_id}"))?;
@@ -142,10 +150,10 @@ async fn token(args: WabaArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn rekey(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis, &args.token_key).await?;
+async fn rekey(args: RekeyArgs) -> anyhow::Result<ExitCode> {
+    let vault = open_vault(&args.redis, &args.token_key).await?;
     let progress = Progress::new("rekeying");
-    let report = store
+    let report = vault
         .rekey(|done, total| progress.update(done, total))
         .await
         .context("rekeying business tokens")?;
@@ -160,24 +168,13 @@ async fn rekey(args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the store `args` describe: the token key first (no point reaching Redis without
-/// it), then Redis, which must answer.
+/// Opens the token vault: the token key first (no point reaching Redis without it), then
+/// the store.
 ///
 /// # Errors
 ///
 /// When `WA_TOKEN_KEY` is missing or unusable, or Redis is unreachable.
-async fn connect(redis: &RedisArgs, key: &TokenKeyArgs) -> anyhow::Result<Store> {
-    redis.connect(key.key()?).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refuses_ids_that_cannot_name_a_tenant() {
-        assert!(waba_id("").is_err());
-        assert!(waba_id("a{b}").is_err());
-        assert_eq!(waba_id("102290129340398").as_deref(), Ok("102290129340398"));
-    }
+async fn open_vault(redis: &RedisArgs, key: &TokenKeyArgs) -> anyhow::Result<TokenVault> {
+    let key = key.key()?;
+    Ok(redis.connect().await?.with_token_key(key))
 }

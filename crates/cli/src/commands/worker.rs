@@ -4,6 +4,7 @@ use std::{collections::HashSet, net::SocketAddr, process::ExitCode, time::Durati
 
 use anyhow::{Context, bail};
 use clap::{ArgAction, Args};
+use wa_ids::BusinessId;
 use wa_worker::WorkerConfig;
 
 use crate::{
@@ -67,6 +68,14 @@ fn delays(text: &str) -> anyhow::Result<Vec<Duration>> {
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let app_secret = args.secret.signing()?;
     let graph = args.graph.config(app_secret)?;
+    let partner_business_ids = args
+        .partner_business_ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(BusinessId::parse)
+        .collect::<Result<HashSet<_>, _>>()
+        .context("WA_PARTNER_BUSINESS_IDS")?;
     let token_key = args.token_key.key()?;
     let mut topology = args.amqp.topology();
     topology.retry_delays = delays(&args.retry_delays)?;
@@ -78,13 +87,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         redis_prefix: args.redis.prefix,
         token_key,
         graph,
-        partner_business_ids: args
-            .partner_business_ids
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect::<HashSet<_>>(),
+        partner_business_ids,
         subscribe_app: args.subscribe_app,
         dedupe_ttl: args.dedupe_ttl,
         lease: args.claim_lease,

@@ -18,7 +18,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use wa_broker::lapin::{options::QueueDeclareOptions, types::FieldTable};
-use wa_store::{Status, Store, TokenKey, TokenStatus};
+use wa_ids::WabaId;
+use wa_store::{Status, Store, TokenKey, TokenStatus, TokenVault};
 
 /// The binary under test, built by Cargo for this test run.
 const BIN: &str = env!("CARGO_BIN_EXE_wa-onboard");
@@ -170,6 +171,8 @@ pub struct Stack {
     worker_redis_url: String,
     /// The test's own view of the tenants (same prefix and key as the workers).
     pub store: Store,
+    /// The store's tokens.
+    pub vault: TokenVault,
     pub graph: Role,
     /// graph-sim's log (removed on drop).
     graph_log: std::path::PathBuf,
@@ -183,13 +186,10 @@ impl Stack {
     pub async fn start(options: Options) -> Self {
         let key = rand::random::<[u8; 32]>();
         let redis_prefix = format!("wa-failures:{:016x}:", rand::random::<u64>());
-        let store = Store::connect(
-            &redis_url(),
-            &redis_prefix,
-            TokenKey::from_bytes(&key).expect("32 bytes"),
-        )
-        .await
-        .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+        let store = Store::connect(&redis_url(), &redis_prefix)
+            .await
+            .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+        let vault = store.with_token_key(TokenKey::from_bytes(&key).expect("32 bytes"));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()
@@ -228,6 +228,7 @@ impl Stack {
             key_base64: STANDARD.encode(key),
             worker_redis_url: options.worker_redis_url,
             store,
+            vault,
             graph,
             graph_log,
             ingress,
@@ -473,7 +474,7 @@ impl Stack {
         while !pending.is_empty() {
             let mut done = Vec::new();
             for waba in &pending {
-                if let Ok(Some(t)) = self.store.get(waba).await
+                if let Ok(Some(t)) = self.store.get(&waba_id_of(waba)).await
                     && t.status == Status::Installed
                     && t.token.status == Some(TokenStatus::Active)
                     && t.subscribed
@@ -490,7 +491,11 @@ impl Stack {
             if Instant::now() >= until {
                 let mut report = String::new();
                 for waba in pending.iter().take(10) {
-                    let _ = writeln!(report, "  {waba}: {:?}", self.store.get(waba).await);
+                    let _ = writeln!(
+                        report,
+                        "  {waba}: {:?}",
+                        self.store.get(&waba_id_of(waba)).await
+                    );
                 }
                 panic!(
                     "LOST: {} of {} acknowledged installs not applied within {within:?}; \
@@ -540,8 +545,8 @@ impl Stack {
             let ok = t.status == Status::Installed
                 && t.token.status == Some(TokenStatus::Active)
                 && t.subscribed
-                && t.owner_business_id.as_deref().is_some_and(|o| {
-                    o.strip_prefix('2') == t.waba_id.strip_prefix('1') && !o.is_empty()
+                && t.owner_business_id.as_ref().is_some_and(|o| {
+                    o.as_str().strip_prefix('2') == t.waba_id.as_str().strip_prefix('1')
                 });
             if ok {
                 active += 1;
@@ -550,7 +555,11 @@ impl Stack {
             }
         }
         for waba in acked {
-            let token = self.store.token(waba).await.expect("read token");
+            let token = self
+                .vault
+                .token(&waba_id_of(waba))
+                .await
+                .expect("read token");
             let expected_owner = format!("2{}", &waba[1..]);
             let ok = token.is_some_and(|t| {
                 secrecy::ExposeSecret::expose_secret(&t)
@@ -843,4 +852,9 @@ impl Settled {
             "a token fetched for a business with no active tenant, or graph-sim's log incomplete"
         );
     }
+}
+
+/// `waba` (as [`waba_id`] makes them) as a typed WABA id.
+fn waba_id_of(waba: &str) -> WabaId {
+    WabaId::parse(waba).expect("a WABA id")
 }

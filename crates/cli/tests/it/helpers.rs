@@ -11,7 +11,8 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use secrecy::SecretString;
 use tokio::process::Command;
-use wa_store::{Install, Store, TokenKey};
+use wa_ids::WabaId;
+use wa_store::{Install, Store, TokenKey, TokenVault};
 
 /// The binary under test, built by Cargo for this test run.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wa-onboard");
@@ -64,6 +65,8 @@ pub async fn run(cmd: &mut Command) -> Output {
 /// under the prefix is deleted when it is dropped.
 pub struct TestTenants {
     pub store: Store,
+    /// The store's tokens, under the key of `key_base64`.
+    pub vault: TokenVault,
     pub prefix: String,
     /// The token key as `WA_TOKEN_KEY` takes it.
     pub key_base64: String,
@@ -73,15 +76,13 @@ impl TestTenants {
     pub async fn new() -> Self {
         let key = rand::random::<[u8; 32]>();
         let prefix = format!("wa-cli-test:{:016x}:", rand::random::<u64>());
-        let store = Store::connect(
-            &redis_url(),
-            &prefix,
-            TokenKey::from_bytes(&key).expect("32 bytes"),
-        )
-        .await
-        .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+        let store = Store::connect(&redis_url(), &prefix)
+            .await
+            .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+        let vault = store.with_token_key(TokenKey::from_bytes(&key).expect("32 bytes"));
         Self {
             store,
+            vault,
             prefix,
             key_base64: STANDARD.encode(key),
         }
@@ -114,9 +115,9 @@ impl TestTenants {
         install_time: i64,
     ) {
         let stored = self
-            .store
+            .vault
             .store_token(
-                waba_id,
+                &waba(waba_id),
                 &SecretString::from(token.to_owned()),
                 fetched_at,
                 install_time,
@@ -140,13 +141,18 @@ impl Drop for TestTenants {
 /// An install event as the worker hands it to the store.
 pub fn install(waba_id: &str, owner: &str, event_time: i64) -> Install {
     Install {
-        waba_id: waba_id.to_owned(),
-        owner_business_id: owner.to_owned(),
-        partner_app_id: "app-1".to_owned(),
+        waba_id: waba(waba_id),
+        owner_business_id: owner.parse().expect("a business id"),
+        partner_app_id: Some("1061231232323117".parse().expect("an app id")),
         solution_id: None,
         solution_partner_business_ids: Vec::new(),
         event_time,
     }
+}
+
+/// `id` as a WABA id.
+pub fn waba(id: &str) -> WabaId {
+    id.parse().expect("a WABA id")
 }
 
 /// A file under the temporary directory, removed on drop.

@@ -22,19 +22,27 @@ fn signups(t: &TestTenants, args: &[&str]) -> Command {
     cmd.arg("signups")
         .args(args)
         .env("REDIS_URL", redis_url())
-        .env("WA_REDIS_PREFIX", &t.prefix);
+        .env("WA_REDIS_PREFIX", &t.prefix)
+        .env_remove("WA_TOKEN_KEY")
+        .env_remove("WA_TOKEN_KEY_FILE");
     cmd
 }
 
 async fn record(t: &TestTenants, id: &str, at: i64, sessions: &[&str], counter: SignupCounter) {
     let ev = SignupEvent {
-        id: id.to_owned(),
+        id: key(id),
         received_at: at,
-        session_ids: sessions.iter().map(|s| (*s).to_owned()).collect(),
+        session_ids: sessions.iter().map(|s| s.parse().unwrap()).collect(),
         counter,
         entry: json!({"id": id, "received_at": at, "message": {"event": id}}),
     };
     assert!(t.store.record_signup_event(&ev).await.unwrap().counted);
+}
+
+/// A dedupe key named after `name` (its bytes in hex, padded to a SHA-256's length).
+fn key(name: &str) -> wa_ids::DedupeKey {
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex:0<64}").parse().unwrap()
 }
 
 fn cancelled(step: &str) -> SignupCounter {

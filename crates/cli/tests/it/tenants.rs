@@ -8,15 +8,19 @@ use wa_store::Install;
 
 use crate::helpers::*;
 
+/// The tenant most tests arrange, and its owner business.
+const WABA: &str = "100000000000001";
+const OWNER: &str = "200000000000001";
+
 #[tokio::test]
 async fn get_prints_the_tenant_record() {
     let t = TestTenants::new().await;
     t.install(&Install {
-        waba_id: "102290129340398".to_owned(),
-        owner_business_id: "200000000000001".to_owned(),
-        partner_app_id: "app-77".to_owned(),
-        solution_id: Some("sol-9".to_owned()),
-        solution_partner_business_ids: vec!["300000000000001".to_owned()],
+        waba_id: waba("102290129340398"),
+        owner_business_id: OWNER.parse().unwrap(),
+        partner_app_id: Some("770000000000077".parse().unwrap()),
+        solution_id: Some("900000000000009".parse().unwrap()),
+        solution_partner_business_ids: vec!["300000000000001".parse().unwrap()],
         event_time: 1_730_000_000,
     })
     .await;
@@ -40,10 +44,10 @@ async fn get_prints_the_tenant_record() {
     );
     let record: Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON record");
     assert_eq!(record["waba_id"], "102290129340398");
-    assert_eq!(record["owner_business_id"], "200000000000001");
+    assert_eq!(record["owner_business_id"], OWNER);
     assert_eq!(record["status"], "installed");
-    assert_eq!(record["partner_app_id"], "app-77");
-    assert_eq!(record["solution_id"], "sol-9");
+    assert_eq!(record["partner_app_id"], "770000000000077");
+    assert_eq!(record["solution_id"], "900000000000009");
     assert_eq!(
         record["solution_partner_business_ids"],
         json!(["300000000000001"])
@@ -63,7 +67,12 @@ async fn get_prints_the_tenant_record() {
                "partner_removed": false, "deleted": false, "offboarded": false})
     );
     // Exactly what the store holds, and never the token itself.
-    let stored = t.store.get("102290129340398").await.unwrap().unwrap();
+    let stored = t
+        .store
+        .get(&waba("102290129340398"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record, serde_json::to_value(stored).unwrap());
     assert!(!out.stdout.contains("EAAG-business-token"));
 }
@@ -71,17 +80,16 @@ async fn get_prints_the_tenant_record() {
 #[tokio::test]
 async fn token_prints_the_decrypted_business_token() {
     let t = TestTenants::new().await;
-    t.install(&install("waba-1", "owner-1", 1_730_000_000))
-        .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
     t.store_token(
-        "waba-1",
+        WABA,
         "EAAG-secret-business-token",
         1_730_000_001,
         1_730_000_000,
     )
     .await;
 
-    let out = run(&mut t.tenants(&["token", "waba-1"])).await;
+    let out = run(&mut t.tenants(&["token", WABA])).await;
 
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout, "EAAG-secret-business-token\n");
@@ -90,14 +98,13 @@ async fn token_prints_the_decrypted_business_token() {
 #[tokio::test]
 async fn token_key_may_come_from_a_file() {
     let t = TestTenants::new().await;
-    t.install(&install("waba-1", "owner-1", 1_730_000_000))
-        .await;
-    t.store_token("waba-1", "from-file-token", 1_730_000_001, 1_730_000_000)
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
+    t.store_token(WABA, "from-file-token", 1_730_000_001, 1_730_000_000)
         .await;
     let key_file = TempFile::new(format!("{}\n", t.key_base64));
 
     let out = run(t
-        .tenants(&["token", "waba-1"])
+        .tenants(&["token", WABA])
         .env_remove("WA_TOKEN_KEY")
         .env("WA_TOKEN_KEY_FILE", key_file.path()))
     .await;
@@ -109,12 +116,11 @@ async fn token_key_may_come_from_a_file() {
 #[tokio::test]
 async fn flags_override_the_environment() {
     let t = TestTenants::new().await;
-    t.install(&install("waba-1", "owner-1", 1_730_000_000))
-        .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
     let prefix = t.prefix.clone();
 
     let out = run(t
-        .tenants(&["get", "waba-1", "--redis-prefix", &prefix])
+        .tenants(&["get", WABA, "--redis-prefix", &prefix])
         .env("WA_REDIS_PREFIX", "wa-cli-test:elsewhere:"))
     .await;
 
@@ -124,16 +130,16 @@ async fn flags_override_the_environment() {
 #[tokio::test]
 async fn unknown_waba_exits_3() {
     let t = TestTenants::new().await;
-    t.install(&install("waba-known", "owner-1", 1_730_000_000))
+    t.install(&install("100000000000002", OWNER, 1_730_000_000))
         .await;
 
     for command in ["get", "token"] {
-        let out = run(&mut t.tenants(&[command, "waba-unknown"])).await;
+        let out = run(&mut t.tenants(&[command, "100000000000404"])).await;
 
         assert_eq!(out.code, Some(3), "tenants {command}: {out:?}");
         assert_eq!(out.stdout, "", "tenants {command}");
         assert!(
-            out.stderr.contains("unknown WABA waba-unknown"),
+            out.stderr.contains("unknown WABA 100000000000404"),
             "tenants {command}: {}",
             out.stderr
         );
@@ -143,10 +149,10 @@ async fn unknown_waba_exits_3() {
 #[tokio::test]
 async fn token_of_a_tenant_without_one_exits_3_and_says_why() {
     let t = TestTenants::new().await;
-    t.install(&install("waba-pending", "owner-1", 1_730_000_000))
+    t.install(&install("100000000000003", OWNER, 1_730_000_000))
         .await;
 
-    let out = run(&mut t.tenants(&["token", "waba-pending"])).await;
+    let out = run(&mut t.tenants(&["token", "100000000000003"])).await;
 
     assert_eq!(out.code, Some(3), "{out:?}");
     assert_eq!(out.stdout, "");
@@ -157,14 +163,19 @@ async fn token_of_a_tenant_without_one_exits_3_and_says_why() {
 #[tokio::test]
 async fn list_prints_one_record_a_line() {
     let t = TestTenants::new().await;
-    let wabas: BTreeSet<String> = (0..5).map(|i| format!("waba-{i}")).collect();
+    let wabas: BTreeSet<String> = (0..5).map(|i| format!("1000000000000{i:02}")).collect();
     for (i, waba) in wabas.iter().enumerate() {
-        t.install(&install(waba, "owner-1", 1_730_000_000 + i as i64))
+        t.install(&install(waba, OWNER, 1_730_000_000 + i as i64))
             .await;
     }
-    // waba-2 is the third in order: installed at 1_730_000_000 + 2.
-    t.store_token("waba-2", "listed-token", 1_730_000_100, 1_730_000_002)
-        .await;
+    // 100000000000002 is the third in order: installed at 1_730_000_000 + 2.
+    t.store_token(
+        "100000000000002",
+        "listed-token",
+        1_730_000_100,
+        1_730_000_002,
+    )
+    .await;
 
     let out = run(&mut t.tenants(&["list"])).await;
 
@@ -176,7 +187,7 @@ async fn list_prints_one_record_a_line() {
         let record: Value = serde_json::from_str(line).expect("each line is one JSON record");
         assert_eq!(record["status"], "installed");
         let waba = record["waba_id"].as_str().expect("waba_id").to_owned();
-        let want = if waba == "waba-2" {
+        let want = if waba == "100000000000002" {
             "active"
         } else {
             "pending"
@@ -201,10 +212,9 @@ async fn list_of_no_tenants_prints_nothing() {
 #[tokio::test]
 async fn missing_token_key_is_an_error_naming_it() {
     let t = TestTenants::new().await;
-    t.install(&install("waba-1", "owner-1", 1_730_000_000))
-        .await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
 
-    for args in [&["get", "waba-1"][..], &["list"], &["token", "waba-1"]] {
+    for args in [&["token", WABA][..], &["rekey"]] {
         let out = run(t.tenants(args).env_remove("WA_TOKEN_KEY")).await;
 
         assert_ne!(out.code, Some(0), "{args:?}: {out:?}");
@@ -219,10 +229,29 @@ async fn missing_token_key_is_an_error_naming_it() {
 }
 
 #[tokio::test]
+async fn get_and_list_read_state_without_the_token_key() {
+    let t = TestTenants::new().await;
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
+
+    for args in [&["get", WABA][..], &["list"]] {
+        let out = run(t
+            .tenants(args)
+            .env_remove("WA_TOKEN_KEY")
+            .env_remove("WA_TOKEN_KEY_FILE"))
+        .await;
+
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+        let record: Value = serde_json::from_str(out.stdout.trim_end()).expect("one JSON record");
+        assert_eq!(record["waba_id"], WABA, "{args:?}");
+        assert_eq!(record["status"], "installed", "{args:?}");
+    }
+}
+
+#[tokio::test]
 async fn malformed_token_key_is_an_error_naming_it() {
     let t = TestTenants::new().await;
 
-    let out = run(t.tenants(&["list"]).env("WA_TOKEN_KEY", "c2hvcnQ=")).await;
+    let out = run(t.tenants(&["rekey"]).env("WA_TOKEN_KEY", "c2hvcnQ=")).await;
 
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("WA_TOKEN_KEY"), "{}", out.stderr);
@@ -232,13 +261,12 @@ async fn malformed_token_key_is_an_error_naming_it() {
 #[tokio::test]
 async fn another_token_key_cannot_read_the_token() {
     let t = TestTenants::new().await;
-    t.install(&install("waba-1", "owner-1", 1_730_000_000))
-        .await;
-    t.store_token("waba-1", "sealed-token", 1_730_000_001, 1_730_000_000)
+    t.install(&install(WABA, OWNER, 1_730_000_000)).await;
+    t.store_token(WABA, "sealed-token", 1_730_000_001, 1_730_000_000)
         .await;
     let other = TestTenants::new().await.key_base64.clone();
 
-    let out = run(t.tenants(&["token", "waba-1"]).env("WA_TOKEN_KEY", other)).await;
+    let out = run(t.tenants(&["token", WABA]).env("WA_TOKEN_KEY", other)).await;
 
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(out.stdout, "");
@@ -250,7 +278,7 @@ async fn unreachable_redis_exits_1_without_the_password() {
     let t = TestTenants::new().await;
 
     let out = run(t
-        .tenants(&["get", "waba-1"])
+        .tenants(&["get", WABA])
         .env("REDIS_URL", "redis://:hunter2@127.0.0.1:1/0"))
     .await;
 
@@ -264,8 +292,13 @@ async fn unreachable_redis_exits_1_without_the_password() {
 async fn an_id_that_cannot_name_a_tenant_is_a_usage_error() {
     let t = TestTenants::new().await;
 
-    let out = run(&mut t.tenants(&["get", "{waba}"])).await;
+    for id in ["{waba}", "waba-1", ""] {
+        for command in ["get", "token"] {
+            let out = run(&mut t.tenants(&[command, id])).await;
 
-    assert_eq!(out.code, Some(2), "{out:?}");
-    assert!(out.stderr.contains("WABA_ID"), "{}", out.stderr);
+            assert_eq!(out.code, Some(2), "tenants {command} {id:?}: {out:?}");
+            assert!(out.stderr.contains("WABA_ID"), "{}", out.stderr);
+            assert!(out.stderr.contains("digits"), "{}", out.stderr);
+        }
+    }
 }

@@ -251,9 +251,12 @@ async fn error_text_never_holds_the_token_or_the_proof() {
     cfg.retry = RetryPolicy::no_retry();
     let graph = wa_graph::GraphClient::new(cfg).expect("valid");
 
-    let fetch = graph.fetch_business_token("1").await.expect_err("error");
+    let fetch = graph
+        .fetch_business_token(&business("1"))
+        .await
+        .expect_err("error");
     let subscribe = graph
-        .subscribe_app("2", &SecretString::from(business_token))
+        .subscribe_app(&waba("2"), &SecretString::from(business_token))
         .await
         .expect_err("error");
 
@@ -281,7 +284,7 @@ async fn an_oversized_reply_is_read_only_in_part() {
 
     let err = wa_graph::GraphClient::new(cfg)
         .expect("valid")
-        .fetch_business_token("9")
+        .fetch_business_token(&business("9"))
         .await
         .expect_err("too big");
 

@@ -6,6 +6,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use secrecy::SecretString;
 use sha2::Sha256;
 use wa_graph::{GraphClient, GraphConfig, RetryPolicy};
+pub use wa_ids::{BusinessId, SystemUserId, WabaId};
 
 pub const APP_SECRET: &str = "test-app-secret-0123456789abcdef";
 pub const SYSTEM_USER_ID: &str = "61550000000001";
@@ -34,7 +35,7 @@ pub fn config(base: &str) -> GraphConfig {
         base: base.to_owned(),
         version: VERSION.to_owned(),
         app_secret: SecretString::from(APP_SECRET),
-        system_user_id: SYSTEM_USER_ID.to_owned(),
+        system_user_id: SystemUserId::parse(SYSTEM_USER_ID).unwrap(),
         system_user_token: SecretString::from(SYSTEM_USER_TOKEN),
         timeout: Duration::from_secs(5),
         retry: fast_retry(),
@@ -71,4 +72,12 @@ pub fn assert_no_secret(text: &str, secrets: &[&str]) {
     for secret in secrets {
         assert!(!text.contains(secret), "{text:?} leaks {secret:?}");
     }
+}
+
+pub fn business(id: &str) -> BusinessId {
+    BusinessId::parse(id).unwrap()
+}
+
+pub fn waba(id: &str) -> WabaId {
+    WabaId::parse(id).unwrap()
 }

@@ -91,7 +91,7 @@ async fn subscribe_matches_the_documented_path_and_accepts_every_success_example
             .await;
 
         client(&server.uri())
-            .subscribe_app("1234567890123456", &SecretString::from("tok"))
+            .subscribe_app(&waba("1234567890123456"), &SecretString::from("tok"))
             .await
             .unwrap_or_else(|e| panic!("{example}: {e}"));
     }

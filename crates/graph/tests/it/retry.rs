@@ -49,7 +49,7 @@ async fn two_server_errors_then_success_is_ok_after_three_requests() {
     sequence(&server, ResponseTemplate::new(500), 2, ok_token()).await;
 
     let token = client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect("recovered");
 
@@ -70,7 +70,7 @@ async fn code_190_is_permanent_and_sent_once() {
     .await;
 
     let err = client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("permanent");
 
@@ -88,7 +88,7 @@ async fn a_permanent_code_wins_over_a_5xx_status() {
     sequence(&server, graph_error(500, 190, false), 1, ok_token()).await;
 
     let err = client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("permanent");
 
@@ -109,7 +109,7 @@ async fn code_2_with_is_transient_is_retried_even_on_a_4xx() {
     .await;
 
     client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect("retried");
 
@@ -124,7 +124,7 @@ async fn retry_after_beyond_the_budget_returns_at_once_with_the_hint() {
     let started = Instant::now();
 
     let err = client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("handed back");
 
@@ -145,7 +145,7 @@ async fn retry_after_within_the_budget_is_waited_for() {
     let started = Instant::now();
 
     client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect("retried after the hint");
 
@@ -170,7 +170,7 @@ async fn business_use_case_usage_hint_is_honoured() {
     sequence(&server, throttled, 1, ok_token()).await;
 
     let err = client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("handed back");
 
@@ -189,7 +189,7 @@ async fn attempts_are_bounded_by_max_attempts() {
     sequence(&server, ResponseTemplate::new(503), 100, ok_token()).await;
 
     let err = client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("gave up");
 
@@ -217,7 +217,7 @@ async fn attempts_are_bounded_by_the_time_budget() {
 
     let err = GraphClient::new(cfg)
         .expect("valid")
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("gave up");
 
@@ -241,7 +241,7 @@ async fn a_reply_without_access_token_is_malformed_and_retried() {
     .await;
 
     let err = client(&server.uri())
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("malformed");
 
@@ -263,7 +263,7 @@ async fn subscribe_success_false_is_malformed() {
 
     let err = GraphClient::new(cfg)
         .expect("valid")
-        .subscribe_app("77", &secrecy::SecretString::from("tok"))
+        .subscribe_app(&waba("77"), &secrecy::SecretString::from("tok"))
         .await
         .expect_err("malformed");
 
@@ -279,7 +279,7 @@ async fn connection_refused_is_a_transient_network_error_without_url() {
     drop(listener);
 
     let err = client(&base)
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("refused");
 
@@ -313,7 +313,7 @@ async fn a_slow_reply_times_out_as_a_network_error() {
 
     let err = GraphClient::new(cfg)
         .expect("valid")
-        .fetch_business_token("555")
+        .fetch_business_token(&business("555"))
         .await
         .expect_err("timeout");
 

@@ -108,10 +108,16 @@ async fn the_real_client_fetches_and_subscribes_against_the_simulator() {
     let sim = Sim::start(Sim::strict()).await;
     let graph = sim.client();
 
-    let token = graph.fetch_business_token("1234567").await.expect("token");
-    let again = graph.fetch_business_token("1234567").await.expect("token");
+    let token = graph
+        .fetch_business_token(&business("1234567"))
+        .await
+        .expect("token");
+    let again = graph
+        .fetch_business_token(&business("1234567"))
+        .await
+        .expect("token");
     graph
-        .subscribe_app("7654321", &token)
+        .subscribe_app(&waba("7654321"), &token)
         .await
         .expect("subscribed");
 
@@ -141,7 +147,7 @@ async fn transient_failures_are_retried_until_the_simulator_recovers() {
     .await;
 
     sim.client()
-        .fetch_business_token("42")
+        .fetch_business_token(&business("42"))
         .await
         .expect("recovered within the retry policy");
 
@@ -161,7 +167,7 @@ async fn permanent_failure_until_the_operator_switches_the_mode() {
     let graph = sim.client();
 
     let err = graph
-        .fetch_business_token("42")
+        .fetch_business_token(&business("42"))
         .await
         .expect_err("permanent");
     assert!(!err.is_transient());
@@ -174,7 +180,10 @@ async fn permanent_failure_until_the_operator_switches_the_mode() {
 
     let mode = sim.set_mode(json!({"fail_permanent": false})).await;
     assert_eq!(mode, json!({"fail_transient": 0, "fail_permanent": false}));
-    graph.fetch_business_token("42").await.expect("fixed");
+    graph
+        .fetch_business_token(&business("42"))
+        .await
+        .expect("fixed");
     sim.stop().await;
 }
 
@@ -185,7 +194,7 @@ async fn transient_mode_set_at_run_time_outlasts_the_retry_budget() {
     sim.set_mode(json!({"fail_transient": 10})).await;
 
     let err = graph
-        .subscribe_app("9", &SecretString::from("sim-1-x"))
+        .subscribe_app(&waba("9"), &SecretString::from("sim-1-x"))
         .await
         .expect_err("transient");
 
@@ -214,7 +223,7 @@ async fn strict_mode_rejects_wrong_tokens_and_proofs_like_meta() {
     cfg.system_user_token = SecretString::from("EAAsomeoneelse");
     let err = GraphClient::new(cfg)
         .expect("valid")
-        .fetch_business_token("1")
+        .fetch_business_token(&business("1"))
         .await
         .expect_err("wrong token");
     assert_eq!((err.code(), err.is_transient()), (Some(190), false));
@@ -223,7 +232,7 @@ async fn strict_mode_rejects_wrong_tokens_and_proofs_like_meta() {
     cfg.app_secret = SecretString::from("not-the-app-secret");
     let err = GraphClient::new(cfg)
         .expect("valid")
-        .fetch_business_token("1")
+        .fetch_business_token(&business("1"))
         .await
         .expect_err("wrong proof");
     assert_eq!((err.code(), err.is_transient()), (Some(100), false));
@@ -232,7 +241,7 @@ async fn strict_mode_rejects_wrong_tokens_and_proofs_like_meta() {
     let graph = sim.client();
     for token in ["EAAnotissued", SYSTEM_USER_TOKEN, "sim-1-0000000000000000"] {
         let err = graph
-            .subscribe_app("2", &SecretString::from(token))
+            .subscribe_app(&waba("2"), &SecretString::from(token))
             .await
             .expect_err("not a business token");
         assert_eq!(err.code(), Some(190), "{token}");
@@ -381,14 +390,17 @@ async fn logs_and_spans_never_hold_a_secret() {
     })
     .await;
     let graph = sim.client();
-    let token = graph.fetch_business_token("31337").await.expect("token");
+    let token = graph
+        .fetch_business_token(&business("31337"))
+        .await
+        .expect("token");
     graph
-        .subscribe_app("4242", &token)
+        .subscribe_app(&waba("4242"), &token)
         .await
         .expect("subscribed");
     sim.set_mode(json!({"fail_permanent": true})).await;
     graph
-        .subscribe_app("4242", &token)
+        .subscribe_app(&waba("4242"), &token)
         .await
         .expect_err("permanent");
     sim.stop().await;

@@ -108,7 +108,7 @@ pub(super) async fn receive(app: &App, req: Request<Incoming>) -> Reply {
         app.exchange.as_str(),
         change.routing_key(),
         change.to_json(),
-        &change.id,
+        change.id.as_str(),
         change.received_at.unsigned_abs(),
     )
     .header(TRACEPARENT, traceparent(&publish_span));

@@ -3,7 +3,7 @@
 use serde_json::json;
 use wa_store::{Status, TokenStatus};
 
-use crate::helpers::{TestStore, install};
+use crate::helpers::{TestStore, install, waba_id};
 
 #[tokio::test]
 async fn an_older_account_event_never_overwrites_a_newer_one() {
@@ -17,12 +17,12 @@ async fn an_older_account_event_never_overwrites_a_newer_one() {
 
     let a = t
         .store
-        .apply_account_event("1001", "DISABLED_UPDATE", &ban("REINSTATE"), 300)
+        .apply_account_event(&waba_id("1001"), "DISABLED_UPDATE", &ban("REINSTATE"), 300)
         .await;
     assert!(!a.unwrap().stale);
     let older = t
         .store
-        .apply_account_event("1001", "DISABLED_UPDATE", &ban("DISABLE"), 200)
+        .apply_account_event(&waba_id("1001"), "DISABLED_UPDATE", &ban("DISABLE"), 200)
         .await
         .unwrap();
     assert!(older.stale, "older ban state must be ignored");
@@ -30,7 +30,7 @@ async fn an_older_account_event_never_overwrites_a_newer_one() {
     let removed = json!({"event": "PARTNER_REMOVED"});
     let a = t
         .store
-        .apply_account_event("1001", "PARTNER_REMOVED", &removed, 150)
+        .apply_account_event(&waba_id("1001"), "PARTNER_REMOVED", &removed, 150)
         .await
         .unwrap();
     assert!(!a.stale);
@@ -38,13 +38,13 @@ async fn an_older_account_event_never_overwrites_a_newer_one() {
     let added = json!({"event": "PARTNER_ADDED"});
     assert!(
         t.store
-            .apply_account_event("1001", "PARTNER_ADDED", &added, 140)
+            .apply_account_event(&waba_id("1001"), "PARTNER_ADDED", &added, 140)
             .await
             .unwrap()
             .stale
     );
 
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.account.ban_state.as_deref(), Some("REINSTATE"));
     assert!(r.account.partner_removed);
     assert_eq!(r.last_event_time, 300);
@@ -55,41 +55,25 @@ async fn an_older_account_event_never_overwrites_a_newer_one() {
     // At the same second a flag's `true` wins, whatever the order.
     assert!(
         t.store
-            .apply_account_event("1001", "PARTNER_ADDED", &added, 150)
+            .apply_account_event(&waba_id("1001"), "PARTNER_ADDED", &added, 150)
             .await
             .unwrap()
             .stale
     );
-    assert!(
-        t.store
-            .get("1001")
-            .await
-            .unwrap()
-            .unwrap()
-            .account
-            .partner_removed
-    );
+    assert!(t.record("1001").await.account.partner_removed);
     // A newer re-add clears it.
     t.store
-        .apply_account_event("1001", "PARTNER_ADDED", &added, 400)
+        .apply_account_event(&waba_id("1001"), "PARTNER_ADDED", &added, 400)
         .await
         .unwrap();
-    assert!(
-        !t.store
-            .get("1001")
-            .await
-            .unwrap()
-            .unwrap()
-            .account
-            .partner_removed
-    );
+    assert!(!t.record("1001").await.account.partner_removed);
 }
 
 #[tokio::test]
 async fn every_account_attribute_is_recorded() {
     let t = TestStore::new().await;
     let s = &t.store;
-    let w = "1001";
+    let w = &waba_id("1001");
     s.apply_account_event(
         w,
         "ACCOUNT_RESTRICTION",
@@ -159,28 +143,38 @@ async fn an_unknown_event_is_kept_never_dropped() {
     let value = json!({"event": "SOMETHING_META_ADDS_NEXT_YEAR", "detail": {"x": [1, 2]}});
     let a = t
         .store
-        .apply_account_event("1001", "SOMETHING_META_ADDS_NEXT_YEAR", &value, 500)
+        .apply_account_event(
+            &waba_id("1001"),
+            "SOMETHING_META_ADDS_NEXT_YEAR",
+            &value,
+            500,
+        )
         .await
         .unwrap();
     assert!(!a.stale);
     // Re-delivery of the same event is one log entry.
     t.store
-        .apply_account_event("1001", "SOMETHING_META_ADDS_NEXT_YEAR", &value, 500)
+        .apply_account_event(
+            &waba_id("1001"),
+            "SOMETHING_META_ADDS_NEXT_YEAR",
+            &value,
+            500,
+        )
         .await
         .unwrap();
     let known = json!({"event": "MM_LITE_TERMS_SIGNED"});
     t.store
-        .apply_account_event("1001", "MM_LITE_TERMS_SIGNED", &known, 400)
+        .apply_account_event(&waba_id("1001"), "MM_LITE_TERMS_SIGNED", &known, 400)
         .await
         .unwrap();
 
-    let log = t.store.account_events("1001").await.unwrap();
+    let log = t.store.account_events(&waba_id("1001")).await.unwrap();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].event, "SOMETHING_META_ADDS_NEXT_YEAR");
     assert_eq!((log[0].time, &log[0].value), (500, &value));
     assert_eq!(log[1].event, "MM_LITE_TERMS_SIGNED");
 
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.last_event_time, 500);
 }
 
@@ -190,11 +184,11 @@ async fn the_event_log_is_bounded_to_the_newest() {
     let n = i64::try_from(wa_store::EVENT_LOG_LEN).unwrap() + 20;
     for time in 1..=n {
         t.store
-            .apply_account_event("1001", "X", &json!({"n": time}), time)
+            .apply_account_event(&waba_id("1001"), "X", &json!({"n": time}), time)
             .await
             .unwrap();
     }
-    let log = t.store.account_events("1001").await.unwrap();
+    let log = t.store.account_events(&waba_id("1001")).await.unwrap();
     assert_eq!(log.len(), wa_store::EVENT_LOG_LEN);
     assert_eq!(log.first().unwrap().time, n);
     assert_eq!(log.last().unwrap().time, 21);
@@ -206,7 +200,7 @@ async fn an_account_event_first_creates_a_record_that_a_late_install_still_insta
     let a = t
         .store
         .apply_account_event(
-            "1001",
+            &waba_id("1001"),
             "PARTNER_ADDED",
             &json!({"event": "PARTNER_ADDED"}),
             200,
@@ -217,7 +211,7 @@ async fn an_account_event_first_creates_a_record_that_a_late_install_still_insta
         (a.previous_status, a.status, a.token_status),
         (None, Status::Uninstalled, None)
     );
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(
         (r.installed_at, r.uninstalled_at, r.token.status),
@@ -232,7 +226,7 @@ async fn an_account_event_first_creates_a_record_that_a_late_install_still_insta
         .await
         .unwrap();
     assert!(!i.stale && i.needs_token());
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Installed);
     assert_eq!((r.installed_at, r.last_event_time), (Some(190), 200));
 }

@@ -1,14 +1,15 @@
 //! Which errors the worker should retry (transient) and which it should dead-letter.
 
 use redis::AsyncCommands;
+use wa_ids::{BusinessId, WabaId};
 use wa_store::{Store, StoreError, TokenKey};
 
-use crate::helpers::{TestStore, install, test_key};
+use crate::helpers::{TestStore, install, waba_id};
 
 #[tokio::test]
 async fn an_unreachable_redis_is_transient() {
     // Port 1 on localhost: nothing listens there.
-    let err = Store::connect("redis://127.0.0.1:1/0", "wa:", test_key())
+    let err = Store::connect("redis://127.0.0.1:1/0", "wa:")
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Redis(_)), "{err}");
@@ -24,7 +25,7 @@ async fn a_key_of_the_wrong_type_is_permanent() {
         .set(format!("{}tenant:{{1001}}", t.prefix), "not a hash")
         .await
         .unwrap();
-    let err = t.store.get("1001").await.unwrap_err();
+    let err = t.store.get(&waba_id("1001")).await.unwrap_err();
     assert!(matches!(err, StoreError::Redis(_)), "{err}");
     assert!(!err.is_transient(), "{err}");
     let err = t
@@ -45,7 +46,7 @@ async fn a_corrupt_record_is_named_by_its_key() {
         .hset_multiple(&key, &[("waba_id", "1001"), ("status", "??")])
         .await
         .unwrap();
-    let err = t.store.get("1001").await.unwrap_err();
+    let err = t.store.get(&waba_id("1001")).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains(&key), "{err}");
 }
@@ -53,10 +54,12 @@ async fn a_corrupt_record_is_named_by_its_key() {
 #[tokio::test]
 async fn bad_ids_and_prefixes_are_refused_before_touching_redis() {
     let t = TestStore::new().await;
-    let err = t.store.get("12}3").await.unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput { .. }), "{err}");
-    assert!(t.store.apply_install(&install("", "o", 1)).await.is_err());
-    let err = Store::connect(&crate::helpers::redis_url(), "wa:{x}:", test_key())
+    // An id that would break a key or its hash tag cannot even be made: the store's API
+    // takes typed ids only.
+    assert!(WabaId::parse("12}3").is_err());
+    assert!(WabaId::parse("").is_err());
+    assert!(BusinessId::parse("o").is_err());
+    let err = Store::connect(&crate::helpers::redis_url(), "wa:{x}:")
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidInput { .. }), "{err}");

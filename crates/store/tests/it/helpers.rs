@@ -7,7 +7,8 @@ use std::{
 };
 
 use redis::aio::MultiplexedConnection;
-use wa_store::{Install, Store, TokenKey, Uninstall};
+use wa_ids::{AppId, BusinessId, DedupeKey, PhoneNumberId, SessionId, WabaId};
+use wa_store::{Install, Store, TenantRecord, TokenKey, TokenVault, Uninstall};
 
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
@@ -20,6 +21,8 @@ pub fn test_key() -> TokenKey {
 /// A store under its own random prefix; its keys are deleted when it is dropped.
 pub struct TestStore {
     pub store: Store,
+    /// The store's tokens, under `key`.
+    pub vault: TokenVault,
     pub prefix: String,
     pub key: TokenKey,
 }
@@ -31,17 +34,34 @@ impl TestStore {
 
     pub async fn with_key(key: TokenKey) -> Self {
         let prefix = format!("watest:{:016x}:", rand::random::<u64>());
-        let store = Store::connect(&redis_url(), &prefix, key.clone())
+        let store = Store::connect(&redis_url(), &prefix)
             .await
             .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
-        Self { store, prefix, key }
+        let vault = store.with_token_key(key.clone());
+        Self {
+            store,
+            vault,
+            prefix,
+            key,
+        }
     }
 
-    /// Another store on the same prefix (another worker process), possibly with another key.
-    pub async fn sibling(&self, key: TokenKey) -> Store {
-        Store::connect(&redis_url(), &self.prefix, key)
+    /// The tokens of another store on the same prefix (another worker process), possibly
+    /// with another key.
+    pub async fn sibling(&self, key: TokenKey) -> TokenVault {
+        Store::connect(&redis_url(), &self.prefix)
             .await
             .unwrap()
+            .with_token_key(key)
+    }
+
+    /// The record of tenant `waba`, which must exist.
+    pub async fn record(&self, waba: &str) -> TenantRecord {
+        self.store
+            .get(&waba_id(waba))
+            .await
+            .expect("read the tenant")
+            .unwrap_or_else(|| panic!("tenant {waba} does not exist"))
     }
 
     /// A plain connection, to look at and tamper with the raw keys.
@@ -142,20 +162,44 @@ impl Drop for TestStore {
     }
 }
 
-pub fn install(waba_id: &str, owner: &str, event_time: i64) -> Install {
+pub fn waba_id(id: &str) -> WabaId {
+    WabaId::parse(id).unwrap()
+}
+
+pub fn business_id(id: &str) -> BusinessId {
+    BusinessId::parse(id).unwrap()
+}
+
+pub fn phone_id(id: &str) -> PhoneNumberId {
+    PhoneNumberId::parse(id).unwrap()
+}
+
+pub fn session_id(id: &str) -> SessionId {
+    SessionId::parse(id).unwrap()
+}
+
+/// A dedupe key made from a short name (its SHA-256 shape, the name's bytes in hex, padded).
+pub fn dedupe_key(name: &str) -> DedupeKey {
+    let mut hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(hex.len() <= 64, "name too long for a dedupe key: {name}");
+    hex.extend(std::iter::repeat_n('0', 64 - hex.len()));
+    DedupeKey::parse(&hex).unwrap()
+}
+
+pub fn install(waba: &str, owner: &str, event_time: i64) -> Install {
     Install {
-        waba_id: waba_id.to_owned(),
-        owner_business_id: owner.to_owned(),
-        partner_app_id: "app-1".to_owned(),
+        waba_id: waba_id(waba),
+        owner_business_id: business_id(owner),
+        partner_app_id: Some(AppId::parse("1061231232323117").unwrap()),
         solution_id: None,
         solution_partner_business_ids: Vec::new(),
         event_time,
     }
 }
 
-pub fn uninstall(waba_id: &str, event_time: i64) -> Uninstall {
+pub fn uninstall(waba: &str, event_time: i64) -> Uninstall {
     Uninstall {
-        waba_id: waba_id.to_owned(),
+        waba_id: waba_id(waba),
         owner_business_id: None,
         event_time,
     }

@@ -6,7 +6,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use serde_json::json;
 use wa_store::{Status, Uninstall};
 
-use crate::helpers::{TestStore, install, uninstall};
+use crate::helpers::{TestStore, business_id, install, uninstall, waba_id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn list_scans_every_tenant_exactly_once() {
@@ -19,14 +19,14 @@ async fn list_scans_every_tenant_exactly_once() {
                 let waba = format!("{}", 100_000 + i);
                 let time = i64::try_from(i).unwrap();
                 store
-                    .apply_install(&install(&waba, &format!("owner-{}", i % 7), time))
+                    .apply_install(&install(&waba, &format!("{}", 900 + i % 7), time))
                     .await?;
                 if i % 10 == 0 {
                     store.apply_uninstall(&uninstall(&waba, time + 1)).await?;
                 }
                 if i % 13 == 0 {
                     store
-                        .apply_account_event(&waba, "PARTNER_ADDED", &json!({}), time)
+                        .apply_account_event(&waba_id(&waba), "PARTNER_ADDED", &json!({}), time)
                         .await?;
                 }
                 Ok::<(), wa_store::StoreError>(())
@@ -41,7 +41,7 @@ async fn list_scans_every_tenant_exactly_once() {
     assert_eq!(records.len(), N);
     let ids: HashSet<_> = records.iter().map(|r| r.waba_id.clone()).collect();
     assert_eq!(ids.len(), N, "no duplicates");
-    assert!((0..N).all(|i| ids.contains(&format!("{}", 100_000 + i))));
+    assert!((0..N).all(|i| ids.contains(format!("{}", 100_000 + i).as_str())));
     let uninstalled = records
         .iter()
         .filter(|r| r.status == Status::Uninstalled)
@@ -58,12 +58,12 @@ async fn list_is_empty_for_an_empty_prefix_and_ignores_other_keys() {
         .apply_install(&install("1001", "2002", 1))
         .await
         .unwrap();
-    t.store
-        .store_token("1001", &crate::helpers::secret("EAAG"), 2, 1)
+    t.vault
+        .store_token(&waba_id("1001"), &crate::helpers::secret("EAAG"), 2, 1)
         .await
         .unwrap();
     t.store
-        .apply_account_event("1001", "X", &json!({}), 3)
+        .apply_account_event(&waba_id("1001"), "X", &json!({}), 3)
         .await
         .unwrap();
     let all: Vec<_> = t.store.list().try_collect().await.unwrap();
@@ -75,34 +75,48 @@ async fn list_is_empty_for_an_empty_prefix_and_ignores_other_keys() {
 async fn tenants_are_found_by_owner_business_id() {
     let t = TestStore::new().await;
     let s = &t.store;
-    s.apply_install(&install("a", "X", 100)).await.unwrap();
-    s.apply_install(&install("b", "X", 100)).await.unwrap();
-    s.apply_install(&install("c", "Y", 100)).await.unwrap();
-    assert_eq!(s.tenants_owned_by("X").await.unwrap(), ["a", "b"]);
-    assert_eq!(s.tenants_owned_by("Y").await.unwrap(), ["c"]);
-    assert!(s.tenants_owned_by("nobody").await.unwrap().is_empty());
+    s.apply_install(&install("1", "7", 100)).await.unwrap();
+    s.apply_install(&install("2", "7", 100)).await.unwrap();
+    s.apply_install(&install("3", "8", 100)).await.unwrap();
+    assert_eq!(
+        s.tenants_owned_by(&business_id("7")).await.unwrap(),
+        ["1", "2"]
+    );
+    assert_eq!(s.tenants_owned_by(&business_id("8")).await.unwrap(), ["3"]);
+    assert!(
+        s.tenants_owned_by(&business_id("6"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    // b changes hands with a newer install.
-    s.apply_install(&install("b", "Y", 200)).await.unwrap();
-    assert_eq!(s.tenants_owned_by("X").await.unwrap(), ["a"]);
-    assert_eq!(s.tenants_owned_by("Y").await.unwrap(), ["b", "c"]);
+    // 2 changes hands with a newer install.
+    s.apply_install(&install("2", "8", 200)).await.unwrap();
+    assert_eq!(s.tenants_owned_by(&business_id("7")).await.unwrap(), ["1"]);
+    assert_eq!(
+        s.tenants_owned_by(&business_id("8")).await.unwrap(),
+        ["2", "3"]
+    );
 
     // A stale install naming another owner does not make it the owner.
-    assert!(s.apply_install(&install("a", "Y", 50)).await.unwrap().stale);
-    assert_eq!(s.tenants_owned_by("Y").await.unwrap(), ["b", "c"]);
-    assert_eq!(s.tenants_owned_by("X").await.unwrap(), ["a"]);
+    assert!(s.apply_install(&install("1", "8", 50)).await.unwrap().stale);
+    assert_eq!(
+        s.tenants_owned_by(&business_id("8")).await.unwrap(),
+        ["2", "3"]
+    );
+    assert_eq!(s.tenants_owned_by(&business_id("7")).await.unwrap(), ["1"]);
 
     // Uninstalled tenants stay findable (a re-delivered uninstall without waba_info).
-    s.apply_uninstall(&uninstall("a", 300)).await.unwrap();
-    assert_eq!(s.tenants_owned_by("X").await.unwrap(), ["a"]);
+    s.apply_uninstall(&uninstall("1", 300)).await.unwrap();
+    assert_eq!(s.tenants_owned_by(&business_id("7")).await.unwrap(), ["1"]);
 
     // An uninstall naming its owner indexes a WABA never seen.
     s.apply_uninstall(&Uninstall {
-        waba_id: "d".into(),
-        owner_business_id: Some("Z".into()),
+        waba_id: waba_id("4"),
+        owner_business_id: Some(business_id("9")),
         event_time: 10,
     })
     .await
     .unwrap();
-    assert_eq!(s.tenants_owned_by("Z").await.unwrap(), ["d"]);
+    assert_eq!(s.tenants_owned_by(&business_id("9")).await.unwrap(), ["4"]);
 }

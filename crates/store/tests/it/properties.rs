@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::{prelude::*, test_runner::TestRunner};
 use secrecy::ExposeSecret;
-use wa_store::{Status, Store, TokenStatus};
+use wa_store::{Status, Store, TokenStatus, TokenVault};
 
-use crate::helpers::{TestStore, install, redis_url, secret, test_key, uninstall};
+use crate::helpers::{TestStore, install, redis_url, secret, test_key, uninstall, waba_id};
 
-const WABA: &str = "prop-waba";
+const WABA: &str = "7001";
 
 /// One delivery: install (`true`) or uninstall (`false`) at a time.
 type Event = (bool, i64);
@@ -33,15 +33,16 @@ fn token_for(time: i64) -> String {
 
 /// What a worker does with one delivery: apply it, and for an install that still needs its
 /// token, store one (as if the Graph fetch answered at once).
-async fn deliver(store: &Store, (is_install, time): Event) {
+async fn deliver(vault: &TokenVault, (is_install, time): Event) {
+    let store = vault.store();
     if is_install {
         let applied = store
-            .apply_install(&install(WABA, "owner-1", time))
+            .apply_install(&install(WABA, "8001", time))
             .await
             .unwrap();
         if applied.needs_token() {
-            store
-                .store_token(WABA, &secret(&token_for(time)), time + 1, time)
+            vault
+                .store_token(&waba_id(WABA), &secret(&token_for(time)), time + 1, time)
                 .await
                 .unwrap();
         }
@@ -111,26 +112,28 @@ async fn run_case(
     concurrent: bool,
 ) -> Result<(), TestCaseError> {
     let prefix = format!("{}case{case}:", base.prefix);
-    let store = Store::connect(&redis_url(), &prefix, test_key())
+    let vault = Store::connect(&redis_url(), &prefix)
         .await
-        .unwrap();
+        .unwrap()
+        .with_token_key(test_key());
+    let store = vault.store();
     if concurrent {
         let tasks = events.iter().map(|&ev| {
-            let store = store.clone();
-            tokio::spawn(async move { deliver(&store, ev).await })
+            let vault = vault.clone();
+            tokio::spawn(async move { deliver(&vault, ev).await })
         });
         for task in futures_util::future::join_all(tasks).await {
             task.unwrap();
         }
     } else {
         for &ev in events {
-            deliver(&store, ev).await;
+            deliver(&vault, ev).await;
         }
     }
 
     let (status, newest) = expected_status(events);
-    let record = store.get(WABA).await.unwrap().unwrap();
-    let token = store.token(WABA).await.unwrap();
+    let record = store.get(&waba_id(WABA)).await.unwrap().unwrap();
+    let token = vault.token(&waba_id(WABA)).await.unwrap();
     let seen = format!("events {events:?} (concurrent: {concurrent}) gave {record:?}");
     prop_assert_eq!(record.status, status, "{}", seen);
     prop_assert_eq!(record.last_event_time, newest, "{}", seen);

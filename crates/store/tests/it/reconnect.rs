@@ -16,7 +16,7 @@ use tokio::{
 };
 use wa_store::{Status, Store};
 
-use crate::helpers::{TestStore, eventually, install, redis_url};
+use crate::helpers::{TestStore, eventually, install, redis_url, waba_id};
 
 /// A TCP proxy in front of Redis that can cut every connection and refuse new ones.
 struct Proxy {
@@ -94,9 +94,7 @@ impl Drop for Proxy {
 async fn the_store_recovers_from_a_dropped_connection_and_an_outage() {
     let t = TestStore::new().await;
     let proxy = Proxy::start().await;
-    let store = Store::connect(&proxy.url(), &t.prefix, t.key.clone())
-        .await
-        .unwrap();
+    let store = Store::connect(&proxy.url(), &t.prefix).await.unwrap();
     store
         .apply_install(&install("1001", "2002", 100))
         .await
@@ -105,7 +103,7 @@ async fn the_store_recovers_from_a_dropped_connection_and_an_outage() {
     // The connection drops: calls fail transiently or succeed, and soon succeed again.
     proxy.cut(false);
     eventually(Duration::from_secs(10), || async {
-        match store.get("1001").await {
+        match store.get(&waba_id("1001")).await {
             Ok(r) => Some(r),
             Err(e) => {
                 assert!(e.is_transient(), "{e}");
@@ -118,7 +116,7 @@ async fn the_store_recovers_from_a_dropped_connection_and_an_outage() {
     // Redis stays unreachable: calls fail, transiently, within a few seconds.
     proxy.cut(true);
     let err = eventually(Duration::from_secs(15), || async {
-        store.get("1001").await.err()
+        store.get(&waba_id("1001")).await.err()
     })
     .await;
     assert!(err.is_transient(), "{err}");
@@ -126,7 +124,7 @@ async fn the_store_recovers_from_a_dropped_connection_and_an_outage() {
     // It comes back: the same handle works again without being recreated.
     proxy.restore();
     let r = eventually(Duration::from_secs(15), || async {
-        store.get("1001").await.ok().flatten()
+        store.get(&waba_id("1001")).await.ok().flatten()
     })
     .await;
     assert_eq!(r.status, Status::Installed);

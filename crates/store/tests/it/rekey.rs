@@ -18,8 +18,8 @@ async fn rekey_moves_every_token_to_the_new_key_without_a_moment_unreadable() {
             .await
             .unwrap();
         assert!(
-            t.store
-                .store_token(waba, &secret(&format!("token-{waba}")), 11, 10)
+            t.vault
+                .store_token(&waba_id(waba), &secret(&format!("token-{waba}")), 11, 10)
                 .await
                 .unwrap()
         );
@@ -28,7 +28,12 @@ async fn rekey_moves_every_token_to_the_new_key_without_a_moment_unreadable() {
     let both = TokenKey::from_base64_list(&format!("{}, {}", b64(&new), b64(&old))).unwrap();
     let rotating = t.sibling(both).await;
     assert_eq!(
-        rotating.token("2").await.unwrap().unwrap().expose_secret(),
+        rotating
+            .token(&waba_id("2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
         "token-2"
     );
 
@@ -52,12 +57,17 @@ async fn rekey_moves_every_token_to_the_new_key_without_a_moment_unreadable() {
     let only_new = t.sibling(TokenKey::from_base64(&b64(&new)).unwrap()).await;
     for waba in ["1", "2", "3"] {
         assert_eq!(
-            only_new.token(waba).await.unwrap().unwrap().expose_secret(),
+            only_new
+                .token(&waba_id(waba))
+                .await
+                .unwrap()
+                .unwrap()
+                .expose_secret(),
             format!("token-{waba}")
         );
     }
     assert!(
-        t.store.token("1").await.is_err(),
+        t.vault.token(&waba_id("1")).await.is_err(),
         "the old key alone no longer reads them"
     );
     // Running it again changes nothing.

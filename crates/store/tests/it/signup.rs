@@ -8,9 +8,9 @@ use crate::helpers::*;
 
 fn event(id: &str, at: i64, sessions: &[&str], counter: SignupCounter) -> SignupEvent {
     SignupEvent {
-        id: id.to_owned(),
+        id: dedupe_key(id),
         received_at: at,
-        session_ids: sessions.iter().map(|s| (*s).to_owned()).collect(),
+        session_ids: sessions.iter().map(|s| session_id(s)).collect(),
         counter,
         entry: json!({"id": id, "received_at": at}),
     }
@@ -25,10 +25,14 @@ fn cancelled(step: &str) -> SignupCounter {
 #[tokio::test]
 async fn a_finish_before_the_webhook_leaves_a_pending_record_the_install_then_applies_to() {
     let t = TestStore::new().await;
-    let m = t.store.merge_signup("1001", Some("5001")).await.unwrap();
+    let m = t
+        .store
+        .merge_signup(&waba_id("1001"), Some(&phone_id("5001")))
+        .await
+        .unwrap();
     assert!(m.created && m.added);
     assert_eq!(m.status, Status::Pending);
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Pending);
     assert_eq!(r.phone_number_ids, ["5001"]);
     assert_eq!(r.token.status, None, "no token before the webhook");
@@ -43,7 +47,7 @@ async fn a_finish_before_the_webhook_leaves_a_pending_record_the_install_then_ap
     assert!(!a.stale);
     assert_eq!(a.previous_status, Some(Status::Pending));
     assert!(a.needs_token());
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Installed);
     assert_eq!(r.phone_number_ids, ["5001"], "kept by the install");
     assert_eq!(r.token.status, Some(TokenStatus::Pending));
@@ -56,14 +60,25 @@ async fn a_finish_after_the_webhook_adds_its_number_once_and_never_changes_the_s
         .apply_install(&install("1002", "2002", 100))
         .await
         .unwrap();
-    let m = t.store.merge_signup("1002", Some("5002")).await.unwrap();
+    let m = t
+        .store
+        .merge_signup(&waba_id("1002"), Some(&phone_id("5002")))
+        .await
+        .unwrap();
     assert!(!m.created && m.added);
     assert_eq!(m.status, Status::Installed);
-    let again = t.store.merge_signup("1002", Some("5002")).await.unwrap();
+    let again = t
+        .store
+        .merge_signup(&waba_id("1002"), Some(&phone_id("5002")))
+        .await
+        .unwrap();
     assert!(!again.added, "idempotent");
-    t.store.merge_signup("1002", Some("5003")).await.unwrap();
-    t.store.merge_signup("1002", None).await.unwrap();
-    let r = t.store.get("1002").await.unwrap().unwrap();
+    t.store
+        .merge_signup(&waba_id("1002"), Some(&phone_id("5003")))
+        .await
+        .unwrap();
+    t.store.merge_signup(&waba_id("1002"), None).await.unwrap();
+    let r = t.record("1002").await;
     assert_eq!(r.status, Status::Installed);
     assert_eq!(r.phone_number_ids, ["5002", "5003"]);
     assert_eq!(
@@ -76,17 +91,17 @@ async fn a_finish_after_the_webhook_adds_its_number_once_and_never_changes_the_s
         .apply_uninstall(&uninstall("1002", 200))
         .await
         .unwrap();
-    t.store.merge_signup("1002", Some("5004")).await.unwrap();
-    assert_eq!(
-        t.store.get("1002").await.unwrap().unwrap().status,
-        Status::Uninstalled
-    );
-    t.store.merge_signup("1003", None).await.unwrap();
+    t.store
+        .merge_signup(&waba_id("1002"), Some(&phone_id("5004")))
+        .await
+        .unwrap();
+    assert_eq!(t.record("1002").await.status, Status::Uninstalled);
+    t.store.merge_signup(&waba_id("1003"), None).await.unwrap();
     t.store
         .apply_uninstall(&uninstall("1003", 300))
         .await
         .unwrap();
-    let r = t.store.get("1003").await.unwrap().unwrap();
+    let r = t.record("1003").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(r.uninstalled_at, Some(300));
 }
@@ -94,9 +109,13 @@ async fn a_finish_after_the_webhook_adds_its_number_once_and_never_changes_the_s
 #[tokio::test]
 async fn ids_that_cannot_be_stored_are_refused() {
     let t = TestStore::new().await;
-    assert!(t.store.merge_signup("1{x}", None).await.is_err());
-    assert!(t.store.merge_signup("1", Some("5\"]")).await.is_err());
-    assert!(t.store.get("1").await.unwrap().is_none(), "nothing written");
+    // The store takes typed ids only: what would break a key or Lua's JSON cannot be made.
+    assert!(wa_ids::WabaId::parse("1{x}").is_err());
+    assert!(wa_ids::PhoneNumberId::parse("5\"]").is_err());
+    assert!(
+        t.store.get(&waba_id("1")).await.unwrap().is_none(),
+        "nothing written"
+    );
 }
 
 #[tokio::test]
@@ -128,19 +147,25 @@ async fn session_events_are_logged_per_session_and_counted_once() {
     );
     assert!(t.store.record_signup_event(&finish).await.unwrap().started);
 
-    let log = t.store.signup_session("L1").await.unwrap();
+    let log = t.store.signup_session(&session_id("L1")).await.unwrap();
     assert_eq!(log.len(), 2);
     assert_eq!(log[0]["id"], "k1", "oldest first");
     assert_eq!(log[1]["id"], "k2");
     assert_eq!(
         t.store
-            .signup_session("meta-session-9")
+            .signup_session(&session_id("meta-session-9"))
             .await
             .unwrap()
             .len(),
         1
     );
-    assert!(t.store.signup_session("unknown").await.unwrap().is_empty());
+    assert!(
+        t.store
+            .signup_session(&session_id("unknown"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let f = t.store.signup_funnel(hour, hour + 3599).await.unwrap();
     assert_eq!(f.started, 2);
@@ -189,27 +214,40 @@ async fn the_labels_of_one_hour_are_bounded() {
 async fn integration_times_keep_the_newest() {
     let t = TestStore::new().await;
     let s = &t.store;
-    assert_eq!(s.integration_uninstalled_at("9").await.unwrap(), None);
+    assert_eq!(
+        s.integration_uninstalled_at(&business_id("9"))
+            .await
+            .unwrap(),
+        None
+    );
     assert!(
-        s.record_integration("9", IntegrationChange::Uninstalled, 200)
+        s.record_integration(&business_id("9"), IntegrationChange::Uninstalled, 200)
             .await
             .unwrap()
     );
     assert!(
-        !s.record_integration("9", IntegrationChange::Uninstalled, 100)
+        !s.record_integration(&business_id("9"), IntegrationChange::Uninstalled, 100)
             .await
             .unwrap()
     );
     assert!(
-        !s.record_integration("9", IntegrationChange::Uninstalled, 200)
+        !s.record_integration(&business_id("9"), IntegrationChange::Uninstalled, 200)
             .await
             .unwrap()
     );
     assert!(
-        s.record_integration("9", IntegrationChange::Installed, 150)
+        s.record_integration(&business_id("9"), IntegrationChange::Installed, 150)
             .await
             .unwrap()
     );
-    assert_eq!(s.integration_uninstalled_at("9").await.unwrap(), Some(200));
-    assert_eq!(s.integration_installed_at("9").await.unwrap(), Some(150));
+    assert_eq!(
+        s.integration_uninstalled_at(&business_id("9"))
+            .await
+            .unwrap(),
+        Some(200)
+    );
+    assert_eq!(
+        s.integration_installed_at(&business_id("9")).await.unwrap(),
+        Some(150)
+    );
 }

@@ -3,19 +3,20 @@
 use redis::AsyncCommands;
 use secrecy::ExposeSecret;
 use serde_json::json;
+use wa_ids::{AppId, SolutionId};
 use wa_store::{Install, Status, TokenStatus, Uninstall};
 
-use crate::helpers::{TestStore, install, secret, uninstall};
+use crate::helpers::{TestStore, business_id, install, secret, uninstall, waba_id};
 
 #[tokio::test]
 async fn install_fills_the_record() {
     let t = TestStore::new().await;
     let ev = Install {
-        waba_id: "1001".into(),
-        owner_business_id: "2002".into(),
-        partner_app_id: "3003".into(),
-        solution_id: Some("4004".into()),
-        solution_partner_business_ids: vec!["5005".into(), "6006".into()],
+        waba_id: waba_id("1001"),
+        owner_business_id: business_id("2002"),
+        partner_app_id: Some(AppId::parse("3003").unwrap()),
+        solution_id: Some(SolutionId::parse("4004").unwrap()),
+        solution_partner_business_ids: vec![business_id("5005"), business_id("6006")],
         event_time: 1_730_000_000,
     };
     let a = t.store.apply_install(&ev).await.unwrap();
@@ -26,7 +27,7 @@ async fn install_fills_the_record() {
     assert!(a.needs_token());
     assert!(a.needs_subscription());
 
-    let record = t.store.get("1001").await.unwrap().unwrap();
+    let record = t.record("1001").await;
     assert_eq!(
         serde_json::to_value(&record).unwrap(),
         json!({"waba_id": "1001", "owner_business_id": "2002", "status": "installed",
@@ -39,8 +40,8 @@ async fn install_fills_the_record() {
             "account": {"ban_state": null, "restrictions": [], "violation": null,
                 "partner_removed": false, "deleted": false, "offboarded": false}})
     );
-    assert!(t.store.get("unknown").await.unwrap().is_none());
-    assert!(t.store.token("1001").await.unwrap().is_none());
+    assert!(t.store.get(&waba_id("4242")).await.unwrap().is_none());
+    assert!(t.vault.token(&waba_id("1001")).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -53,8 +54,8 @@ async fn a_redelivered_install_resumes_where_it_stopped() {
     assert!(!again.stale && again.needs_token());
 
     assert!(
-        t.store
-            .store_token("1001", &secret("EAAG-1"), 105, 100)
+        t.vault
+            .store_token(&waba_id("1001"), &secret("EAAG-1"), 105, 100)
             .await
             .unwrap()
     );
@@ -64,8 +65,8 @@ async fn a_redelivered_install_resumes_where_it_stopped() {
     assert!(!again.needs_token(), "an active token is kept");
     assert!(again.needs_subscription());
     assert_eq!(
-        t.store
-            .token("1001")
+        t.vault
+            .token(&waba_id("1001"))
             .await
             .unwrap()
             .unwrap()
@@ -73,10 +74,13 @@ async fn a_redelivered_install_resumes_where_it_stopped() {
         "EAAG-1"
     );
 
-    t.store.mark_subscribed("1001", 100).await.unwrap();
+    t.store
+        .mark_subscribed(&waba_id("1001"), 100)
+        .await
+        .unwrap();
     let again = t.store.apply_install(&ev).await.unwrap();
     assert!(!again.needs_token() && !again.needs_subscription());
-    let record = t.store.get("1001").await.unwrap().unwrap();
+    let record = t.record("1001").await;
     assert_eq!(record.token.fetched_at, Some(105));
     assert!(record.subscribed);
 }
@@ -89,12 +93,15 @@ async fn uninstall_revokes_and_destroys_the_token() {
         .await
         .unwrap();
     assert!(
-        t.store
-            .store_token("1001", &secret("EAAG-1"), 101, 100)
+        t.vault
+            .store_token(&waba_id("1001"), &secret("EAAG-1"), 101, 100)
             .await
             .unwrap()
     );
-    t.store.mark_subscribed("1001", 100).await.unwrap();
+    t.store
+        .mark_subscribed(&waba_id("1001"), 100)
+        .await
+        .unwrap();
 
     let a = t
         .store
@@ -107,14 +114,14 @@ async fn uninstall_revokes_and_destroys_the_token() {
     assert_eq!(a.token_status, Some(TokenStatus::Revoked));
     assert!(!a.needs_token() && !a.needs_subscription());
 
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(r.installed_at, Some(100));
     assert_eq!(r.uninstalled_at, Some(200));
     assert_eq!(r.last_event_time, 200);
     assert_eq!(r.token.status, Some(TokenStatus::Revoked));
     assert!(!r.subscribed);
-    assert!(t.store.token("1001").await.unwrap().is_none());
+    assert!(t.vault.token(&waba_id("1001")).await.unwrap().is_none());
     let exists: bool = t
         .raw()
         .await
@@ -144,7 +151,7 @@ async fn an_install_older_than_the_uninstall_is_ignored() {
     assert!(late.stale);
     assert!(!late.needs_token());
     assert_eq!(late.status, Status::Uninstalled);
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Uninstalled);
     assert_eq!(r.last_event_time, 200);
     assert_eq!(r.installed_at, Some(100));
@@ -161,10 +168,7 @@ async fn an_install_older_than_the_uninstall_is_ignored() {
         .await
         .unwrap();
     assert!(late.stale);
-    assert_eq!(
-        t.store.get("1001").await.unwrap().unwrap().status,
-        Status::Installed
-    );
+    assert_eq!(t.record("1001").await.status, Status::Installed);
 }
 
 #[tokio::test]
@@ -173,8 +177,8 @@ async fn uninstall_of_an_unknown_waba_leaves_an_uninstalled_record() {
     let a = t
         .store
         .apply_uninstall(&Uninstall {
-            waba_id: "1001".into(),
-            owner_business_id: Some("2002".into()),
+            waba_id: waba_id("1001"),
+            owner_business_id: Some(business_id("2002")),
             event_time: 200,
         })
         .await
@@ -183,14 +187,14 @@ async fn uninstall_of_an_unknown_waba_leaves_an_uninstalled_record() {
     assert_eq!(a.previous_status, None);
     assert_eq!(a.token_status, None);
 
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Uninstalled);
-    assert_eq!(r.owner_business_id.as_deref(), Some("2002"));
+    assert_eq!(r.owner_business_id, Some(business_id("2002")));
     assert_eq!(r.installed_at, None);
     assert_eq!(r.uninstalled_at, Some(200));
     assert_eq!(r.last_event_time, 200);
     assert_eq!(r.token.status, None);
-    assert!(t.store.token("1001").await.unwrap().is_none());
+    assert!(t.vault.token(&waba_id("1001")).await.unwrap().is_none());
 
     // Its own install, arriving late, is older: ignored, and no token is fetched.
     let late = t
@@ -200,16 +204,13 @@ async fn uninstall_of_an_unknown_waba_leaves_an_uninstalled_record() {
         .unwrap();
     assert!(late.stale && !late.needs_token());
     assert!(
-        !t.store
-            .store_token("1001", &secret("EAAG"), 201, 190)
+        !t.vault
+            .store_token(&waba_id("1001"), &secret("EAAG"), 201, 190)
             .await
             .unwrap()
     );
-    assert!(t.store.token("1001").await.unwrap().is_none());
-    assert_eq!(
-        t.store.get("1001").await.unwrap().unwrap().status,
-        Status::Uninstalled
-    );
+    assert!(t.vault.token(&waba_id("1001")).await.unwrap().is_none());
+    assert_eq!(t.record("1001").await.status, Status::Uninstalled);
 }
 
 #[tokio::test]
@@ -217,27 +218,27 @@ async fn at_the_same_second_uninstall_wins_in_either_order() {
     let t = TestStore::new().await;
     // install, then uninstall at the same second.
     t.store
-        .apply_install(&install("a", "o", 100))
+        .apply_install(&install("1", "9", 100))
         .await
         .unwrap();
-    let u = t.store.apply_uninstall(&uninstall("a", 100)).await.unwrap();
+    let u = t.store.apply_uninstall(&uninstall("1", 100)).await.unwrap();
     assert!(!u.stale);
     // uninstall, then install at the same second.
-    t.store.apply_uninstall(&uninstall("b", 100)).await.unwrap();
+    t.store.apply_uninstall(&uninstall("2", 100)).await.unwrap();
     let i = t
         .store
-        .apply_install(&install("b", "o", 100))
+        .apply_install(&install("2", "9", 100))
         .await
         .unwrap();
     assert!(i.stale);
 
-    for waba in ["a", "b"] {
-        let r = t.store.get(waba).await.unwrap().unwrap();
+    for waba in ["1", "2"] {
+        let r = t.record(waba).await;
         assert_eq!(r.status, Status::Uninstalled, "{waba}");
         // And re-applying either again changes nothing.
         assert!(
             t.store
-                .apply_install(&install(waba, "o", 100))
+                .apply_install(&install(waba, "9", 100))
                 .await
                 .unwrap()
                 .stale
@@ -248,7 +249,7 @@ async fn at_the_same_second_uninstall_wins_in_either_order() {
             .await
             .unwrap();
         assert_eq!(again.status, Status::Uninstalled);
-        assert_eq!(t.store.get(waba).await.unwrap().unwrap(), r);
+        assert_eq!(t.record(waba).await, r);
     }
 }
 
@@ -259,8 +260,8 @@ async fn reinstall_after_uninstall_starts_a_new_token_cycle() {
         .apply_install(&install("1001", "2002", 100))
         .await
         .unwrap();
-    t.store
-        .store_token("1001", &secret("old"), 101, 100)
+    t.vault
+        .store_token(&waba_id("1001"), &secret("old"), 101, 100)
         .await
         .unwrap();
     t.store
@@ -275,7 +276,7 @@ async fn reinstall_after_uninstall_starts_a_new_token_cycle() {
     assert!(!a.stale);
     assert_eq!(a.previous_status, Some(Status::Uninstalled));
     assert!(a.needs_token() && a.needs_subscription());
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.status, Status::Installed);
     assert_eq!((r.installed_at, r.uninstalled_at), (Some(300), None));
     assert_eq!(r.token.status, Some(TokenStatus::Pending));
@@ -295,25 +296,28 @@ async fn store_token_is_refused_once_uninstalled() {
         .await
         .unwrap();
     assert!(
-        !t.store
-            .store_token("1001", &secret("EAAG-late"), 201, 100)
+        !t.vault
+            .store_token(&waba_id("1001"), &secret("EAAG-late"), 201, 100)
             .await
             .unwrap()
     );
-    assert!(t.store.token("1001").await.unwrap().is_none());
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    assert!(t.vault.token(&waba_id("1001")).await.unwrap().is_none());
+    let r = t.record("1001").await;
     assert_eq!(r.token.status, Some(TokenStatus::Revoked));
     // Nor is it stored for a WABA never seen.
     assert!(
-        !t.store
-            .store_token("never", &secret("EAAG"), 1, 0)
+        !t.vault
+            .store_token(&waba_id("9999"), &secret("EAAG"), 1, 0)
             .await
             .unwrap()
     );
-    assert!(t.store.get("never").await.unwrap().is_none());
+    assert!(t.store.get(&waba_id("9999")).await.unwrap().is_none());
     // Subscription is not recorded either.
-    t.store.mark_subscribed("1001", 100).await.unwrap();
-    assert!(!t.store.get("1001").await.unwrap().unwrap().subscribed);
+    t.store
+        .mark_subscribed(&waba_id("1001"), 100)
+        .await
+        .unwrap();
+    assert!(!t.record("1001").await.subscribed);
 }
 
 #[tokio::test]
@@ -322,10 +326,10 @@ async fn a_failed_fetch_is_recorded_and_a_replayed_install_retries_it() {
     let ev = install("1001", "2002", 100);
     t.store.apply_install(&ev).await.unwrap();
     t.store
-        .mark_token_failed("1001", "(#190) Invalid OAuth access token", 100)
+        .mark_token_failed(&waba_id("1001"), "(#190) Invalid OAuth access token", 100)
         .await
         .unwrap();
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.token.status, Some(TokenStatus::Failed));
     assert_eq!(
         r.token.error.as_deref(),
@@ -335,22 +339,22 @@ async fn a_failed_fetch_is_recorded_and_a_replayed_install_retries_it() {
     // `dlq replay` re-drives the install: back to pending, error cleared.
     let a = t.store.apply_install(&ev).await.unwrap();
     assert!(a.needs_token());
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(
         (r.token.status, r.token.error),
         (Some(TokenStatus::Pending), None)
     );
 
     // A late failure report does not downgrade an active token.
-    t.store
-        .store_token("1001", &secret("EAAG"), 110, 100)
+    t.vault
+        .store_token(&waba_id("1001"), &secret("EAAG"), 110, 100)
         .await
         .unwrap();
     t.store
-        .mark_token_failed("1001", "late", 100)
+        .mark_token_failed(&waba_id("1001"), "late", 100)
         .await
         .unwrap();
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(
         (r.token.status, r.token.error),
         (Some(TokenStatus::Active), None)
@@ -361,14 +365,14 @@ async fn a_failed_fetch_is_recorded_and_a_replayed_install_retries_it() {
 async fn a_newer_install_replaces_the_app_fields() {
     let t = TestStore::new().await;
     let mut ev = install("1001", "2002", 100);
-    ev.solution_id = Some("sol".into());
-    ev.solution_partner_business_ids = vec!["p".into()];
+    ev.solution_id = Some(SolutionId::parse("4004").unwrap());
+    ev.solution_partner_business_ids = vec![business_id("5005")];
     t.store.apply_install(&ev).await.unwrap();
     let mut newer = install("1001", "2002", 200);
-    newer.partner_app_id = "app-2".into();
+    newer.partner_app_id = Some(AppId::parse("1061231232323118").unwrap());
     t.store.apply_install(&newer).await.unwrap();
-    let r = t.store.get("1001").await.unwrap().unwrap();
-    assert_eq!(r.partner_app_id.as_deref(), Some("app-2"));
+    let r = t.record("1001").await;
+    assert_eq!(r.partner_app_id.unwrap(), "1061231232323118");
     assert_eq!(r.solution_id, None);
     assert!(r.solution_partner_business_ids.is_empty());
     assert_eq!((r.installed_at, r.last_event_time), (Some(200), 200));
@@ -395,27 +399,27 @@ async fn a_fetch_for_an_install_no_longer_in_effect_changes_nothing() {
             .needs_token()
     );
     assert!(
-        t.store
-            .store_token("1001", &secret("T2"), 31, 30)
+        t.vault
+            .store_token(&waba_id("1001"), &secret("T2"), 31, 30)
             .await
             .unwrap()
     );
-    let before = t.store.get("1001").await.unwrap().unwrap();
+    let before = t.record("1001").await;
     assert_eq!(before.token.status, Some(TokenStatus::Active));
     assert_eq!(before.token.fetched_at, Some(31));
     assert!(!before.subscribed);
 
     // The install-at-10 fetch returns now, with a token that is no longer valid.
     assert!(
-        !t.store
-            .store_token("1001", &secret("T1"), 35, 10)
+        !t.vault
+            .store_token(&waba_id("1001"), &secret("T1"), 35, 10)
             .await
             .unwrap(),
         "a token fetched for an install no longer in effect must not be stored"
     );
     assert_eq!(
-        t.store
-            .token("1001")
+        t.vault
+            .token(&waba_id("1001"))
             .await
             .unwrap()
             .unwrap()
@@ -424,21 +428,21 @@ async fn a_fetch_for_an_install_no_longer_in_effect_changes_nothing() {
     );
     // Nor may its failure or its subscription be recorded against the install at 30.
     t.store
-        .mark_token_failed("1001", "(#190) Invalid OAuth access token", 10)
+        .mark_token_failed(&waba_id("1001"), "(#190) Invalid OAuth access token", 10)
         .await
         .unwrap();
-    t.store.mark_subscribed("1001", 10).await.unwrap();
+    t.store.mark_subscribed(&waba_id("1001"), 10).await.unwrap();
     // The uninstall's time, though it once was `status_time`, does not name an install.
     assert!(
-        !t.store
-            .store_token("1001", &secret("T1"), 35, 20)
+        !t.vault
+            .store_token(&waba_id("1001"), &secret("T1"), 35, 20)
             .await
             .unwrap()
     );
-    assert_eq!(t.store.get("1001").await.unwrap().unwrap(), before);
+    assert_eq!(t.record("1001").await, before);
     assert_eq!(
-        t.store
-            .token("1001")
+        t.vault
+            .token(&waba_id("1001"))
             .await
             .unwrap()
             .unwrap()
@@ -447,8 +451,8 @@ async fn a_fetch_for_an_install_no_longer_in_effect_changes_nothing() {
     );
 
     // The install in effect still records its own subscription.
-    t.store.mark_subscribed("1001", 30).await.unwrap();
-    assert!(t.store.get("1001").await.unwrap().unwrap().subscribed);
+    t.store.mark_subscribed(&waba_id("1001"), 30).await.unwrap();
+    assert!(t.record("1001").await.subscribed);
 }
 
 #[tokio::test]
@@ -468,19 +472,19 @@ async fn a_failure_for_an_install_no_longer_in_effect_is_not_recorded() {
         .await
         .unwrap();
     t.store
-        .mark_token_failed("1001", "(#190) Invalid OAuth access token", 10)
+        .mark_token_failed(&waba_id("1001"), "(#190) Invalid OAuth access token", 10)
         .await
         .unwrap();
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(
         (r.token.status, r.token.error),
         (Some(TokenStatus::Pending), None)
     );
     // The install in effect does record its own.
     t.store
-        .mark_token_failed("1001", "(#190) Invalid OAuth access token", 30)
+        .mark_token_failed(&waba_id("1001"), "(#190) Invalid OAuth access token", 30)
         .await
         .unwrap();
-    let r = t.store.get("1001").await.unwrap().unwrap();
+    let r = t.record("1001").await;
     assert_eq!(r.token.status, Some(TokenStatus::Failed));
 }

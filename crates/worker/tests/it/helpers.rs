@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use wa_broker::{Broker, BrokerConfig, Outgoing, Topology};
 use wa_envelope::Envelope;
 use wa_graph::{GraphConfig, RetryPolicy};
-use wa_store::{Store, TenantRecord, TokenKey};
+use wa_ids::{BusinessId, SessionId, SystemUserId, WabaId};
+use wa_store::{Store, TenantRecord, TokenKey, TokenVault};
 pub use wa_testkit::{Proxy, eventually};
 use wa_worker::WorkerConfig;
 use wiremock::MockServer;
@@ -70,6 +71,8 @@ pub struct Env {
     pub redis_prefix: String,
     pub key: TokenKey,
     pub store: Store,
+    /// The store's tokens, under `key`.
+    pub vault: TokenVault,
     pub graph: MockServer,
     /// The test's own publisher.
     pub broker: Broker,
@@ -94,9 +97,10 @@ pub async fn spawn_env() -> Env {
     let key_bytes: [u8; 32] = rand::random();
     let key = TokenKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(key_bytes))
         .expect("key");
-    let store = Store::connect(&redis_url(), &redis_prefix, key.clone())
+    let store = Store::connect(&redis_url(), &redis_prefix)
         .await
         .expect("redis");
+    let vault = store.with_token_key(key.clone());
     let broker_stop = CancellationToken::new();
     let broker = Broker::start(
         BrokerConfig::new(&amqp_url(), topology.clone()).expect("amqp"),
@@ -108,6 +112,7 @@ pub async fn spawn_env() -> Env {
         redis_prefix,
         key,
         store,
+        vault,
         graph: MockServer::start().await,
         broker,
         broker_stop,
@@ -119,7 +124,7 @@ impl Env {
     pub fn config(&self) -> WorkerConfig {
         let mut graph = GraphConfig::new(
             SecretString::from(APP_SECRET.to_owned()),
-            SYSTEM_USER_ID,
+            SystemUserId::parse(SYSTEM_USER_ID).expect("id"),
             SecretString::from(SYSTEM_USER_TOKEN.to_owned()),
         );
         graph.base = self.graph.uri();
@@ -138,7 +143,7 @@ impl Env {
             redis_prefix: self.redis_prefix.clone(),
             token_key: self.key.clone(),
             graph,
-            partner_business_ids: HashSet::from([PARTNER.to_owned()]),
+            partner_business_ids: HashSet::from([business(PARTNER)]),
             subscribe_app: true,
             dedupe_ttl: Duration::from_secs(3600),
             lease: Duration::from_secs(2),
@@ -220,7 +225,7 @@ impl Env {
                     self.topology.webhooks_exchange(),
                     c.routing_key(),
                     c.to_json(),
-                    &c.id,
+                    c.id.as_str(),
                     0,
                 )
             })
@@ -229,7 +234,7 @@ impl Env {
     }
 
     pub async fn tenant(&self, waba: &str) -> Option<TenantRecord> {
-        self.store.get(waba).await.expect("store")
+        self.store.get(&waba_id(waba)).await.expect("store")
     }
 
     pub async fn wait_tenant(
@@ -360,4 +365,16 @@ pub async fn graph_ok(env: &Env, token: &str) {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
         .mount(&env.graph)
         .await;
+}
+
+pub fn waba_id(id: &str) -> WabaId {
+    WabaId::parse(id).expect("a WABA id")
+}
+
+pub fn business(id: &str) -> BusinessId {
+    BusinessId::parse(id).expect("a business id")
+}
+
+pub fn session(id: &str) -> SessionId {
+    SessionId::parse(id).expect("a session id")
 }

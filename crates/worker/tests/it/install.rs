@@ -24,7 +24,7 @@ async fn install_fetches_the_token_once_with_the_exact_request_and_subscribes() 
         )
         .await;
     assert_eq!(t.status.as_str(), "installed");
-    assert_eq!(t.owner_business_id.as_deref(), Some("942647313864044"));
+    assert_eq!(t.owner_business_id.unwrap(), "942647313864044");
     assert_eq!(t.installed_at, Some(1763900000));
     assert_eq!(t.last_event_time, 1763900000);
 
@@ -61,7 +61,12 @@ async fn install_fetches_the_token_once_with_the_exact_request_and_subscribes() 
     );
 
     // Decrypted through the store, never readable in Redis itself.
-    let stored = env.store.token("495709166956424").await.unwrap().unwrap();
+    let stored = env
+        .vault
+        .token(&waba_id("495709166956424"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.expose_secret(), TOKEN);
     let dump = env.redis_dump().await;
     assert!(!dump.is_empty());
@@ -144,7 +149,7 @@ async fn other_events_update_the_account_section_and_unknown_ones_are_kept() {
         std::time::Duration::from_secs(10),
         "unknown event kept",
         || async {
-            let events = env.store.account_events("300").await.unwrap();
+            let events = env.store.account_events(&waba_id("300")).await.unwrap();
             events
                 .iter()
                 .any(|e| e.event == "SOMETHING_META_ADDS_LATER")

@@ -53,7 +53,7 @@ async fn forward(env: &Env, body: Value) -> String {
         .expect("a valid session event")
         .into_change(RECEIVED);
     publish(env, &change).await;
-    change.id
+    change.id.into_string()
 }
 
 async fn publish(env: &Env, change: &ChangeMessage) {
@@ -61,7 +61,7 @@ async fn publish(env: &Env, change: &ChangeMessage) {
         env.topology.webhooks_exchange(),
         change.routing_key(),
         change.to_json(),
-        &change.id,
+        change.id.as_str(),
         0,
     );
     env.broker
@@ -131,7 +131,7 @@ async fn a_finish_before_the_webhook_ends_with_its_number_on_the_installed_tenan
         .await;
     assert_eq!(status(&t), "installed");
     assert_eq!(t.phone_number_ids, ["106540352242922"]);
-    assert_eq!(t.owner_business_id.as_deref(), Some("942647313864044"));
+    assert_eq!(t.owner_business_id.unwrap(), "942647313864044");
     assert_eq!(env.graph_calls("/system_user_access_tokens").await.len(), 1);
     env.stop().await;
 }
@@ -264,7 +264,11 @@ async fn cancels_and_errors_are_kept_per_session_and_counted_by_step_and_code() 
     assert_eq!(f.errors_by_code["524126"], 1);
     assert_eq!(f.finished, 0);
 
-    let launch = env.store.signup_session("launch-1").await.unwrap();
+    let launch = env
+        .store
+        .signup_session(&session("launch-1"))
+        .await
+        .unwrap();
     assert_eq!(launch.len(), 2, "{launch:?}");
     assert_eq!(launch[0]["id"], first);
     assert_eq!(launch[0]["received_at"], RECEIVED);
@@ -273,7 +277,11 @@ async fn cancels_and_errors_are_kept_per_session_and_counted_by_step_and_code() 
         "PHONE_NUMBER_VERIFICATION"
     );
     assert_eq!(launch[1]["message"]["data"]["error_code"], 2_593_079);
-    let meta = env.store.signup_session("meta-s-2").await.unwrap();
+    let meta = env
+        .store
+        .signup_session(&session("meta-s-2"))
+        .await
+        .unwrap();
     assert_eq!(meta.len(), 1);
     assert_eq!(meta[0]["message"]["data"]["error_id"], "524126");
 
@@ -301,7 +309,7 @@ async fn a_malformed_session_message_goes_to_the_dlq_with_its_routing_key() {
     let mut env = spawn_env().await;
     env.spawn_worker().await;
     let change = ChangeMessage {
-        id: "f".repeat(64),
+        id: "f".repeat(64).parse().unwrap(),
         object: "embedded_signup".into(),
         entry_id: String::new(),
         entry_time: None,
@@ -351,7 +359,7 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
         assert_eq!(token_status(&t), Some("revoked"));
         assert_eq!(t.uninstalled_at, Some(2000));
         assert!(
-            env.store.token(waba).await.unwrap().is_none(),
+            env.vault.token(&waba_id(waba)).await.unwrap().is_none(),
             "token destroyed"
         );
     }
@@ -374,7 +382,10 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
         "another business"
     );
     assert_eq!(
-        env.store.integration_installed_at(business).await.unwrap(),
+        env.store
+            .integration_installed_at(&crate::helpers::business(business))
+            .await
+            .unwrap(),
         Some(900)
     );
 
@@ -388,7 +399,7 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
         })
         .await;
     assert_eq!(late.uninstalled_at, Some(2000));
-    assert!(env.store.token("805").await.unwrap().is_none());
+    assert!(env.vault.token(&waba_id("805")).await.unwrap().is_none());
     // A real re-install, newer than the integration uninstall.
     env.deliver(&installed("802", business, 3000)).await;
     env.wait_tenant("802", "re-installed", |t| token_status(t) == Some("active"))

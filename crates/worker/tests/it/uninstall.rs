@@ -22,7 +22,7 @@ async fn uninstall_revokes_and_a_stale_install_after_it_is_ignored() {
     assert_eq!(t.uninstalled_at, Some(2000));
     assert!(!t.subscribed);
     assert!(
-        env.store.token("10").await.unwrap().is_none(),
+        env.vault.token(&waba_id("10")).await.unwrap().is_none(),
         "token destroyed"
     );
 
@@ -91,7 +91,7 @@ async fn uninstall_before_install_leaves_the_tenant_uninstalled_without_a_token(
     .await;
     let t = env.tenant("30").await.unwrap();
     assert_eq!(t.status.as_str(), "uninstalled");
-    assert!(env.store.token("30").await.unwrap().is_none());
+    assert!(env.vault.token(&waba_id("30")).await.unwrap().is_none());
     assert_eq!(
         env.graph_calls("/system_user_access_tokens").await.len(),
         1,

@@ -1,0 +1,103 @@
+//! [`TokenVault`]: the only way to business tokens. A [`Store`] and the token key together.
+//!
+//! What it owns: sealing a token into `{prefix}token:{<waba_id>}` (tied, in one atomic step,
+//! to the install that asked for it), opening it again, and rekeying every stored token
+//! ([`TokenVault::rekey`]). Everything else about a tenant — including its
+//! token *status* and destroying a token on uninstall — is plain state on [`Store`], which
+//! needs no key. It never logs a token.
+
+use std::{fmt, sync::LazyLock};
+
+use redis::{AsyncCommands, Script};
+use secrecy::SecretString;
+use wa_ids::WabaId;
+
+use crate::{Result, Store, TokenKey};
+
+static STORE_TOKEN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/store_token.lua")));
+
+/// Business tokens, sealed and opened with `WA_TOKEN_KEY`. Cheap to clone; made by
+/// [`Store::with_token_key`] or [`TokenVault::new`].
+#[derive(Clone)]
+pub struct TokenVault {
+    pub(crate) store: Store,
+    pub(crate) key: TokenKey,
+}
+
+impl fmt::Debug for TokenVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVault")
+            .field("prefix", &self.store.keys.prefix)
+            .field("token_key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenVault {
+    /// The tokens of `store`, under `key`.
+    #[must_use]
+    pub fn new(store: Store, key: TokenKey) -> Self {
+        tracing::debug!(prefix = %store.prefix(), token_key_id = %key.id(), "token vault opened");
+        Self { store, key }
+    }
+
+    /// The store whose tokens these are (for state: records, claims, ...).
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Encrypts and stores the tenant's business token (token status `active`,
+    /// `fetched_at`), only if the install that asked for it is still the one in effect: the
+    /// tenant is installed and its `status_time` is `install_time` (the
+    /// [`crate::Install::event_time`] whose fetch this is).
+    ///
+    /// Returns `false`, storing nothing, otherwise. Checking the status alone is not enough:
+    /// a slow fetch for an install at t=10 can return after an uninstall (t=20) and a
+    /// re-install (t=30) that stored its own token; the t=10 result (possibly already
+    /// invalid) must not overwrite it.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::StoreError::Redis`]; [`crate::StoreError::Crypto`] (practically never).
+    #[tracing::instrument(name = "redis store_token", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
+    pub async fn store_token(
+        &self,
+        waba_id: &WabaId,
+        token: &SecretString,
+        fetched_at: i64,
+        install_time: i64,
+    ) -> Result<bool> {
+        let keys = &self.store.keys;
+        let sealed = self.key.seal(waba_id.as_str(), token)?;
+        let stored: i64 = STORE_TOKEN
+            .key(keys.tenant(waba_id))
+            .key(keys.token(waba_id))
+            .arg(sealed)
+            .arg(fetched_at)
+            .arg(install_time)
+            .invoke_async(&mut self.store.conn())
+            .await?;
+        Ok(stored == 1)
+    }
+
+    /// The decrypted business token, or `None` if none is stored (never fetched, failed, or
+    /// destroyed by an uninstall).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::StoreError::Redis`]; [`crate::StoreError::Crypto`] if it cannot be decrypted
+    /// (another `WA_TOKEN_KEY`, or a ciphertext that does not belong to this WABA).
+    #[tracing::instrument(name = "redis token", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
+    pub async fn token(&self, waba_id: &WabaId) -> Result<Option<SecretString>> {
+        let stored: Option<String> = self
+            .store
+            .conn()
+            .get(self.store.keys.token(waba_id))
+            .await?;
+        stored
+            .map(|s| self.key.open(waba_id.as_str(), &s))
+            .transpose()
+    }
+}
