@@ -1,5 +1,5 @@
 //! The command line at its top: `wa-onboard` and its subcommands (docs/REFERENCE.md,
-//! "Interface"). Each subcommand's flags belong to its module under `commands`.
+//! "Subcommands"). Each subcommand's flags belong to its module under `commands`.
 //!
 //! Owns the list of subcommands and the telemetry service name each one reports under.
 //! Never runs a command.

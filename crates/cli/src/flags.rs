@@ -1,4 +1,4 @@
-//! Flag groups that several commands share (docs/REFERENCE.md, "Interface"): the app secret,
+//! Flag groups that several commands share (docs/REFERENCE.md, "Variables"): the app secret,
 //! where RabbitMQ is, where Redis is, the token key, how to reach Graph. Each flag has an
 //! environment variable of the same meaning; secrets may also come from `<VAR>_FILE`.
 //!

@@ -1,6 +1,7 @@
-//! A test of the module graph drawn in `main.rs`: imports go one way, `main` → `cli` →
-//! `commands::*` → `flags`, `output`, `progress`, `shutdown`; `flags` → `secrets`. It reads
-//! this crate's sources as text; it runs nothing else.
+//! A test of the module graph drawn in `main.rs`: a command imports only the shared modules
+//! (`flags`, `output`, `progress`, `secrets`, `shutdown`), never another command, `cli` or
+//! `main`; of the shared modules only `flags` imports one (`secrets`). It reads this crate's
+//! sources as text; it runs nothing else.
 
 use std::{fs, path::Path};
 

@@ -1,9 +1,10 @@
 //! `wa-onboard`: one binary, one subcommand per role or tool (docs/REFERENCE.md,
-//! "Interface"). This file parses the command line, starts telemetry, hands over to the
+//! "Subcommands"). This file parses the command line, starts telemetry, hands over to the
 //! command and turns an error into exit code 1; every role lives in a library crate.
 //!
-//! Modules depend one way: `main` → `cli` → `commands::*` → `flags`, `output`, `progress`,
-//! `shutdown`; `flags` → `secrets`. No command imports another.
+//! Modules depend one way: `main` → `cli`, `commands::*`; `cli` → `commands::*`; a command →
+//! `flags`, `output`, `progress`, `secrets`, `shutdown`; `flags` → `secrets`. No command
+//! imports another, and the shared modules import no command (`layers.rs` checks it).
 
 mod cli;
 mod commands;

@@ -1,5 +1,5 @@
 //! What the commands print on stdout, and the exit code of a lookup that found nothing
-//! (docs/REFERENCE.md, "Interface").
+//! (docs/REFERENCE.md, "Exit codes").
 //!
 //! Owns writing to stdout: a closed stdout (`wa-onboard tenants list | head`) ends the output
 //! quietly, any other write error is an error. Never reads flags, Redis or the broker.
