@@ -6,7 +6,9 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{dlq, graph_sim, ingress, send, signup_config, signups, tenants, worker};
+use crate::commands::{
+    api, dlq, graph_sim, ingress, send, signup_config, signups, tenants, worker,
+};
 
 /// Onboards WhatsApp Business customers through Embedded Signup with App-Only Install.
 #[derive(Debug, Parser)]
@@ -36,6 +38,8 @@ pub enum Command {
     Signups(signups::SignupsArgs),
     /// Print the FB.login options that launch Embedded Signup with App-Only Install.
     SignupConfig(signup_config::SignupConfigArgs),
+    /// The internal HTTP API for the partner's own services: tenants, tokens, the funnel.
+    Api(api::ApiArgs),
 }
 
 impl Command {
@@ -48,6 +52,7 @@ impl Command {
             Self::Tenants(_) => Some("wa-onboard-tenants"),
             Self::GraphSim(_) => Some("wa-onboard-graph-sim"),
             Self::Signups(_) => Some("wa-onboard-signups"),
+            Self::Api(_) => Some("wa-onboard-api"),
             Self::Send(_) | Self::Dlq(_) | Self::SignupConfig(_) => None,
         }
     }

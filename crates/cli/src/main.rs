@@ -50,5 +50,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::GraphSim(args) => commands::graph_sim::run(args).await,
         Command::Signups(args) => commands::signups::run(args).await,
         Command::SignupConfig(args) => commands::signup_config::run(&args),
+        Command::Api(args) => commands::api::run(args).await,
     }
 }

@@ -12,6 +12,8 @@
 //!   scripts that order events by their `event_time` (Meta's `entry.time`), so late and
 //!   re-delivered events never move a tenant backwards. [`TenantRecord`] is the JSON of
 //!   docs/REFERENCE.md, "Tenant record".
+//! - **Pages of tenants** ([`Store::tenant_page`]) for the internal API: bounded, filtered,
+//!   resumable from a [`PagePosition`] that can name a Redis Cluster node.
 //! - **Business tokens**, encrypted with AES-256-GCM under `WA_TOKEN_KEY` ([`TokenKey`]) and
 //!   bound to their WABA id; plaintext exists only in [`secrecy::SecretString`]s. Only a
 //!   [`TokenVault`] ([`Store::with_token_key`]) reads, writes or rekeys them: a [`Store`]
@@ -44,6 +46,7 @@ mod dedupe;
 mod error;
 pub mod integration;
 mod list;
+mod page;
 pub mod record;
 mod rekey;
 pub mod session;
@@ -63,6 +66,7 @@ pub use crate::{
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
     error::{Result, StoreError},
+    page::{MAX_SCAN_STEPS, Page, PagePosition},
     record::{AccountState, Status, TenantRecord, TokenInfo, TokenStatus},
     rekey::Rekeyed,
     tenant::{Applied, Install, Uninstall},

@@ -2,6 +2,7 @@
 //! the shared flag groups (`crate::flags`) and output helpers (`crate::output`), never
 //! another command.
 
+pub mod api;
 pub mod dlq;
 pub mod graph_sim;
 pub mod ingress;

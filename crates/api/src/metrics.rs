@@ -1,0 +1,108 @@
+//! The API's Prometheus metrics. Label values come from fixed sets (the routes served, the
+//! statuses answered, the caller names of `WA_API_TOKENS`), never from request content; every
+//! caller's token-read series exists, at 0, from the start.
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+/// Labels of `wa_api_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// One of the routes served, or `other`.
+    pub route: &'static str,
+    /// The status code answered.
+    pub status: u16,
+}
+
+/// Labels of `wa_api_token_reads_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenReadLabels {
+    /// The caller's name in `WA_API_TOKENS`.
+    pub caller: String,
+    /// `served`, `not_found` or `error`.
+    pub outcome: &'static str,
+}
+
+/// The outcomes of a token read.
+pub const TOKEN_OUTCOMES: [&str; 3] = ["served", "not_found", "error"];
+
+/// Every metric the API exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    token_reads: Family<TokenReadLabels, Counter>,
+    /// 1 while Redis answered the last readiness check.
+    pub redis_ready: Gauge,
+}
+
+impl Metrics {
+    /// The metrics, with a token-read series per caller and outcome at 0.
+    pub fn new<'a>(callers: impl Iterator<Item = &'a str>) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "wa_api_requests",
+            "Internal API requests by route and status",
+            requests.clone(),
+        );
+        let token_reads = Family::<TokenReadLabels, Counter>::default();
+        registry.register(
+            "wa_api_token_reads",
+            "Business token reads by caller and outcome",
+            token_reads.clone(),
+        );
+        for caller in callers {
+            for outcome in TOKEN_OUTCOMES {
+                let _ = token_reads.get_or_create(&TokenReadLabels {
+                    caller: caller.to_owned(),
+                    outcome,
+                });
+            }
+        }
+        let redis_ready = Gauge::default();
+        registry.register(
+            "wa_api_redis_ready",
+            "1 while Redis answered the last readiness check",
+            redis_ready.clone(),
+        );
+        let build = Gauge::<i64>::default();
+        build.set(1);
+        registry
+            .sub_registry_with_label(("version".into(), env!("CARGO_PKG_VERSION").into()))
+            .register("wa_build_info", "Build of the running binary", build);
+        Self {
+            registry,
+            requests,
+            token_reads,
+            redis_ready,
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn request(&self, route: &'static str, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+    }
+
+    /// Counts one token read by `caller`.
+    pub fn token_read(&self, caller: &str, outcome: &'static str) {
+        self.token_reads
+            .get_or_create(&TokenReadLabels {
+                caller: caller.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
