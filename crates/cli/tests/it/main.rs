@@ -3,6 +3,8 @@
 //! module per subcommand. Needs Redis at `REDIS_URL` (default `redis://127.0.0.1:6379/0`);
 //! each test works under its own random key prefix and removes it afterwards.
 
+/// `api`: settings refused at start, a tenant and its token read through the running API.
+mod api;
 /// deploy/: the dashboards and alert rules query only metrics the running binaries export.
 mod deploy;
 /// `graph-sim` as a child process on port 0: tokens, strict mode, failure flags, SIGTERM.
