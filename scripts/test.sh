@@ -13,6 +13,8 @@ cargo deny check bans licenses sources
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# Schemathesis (PyPI) against the running internal API and docs/openapi.yaml.
+scripts/check-api.sh
 # Failure tests (broker stopped, Redis cut, workers killed, Graph down) run alone, one at a
 # time, on their own RabbitMQ node (scripts/failures-rabbitmq.sh, started by services.sh).
 cargo test -p wa-onboard --test failures -- --ignored --test-threads=1 --nocapture

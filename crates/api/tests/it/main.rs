@@ -8,6 +8,8 @@ mod helpers;
 mod openapi;
 /// Bearer, unknown routes, methods, bodies, query bounds, probes and metrics.
 mod routes;
+/// Schemathesis against docs/openapi.yaml (ignored; scripts/check-api.sh runs it).
+mod schemathesis;
 /// Tenant records, pages and filters, the signup funnel.
 mod tenants;
 /// Business token reads: served, refused, audit-logged, counted; never in logs or metrics.
