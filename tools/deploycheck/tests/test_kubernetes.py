@@ -104,3 +104,19 @@ def test_variable_names_are_not_judged_without_the_reference(fixtures):
     objs = load_all(fixtures / "policy-good.yaml")
     container({(o["kind"], o["metadata"]["name"]): o for o in objs})["env"].append({"name": "WA_TYPO", "value": "1"})
     assert kubernetes.policy_problems("t", objs, None) == ([], 1)
+
+
+def test_the_api_needs_a_network_policy_admitting_named_peers_only(fixtures):
+    objs = copy.deepcopy(load_all(fixtures / "policy-good.yaml"))
+    by = {(o["kind"], o["metadata"]["name"]): o for o in objs}
+    container(by)["args"] = ["api"]
+    known = {"WA_SYSTEM_USER_ID", "WA_SYSTEM_USER_TOKEN"}
+    problems, _ = kubernetes.policy_problems("t", objs, known)
+    assert any("no NetworkPolicy restricts" in p for p in problems), problems
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "api"},
+              "spec": {"podSelector": {"matchLabels": {"app": "worker"}}, "policyTypes": ["Ingress"],
+                       "ingress": [{"from": [{"podSelector": {"matchLabels": {"client": "true"}}}]}]}}
+    assert kubernetes.policy_problems("t", objs + [policy], known) == ([], 1)
+    policy["spec"]["ingress"].append({"ports": [{"port": 8090}]})
+    problems, _ = kubernetes.policy_problems("t", objs + [policy], known)
+    assert any("no NetworkPolicy restricts" in p for p in problems), problems

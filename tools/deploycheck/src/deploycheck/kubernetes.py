@@ -124,11 +124,28 @@ def _deployment_problems(where: str, d: Obj, kinds: dict, known_vars: set[str] |
         problems.append(f"{where}: pod securityContext.runAsNonRoot is not true")
     if pod.get("automountServiceAccountToken") is not False:
         problems.append(f"{where}: automountServiceAccountToken is not false")
+    problems += _api_problems(where, d, kinds)
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     for c in pod["containers"]:
         problems += _container_problems(f"{where} container {c['name']}", c, volumes,
                                         kinds.get("ConfigMap", {}), known_vars)
     return problems
+
+
+def _api_problems(where: str, d: Obj, kinds: dict) -> list[str]:
+    """A Deployment running `wa-onboard api` hands out business tokens: a NetworkPolicy must
+    select its pods and admit ingress only from named peers (every rule has a `from`)."""
+    template = d["spec"]["template"]
+    if not any((c.get("args") or [None])[0] == "api" for c in template["spec"]["containers"]):
+        return []
+    labels = template["metadata"].get("labels", {})
+    for policy in kinds.get("NetworkPolicy", {}).values():
+        spec = policy["spec"]
+        if (_selects(spec.get("podSelector", {}).get("matchLabels", {}), labels)
+                and "Ingress" in spec.get("policyTypes", [])
+                and all(rule.get("from") for rule in spec.get("ingress", []))):
+            return []
+    return [f"{where}: runs the internal API (business tokens) and no NetworkPolicy restricts who reaches it"]
 
 
 def _container_problems(cw: str, c: Obj, volumes: dict, configmaps: dict,

@@ -18,7 +18,8 @@ REFERENCE = Path("docs/REFERENCE.md")
 EXTRA_VARS = frozenset({"WA_GRAPH_SIM_LISTEN", "WA_REDIS_PREFIX", "WA_AMQP_PREFIX"})
 
 # Secrets: in Kubernetes they are mounted files (`<VAR>_FILE`), never plain variables.
-SECRET_VARS = frozenset({"WA_APP_SECRET", "WA_VERIFY_TOKEN", "WA_SYSTEM_USER_TOKEN", "WA_TOKEN_KEY"})
+SECRET_VARS = frozenset({"WA_APP_SECRET", "WA_VERIFY_TOKEN", "WA_SYSTEM_USER_TOKEN", "WA_TOKEN_KEY",
+                         "WA_API_TOKENS"})
 
 _HEADING = re.compile(r"(#{1,6})\s+(.*?)\s*#*\s*$")
 _NAME = re.compile(r"`([A-Z][A-Z0-9_]*)`")
