@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs wa-onboard locally, without internet: RabbitMQ and Redis (installed from Debian's
-# packages if missing), the Graph API simulator, a worker and the ingress; then plays a
-# customer's install -> business token -> uninstall with Meta-shaped signed webhooks.
+# packages if missing), the Graph API simulator, a worker, the ingress and the internal API;
+# then plays a customer's install -> business token -> uninstall with Meta-shaped signed
+# webhooks, reading the tenant and its token through the internal API as well.
 # Stays in the foreground; Ctrl-C stops what it started. DEMO_ONLY=1 stops after the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
 cargo build -q -p wa-onboard
-bin=target/debug/wa-onboard
+bin="${CARGO_TARGET_DIR:-target}/debug/wa-onboard"
 run=.run; mkdir -p "$run"
 
 export WA_APP_SECRET="${WA_APP_SECRET:-local-app-secret}"
@@ -22,6 +23,10 @@ export WA_SYSTEM_USER_TOKEN="${WA_SYSTEM_USER_TOKEN:-local-system-user-token}"
 export WA_TOKEN_KEY="${WA_TOKEN_KEY:-bG9jYWwtZGVtby1rZXktMzItYnl0ZXMtbG9uZyEhISE=}"
 export WA_PARTNER_BUSINESS_IDS="${WA_PARTNER_BUSINESS_IDS:-2949482758682047}"
 export WA_REDIS_PREFIX="${WA_REDIS_PREFIX:-wa-local:}"
+export WA_API_LISTEN="${WA_API_LISTEN:-127.0.0.1:8090}"
+# name:token pairs for the internal API. Local demo only.
+api_token="${API_TOKEN:-local-crm-api-token-0123456789}"
+export WA_API_TOKENS="${WA_API_TOKENS:-crm:$api_token}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 pids=()
@@ -35,8 +40,11 @@ wait_http() { # URL NAME LOG
 "$bin" graph-sim >"$run/graph-sim.log" 2>&1 & pids+=($!)
 "$bin" worker >"$run/worker.log" 2>&1 & pids+=($!)
 "$bin" ingress >"$run/ingress.log" 2>&1 & pids+=($!)
+"$bin" api >"$run/api.log" 2>&1 & pids+=($!)
 wait_http "http://$WA_METRICS_LISTEN/readyz" worker "$run/worker.log"
 wait_http "http://$WA_LISTEN/readyz" ingress "$run/ingress.log"
+wait_http "http://$WA_API_LISTEN/readyz" api "$run/api.log"
+api() { curl -s -H "Authorization: Bearer $api_token" "http://$WA_API_LISTEN$1"; echo; }
 
 url="http://$WA_LISTEN/webhooks/whatsapp"
 waba=495709166956424
@@ -57,6 +65,12 @@ echo "== install (tests/fixtures/partner_app_installed.json)"
 until_status '"status":"active"'
 echo "== the tenant, token fetched from the simulator and stored encrypted"
 tenant
+echo "== the same tenant through the internal API: GET /v1/tenants/$waba"
+api "/v1/tenants/$waba"
+echo "== its business token, audit-logged in $run/api.log: GET /v1/tenants/$waba/token"
+api "/v1/tenants/$waba/token"
+echo "== without a bearer (401)"
+curl -s "http://$WA_API_LISTEN/v1/tenants/$waba"; echo
 echo "== a wrong signature is refused"
 "$bin" send tests/fixtures/partner_app_installed.json --secret wrong --url "$url" || true
 echo "== uninstall without waba_info (tests/fixtures/partner_app_uninstalled_bare.json)"
@@ -65,9 +79,11 @@ until_status '"status":"uninstalled"'
 tenant
 echo "== token after uninstall (exit 3: none)"
 "$bin" tenants token "$waba" || echo "exit $?"
+echo "== and through the internal API (404)"
+api "/v1/tenants/$waba/token"
 echo "== queues"
 rabbitmqctl -q list_queues name messages type 2>/dev/null | grep '^wa\.' || true
-echo "== logs in $run/; ingress http://$WA_LISTEN/metrics, worker http://$WA_METRICS_LISTEN/metrics"
+echo "== logs in $run/; ingress http://$WA_LISTEN/metrics, worker http://$WA_METRICS_LISTEN/metrics, api http://$WA_API_LISTEN/metrics (with the bearer)"
 [ -n "${DEMO_ONLY:-}" ] && exit 0
 echo "running; Ctrl-C to stop"
 wait

@@ -87,9 +87,19 @@ impl<'a> Route<'a> {
     }
 }
 
-/// A JSON answer.
-pub(crate) fn json_reply(status: StatusCode, body: &serde_json::Value) -> Reply {
-    reply(status, "application/json", body.to_string())
+/// A JSON answer (fields in the order the type declares them, as `tenants get` prints).
+pub(crate) fn json_reply(status: StatusCode, body: &impl serde::Serialize) -> Reply {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => reply(status, "application/json", bytes),
+        Err(e) => {
+            warn!(error = %e, "answer not serialisable");
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "application/json",
+                r#"{"error":"internal","message":"the answer could not be written"}"#,
+            )
+        }
+    }
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
 use secrecy::ExposeSecret;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::info;
 use wa_ids::WabaId;
@@ -59,21 +60,24 @@ pub(super) async fn tenant(app: &App, raw: &str) -> Reply {
         Err(reply) => return reply,
     };
     match app.config.vault.store().get(&waba_id).await {
-        Ok(Some(record)) => record_json(&record),
+        Ok(Some(record)) => json_reply(StatusCode::OK, &record),
         Ok(None) => not_found("unknown WABA"),
         Err(e) => store_failed(&e),
     }
 }
 
-fn record_json(record: &TenantRecord) -> Reply {
-    match serde_json::to_value(record) {
-        Ok(value) => json_reply(StatusCode::OK, &value),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        ),
-    }
+/// The answer of `GET /v1/tenants`.
+#[derive(Serialize)]
+struct PageBody<'a> {
+    tenants: &'a [TenantRecord],
+    next_cursor: Option<String>,
+}
+
+/// The answer of `GET /v1/tenants/{waba_id}/token`.
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    expires_at: Value,
 }
 
 /// Whether `record`'s `attention` lists `wanted`. Read from the record's JSON, so the
@@ -106,10 +110,10 @@ pub(super) async fn tenants(app: &App, query: Option<&str>) -> Reply {
     {
         Ok(page) => json_reply(
             StatusCode::OK,
-            &json!({
-                "tenants": page.records,
-                "next_cursor": page.next.as_ref().map(encode_cursor),
-            }),
+            &PageBody {
+                tenants: &page.records,
+                next_cursor: page.next.as_ref().map(encode_cursor),
+            },
         ),
         Err(wa_store::StoreError::InvalidInput { .. }) => bad_request(&ApiError::BadRequest(
             "`cursor` is not one this API gave out".to_owned(),
@@ -162,7 +166,10 @@ pub(super) async fn token(app: &App, caller: &str, raw: &str) -> Reply {
     audit("served", "");
     json_reply(
         StatusCode::OK,
-        &json!({"access_token": token.expose_secret(), "expires_at": expires_at(&record)}),
+        &TokenBody {
+            access_token: token.expose_secret(),
+            expires_at: expires_at(&record),
+        },
     )
 }
 
@@ -184,14 +191,7 @@ pub(super) async fn funnel(app: &App, query: Option<&str>) -> Reply {
     let now = unix_now();
     let from = now - i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
     match app.config.vault.store().signup_funnel(from, now).await {
-        Ok(funnel) => match serde_json::to_value(&funnel) {
-            Ok(value) => json_reply(StatusCode::OK, &value),
-            Err(e) => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                &e.to_string(),
-            ),
-        },
+        Ok(funnel) => json_reply(StatusCode::OK, &funnel),
         Err(e) => store_failed(&e),
     }
 }
