@@ -2,11 +2,16 @@
 //! Redis: the read side of the internal API (docs/REFERENCE.md, "Internal API").
 //!
 //! A page is read with `SCAN MATCH {prefix}tenant:{*}` (never `KEYS`), like [`Store::list`],
-//! but stops once it holds `limit` matching records and says where to resume. A `SCAN` step
-//! may name more keys than are left to fill the page, so a position is the `SCAN` cursor of
-//! the step being read plus the last tenant key taken from it: each step's keys are taken in
-//! sorted order, and resuming repeats the step and skips keys up to that one. Keys that exist
-//! throughout a listing are therefore returned exactly once, as with `SCAN` itself.
+//! asking each step for as many keys as the page still lacks, and stops once it holds `limit`
+//! matching records. A page ends on a step boundary: a step whose records would overflow
+//! the page is left whole for the next page, which re-issues its cursor. Only when a single
+//! step holds more than a whole page does the position also name the last tenant taken; the
+//! next page reads that step again and skips its keys up to that one (in sorted order).
+//!
+//! What this guarantees is `SCAN`'s own: every tenant that exists throughout a listing is
+//! returned at least once; one may come twice, or (only in the rare step-larger-than-a-page
+//! case, while Redis shrinks its table between the two requests) be skipped, as Redis
+//! rehashes under concurrent writes.
 //!
 //! A page also stops after [`MAX_SCAN_STEPS`] steps, so a filter that matches little never
 //! makes one request walk the whole keyspace: such a page holds fewer records (maybe none)
@@ -57,7 +62,7 @@ impl Store {
     /// A page may hold fewer than `limit` records, even none, and still have a
     /// [`Page::next`]: only `None` means the listing is complete. A tenant created or
     /// removed during a listing may or may not appear; every tenant that exists throughout
-    /// appears exactly once.
+    /// appears, as `SCAN` guarantees (see the module docs for the fine print).
     ///
     /// # Errors
     ///
@@ -83,14 +88,15 @@ impl Store {
         let mut conn = self.conn();
         let mut scan = from.scan;
         let mut after = from.after.as_ref().map(|w| self.keys.tenant(w));
-        let mut records = Vec::new();
+        let mut records: Vec<TenantRecord> = Vec::new();
         for _ in 0..MAX_SCAN_STEPS {
+            let remaining = limit - records.len();
             let (next, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(scan)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(SCAN_COUNT)
+                .arg(remaining.min(SCAN_COUNT))
                 .query_async(&mut conn)
                 .await?;
             keys.sort_unstable();
@@ -98,42 +104,33 @@ impl Store {
             if let Some(after) = after.take() {
                 keys.retain(|k| *k > after);
             }
-            let mut pipe = redis::pipe();
-            for key in &keys {
-                pipe.hgetall(key);
-            }
-            let hashes: Vec<HashMap<String, String>> = if keys.is_empty() {
-                Vec::new()
-            } else {
-                pipe.query_async(&mut conn).await?
-            };
-            for (i, (key, fields)) in keys.iter().zip(&hashes).enumerate() {
-                // An empty hash: the key vanished between SCAN and HGETALL.
-                let Some(record) = TenantRecord::from_hash(key, fields)? else {
-                    continue;
-                };
-                if !keep(&record) {
-                    continue;
-                }
-                let waba_id = record.waba_id.clone();
-                records.push(record);
-                if records.len() == limit {
-                    let next = if i + 1 < keys.len() {
-                        Some(PagePosition {
+            let mut step = self.matching(&mut conn, &keys, &keep).await?;
+            if step.len() > remaining {
+                if !records.is_empty() {
+                    // This step does not fit: the next page reads it again, whole.
+                    return Ok(Page {
+                        records,
+                        next: Some(PagePosition {
                             node: 0,
                             scan,
-                            after: Some(waba_id),
-                        })
-                    } else {
-                        (next != 0).then_some(PagePosition {
-                            node: 0,
-                            scan: next,
                             after: None,
-                        })
-                    };
-                    return Ok(Page { records, next });
+                        }),
+                    });
                 }
+                // One step holds more than a page: take its first `limit` keys (in sorted
+                // order) and resume inside it.
+                step.truncate(limit);
+                let last = step.last().map(|r| r.waba_id.clone());
+                return Ok(Page {
+                    records: step,
+                    next: Some(PagePosition {
+                        node: 0,
+                        scan,
+                        after: last,
+                    }),
+                });
             }
+            records.append(&mut step);
             if next == 0 {
                 return Ok(Page {
                     records,
@@ -141,6 +138,9 @@ impl Store {
                 });
             }
             scan = next;
+            if records.len() == limit {
+                break;
+            }
         }
         Ok(Page {
             records,
@@ -150,6 +150,33 @@ impl Store {
                 after: None,
             }),
         })
+    }
+
+    /// The records at `keys` (in that order) for which `keep` is true.
+    async fn matching(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+        keys: &[String],
+        keep: &(impl Fn(&TenantRecord) -> bool + Send),
+    ) -> Result<Vec<TenantRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.hgetall(key);
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
+        let mut out = Vec::new();
+        for (key, fields) in keys.iter().zip(&hashes) {
+            // An empty hash: the key vanished between SCAN and HGETALL.
+            if let Some(record) = TenantRecord::from_hash(key, fields)?
+                && keep(&record)
+            {
+                out.push(record);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether Redis answers a `PING` (within the store's reply timeout).

@@ -15,6 +15,8 @@ mod dedupe;
 mod errors;
 /// Listing by SCAN and the owner business index.
 mod list;
+/// Pages of tenants for the internal API: bounded, filtered, resumable.
+mod page;
 /// Property tests: any order of install / uninstall events ends in the newest event's state.
 mod properties;
 /// Connection loss and recovery through a TCP proxy that can cut Redis off.
