@@ -1,7 +1,7 @@
 //! Everything wa-onboard keeps in Redis.
 //!
 //! This crate owns three kinds of state, all under one configurable key prefix (default
-//! [`DEFAULT_PREFIX`]):
+//! [`DEFAULT_PREFIX`]), and the paged read of one of them:
 //!
 //! - **Dedupe claims** ([`Store::claim`], [`Store::complete`], [`Store::release`]): one key per
 //!   change dedupe key, so a change's effects run once however often Meta or the broker
