@@ -223,10 +223,10 @@ async fn dispatch(app: &App, route: Option<Route<'_>>, req: &Request<Incoming>) 
         );
     }
     let query = req.uri().query();
-    if !matches!(route, Route::Tenants | Route::Funnel) {
-        if let Err(e) = crate::query::none(query) {
-            return bad_request(&e);
-        }
+    if !matches!(route, Route::Tenants | Route::Funnel)
+        && let Err(e) = crate::query::none(query)
+    {
+        return bad_request(&e);
     }
     let caller = caller.unwrap_or_default();
     match route {

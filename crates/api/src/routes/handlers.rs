@@ -24,8 +24,8 @@ use crate::{
 /// How long a readiness check waits for Redis.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn waba_id(raw: &str) -> Result<WabaId, Reply> {
-    WabaId::parse(raw).map_err(|e| bad_request(&ApiError::BadRequest(e.to_string())))
+fn waba_id(raw: &str) -> Result<WabaId, ApiError> {
+    WabaId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 fn unix_now() -> i64 {
@@ -57,7 +57,7 @@ pub(super) async fn readyz(app: &App) -> Reply {
 pub(super) async fn tenant(app: &App, raw: &str) -> Reply {
     let waba_id = match waba_id(raw) {
         Ok(id) => id,
-        Err(reply) => return reply,
+        Err(e) => return bad_request(&e),
     };
     match app.config.vault.store().get(&waba_id).await {
         Ok(Some(record)) => json_reply(StatusCode::OK, &record),
@@ -127,7 +127,7 @@ pub(super) async fn tenants(app: &App, query: Option<&str>) -> Reply {
 pub(super) async fn token(app: &App, caller: &str, raw: &str) -> Reply {
     let waba_id = match waba_id(raw) {
         Ok(id) => id,
-        Err(reply) => return reply,
+        Err(e) => return bad_request(&e),
     };
     let audit = |outcome: &'static str, detail: &str| {
         app.metrics.token_read(caller, outcome);
