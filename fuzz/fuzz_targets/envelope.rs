@@ -54,5 +54,5 @@ fuzz_target!(|data: &[u8]| {
         .map(|m| m.id.into_string())
         .collect();
     let first: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-    assert!(again.iter().map(String::as_str).eq(first));
+    assert!(again.iter().eq(first.into_iter()));
 });

@@ -1,7 +1,7 @@
 //! `SessionEvent::parse` (the `/v1/signup-events` validator) on arbitrary bytes.
 //!
 //! Never panics; what it accepts obeys the documented rules: `type` is `WA_EMBEDDED_SIGNUP`,
-//! `event` is 1 to 64 of `[A-Z_]`, ids are Graph ids (1 to 32 ASCII digits); the worker's re-check
+//! `event` is 1 to 64 of `[A-Z_]`, ids obey their `wa-ids` rule; the worker's re-check
 //! (`from_value` on the same value) agrees; the message routes to `embedded_signup.session`
 //! with the canonical hash of the body as its id; and the body, re-serialised as the ingress
 //! publishes it, is still accepted.
@@ -10,10 +10,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use wa_envelope::session::{ROUTING_KEY, SessionEvent, SessionKind, TYPE, canonical_sha256};
+use wa_ids::{BusinessId, PhoneNumberId, WabaId};
 
-/// A Graph object id: 1 to 32 ASCII digits (docs/REFERENCE.md, "Identifiers").
-fn is_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit())
+/// A Meta id as the envelope handed it out still passes the one rule of `wa-ids` (1 to 32
+/// ASCII digits), whichever type it was parsed as.
+fn is_meta_id(s: &str) -> bool {
+    WabaId::parse(s).is_ok() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -36,13 +38,21 @@ fuzz_target!(|data: &[u8]| {
             business_id,
             other_waba_ids,
         } => {
-            assert!(is_id(waba_id.as_str()));
-            assert!(phone_number_id.as_ref().is_none_or(|p| is_id(p.as_str())));
-            assert!(business_id.as_ref().is_none_or(|b| is_id(b.as_str())));
+            assert!(is_meta_id(waba_id.as_str()));
+            assert!(
+                phone_number_id
+                    .as_ref()
+                    .is_none_or(|p: &PhoneNumberId| is_meta_id(p.as_str()))
+            );
+            assert!(
+                business_id
+                    .as_ref()
+                    .is_none_or(|b: &BusinessId| is_meta_id(b.as_str()))
+            );
             assert!(
                 other_waba_ids
                     .iter()
-                    .all(|w| is_id(w.as_str()) && w != waba_id)
+                    .all(|w| is_meta_id(w.as_str()) && w != waba_id)
             );
         }
         SessionKind::Cancel { current_step } => assert!(!current_step.is_empty()),
@@ -62,14 +72,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(reparsed.event, event.event);
 
     let key = event.dedupe_key();
+    // A `DedupeKey` is 64 lowercase hex digits by construction.
     assert_eq!(key.as_str(), canonical_sha256(&event.value));
-    assert!(
-        key.as_str().len() == 64
-            && key
-                .as_str()
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    );
     let message = event.into_change(1);
     assert_eq!(message.routing_key(), ROUTING_KEY);
     assert_eq!(message.id, key);
