@@ -105,14 +105,14 @@ async fn the_attention_filter_is_accepted_and_matches_only_listed_tenants() {
 }
 
 #[tokio::test]
-async fn an_empty_listing_has_no_next_cursor() {
+async fn an_empty_listing_ends_with_a_null_cursor() {
     let api = spawn_api().await;
+    // Other tests' keys share the Redis: pages may be empty before the cursor is null.
+    let (ids, _) = walk(&api, "/v1/tenants?limit=1000").await;
+    assert!(ids.is_empty(), "{ids:?}");
     let (status, body) = api.get_json("/v1/tenants").await;
     assert_eq!(status, 200);
-    assert_eq!(
-        body,
-        serde_json::json!({"tenants": [], "next_cursor": null})
-    );
+    assert!(body["tenants"].as_array().unwrap().is_empty(), "{body}");
     api.stop().await;
 }
 
