@@ -1,6 +1,6 @@
 //! The API's Prometheus metrics. Label values come from fixed sets (the routes served, the
 //! statuses answered, the caller names of `WA_API_TOKENS`), never from request content; every
-//! caller's token-read series exists, at 0, from the start.
+//! route's and every caller's series exist, at 0, from the start.
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -26,6 +26,19 @@ pub struct TokenReadLabels {
     pub outcome: &'static str,
 }
 
+/// Every route label and the statuses it can answer: their request series exist from the
+/// start, at 0.
+const ROUTE_STATUSES: [(&str, &[u16]); 8] = [
+    ("tenants", &[200, 400, 401, 405, 500, 503]),
+    ("tenant", &[200, 400, 401, 404, 405, 500, 503]),
+    ("tenant_token", &[200, 400, 401, 404, 405, 500, 503]),
+    ("funnel", &[200, 400, 401, 405, 500, 503]),
+    ("healthz", &[200, 400, 405]),
+    ("readyz", &[200, 400, 405, 503]),
+    ("metrics", &[200, 400, 401, 405]),
+    ("other", &[401, 404]),
+];
+
 /// The outcomes of a token read.
 pub const TOKEN_OUTCOMES: [&str; 3] = ["served", "not_found", "error"];
 
@@ -48,6 +61,11 @@ impl Metrics {
             "Internal API requests by route and status",
             requests.clone(),
         );
+        for (route, statuses) in ROUTE_STATUSES {
+            for &status in statuses {
+                let _ = requests.get_or_create(&RequestLabels { route, status });
+            }
+        }
         let token_reads = Family::<TokenReadLabels, Counter>::default();
         registry.register(
             "wa_api_token_reads",

@@ -210,6 +210,10 @@ async fn probes_answer_without_a_bearer_and_metrics_need_one() {
         text.contains("wa_api_requests_total{route=\"healthz\",status=\"200\"} 1"),
         "{text}"
     );
+    assert!(
+        text.contains("wa_api_requests_total{route=\"tenant_token\",status=\"404\"} 0"),
+        "{text}"
+    );
     assert!(text.contains("wa_api_redis_ready 1"), "{text}");
     assert!(text.contains("wa_build_info"), "{text}");
     api.stop().await;
