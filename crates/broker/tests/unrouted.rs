@@ -10,10 +10,10 @@ use wa_broker::{
     lapin::{
         Channel, Connection, ConnectionProperties,
         options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
-        types::{AMQPValue, FieldTable, LongString},
+        types::FieldTable,
     },
 };
-use wa_testkit::{amqp_url, eventually};
+use wa_testkit::{amqp_url, declare_unbounded_unrouted, eventually};
 
 /// A topology under a fresh prefix, removed on drop.
 struct Scratch {
@@ -154,25 +154,7 @@ async fn an_unrouted_change_older_than_its_ttl_is_gone() {
 #[tokio::test]
 async fn an_unrouted_queue_declared_without_the_bound_is_refused_by_name_with_what_to_do() {
     let scratch = Scratch::new(|_| {}).await;
-    // As an earlier version declared it: a quorum queue with a delivery limit, no bound.
-    let mut old = FieldTable::default();
-    old.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString(LongString::from("quorum")),
-    );
-    old.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(1_000_000_000),
-    );
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    scratch
-        .channel
-        .queue_declare(scratch.topology.unrouted().as_str().into(), durable, old)
-        .await
-        .expect("the old queue");
+    declare_unbounded_unrouted(&amqp_url(), &scratch.topology.unrouted()).await;
 
     let config = BrokerConfig::new(&amqp_url(), scratch.topology.clone()).expect("AMQP_URL");
     let err = config.declare_once().await.expect_err("refused");
