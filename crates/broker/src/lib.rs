@@ -11,6 +11,9 @@
 //!   every message (`ack`, not returned); anything else is an error the caller turns into "try
 //!   again later". When the connection dies the broker reports not-ready and reconnects with
 //!   exponential backoff, re-declaring the topology, without a restart.
+//! - [`BrokerConfig::declare_once`]: the start-up check that tells a queue RabbitMQ refuses to
+//!   re-declare ([`BrokerError::Inequivalent`], e.g. a `wa.unrouted` made before its bound)
+//!   from a broker that is merely not up yet.
 //!
 //! It knows nothing about HTTP, Meta's payloads or Redis: messages arrive as [`Outgoing`].
 
