@@ -3,14 +3,16 @@
 //! valid, so the refusal can only be the one under test. And a `wa.unrouted` an earlier
 //! version declared without its bound stops the ingress with what to do, not a silent retry.
 
+use std::time::Duration;
 use tokio::process::Command;
+
 use wa_broker::{
-    Topology,
+    BrokerConfig, BrokerError, Topology,
     lapin::{Connection, ConnectionProperties},
 };
 use wa_testkit::declare_unbounded_unrouted;
 
-use crate::helpers::{amqp_url, run, wa_onboard};
+use crate::helpers::{amqp_url, run, serving, wa_onboard};
 
 const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
@@ -117,6 +119,47 @@ async fn an_unrouted_bound_that_cannot_work_is_refused() {
     }
 }
 
+/// Removes every queue and exchange of `topology`.
+async fn delete(topology: &Topology) {
+    if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+        && let Ok(channel) = connection.create_channel().await
+    {
+        let _ = topology.delete(&channel).await;
+    }
+}
+
+#[tokio::test]
+async fn the_unrouted_bound_given_to_the_ingress_is_the_one_its_queue_carries() {
+    let prefix = format!("set{:016x}", rand::random::<u64>());
+    let mut cmd = ingress();
+    cmd.env("AMQP_URL", amqp_url())
+        .env("WA_AMQP_PREFIX", &prefix)
+        .env("WA_UNROUTED_MAX_LENGTH", "5")
+        .env("WA_UNROUTED_TTL", "2h");
+    let mut ingress = serving(cmd).await;
+    ingress.assert_running();
+
+    // Declaring again with the same bound is accepted; with the defaults, refused.
+    let mut same = Topology::new(prefix.clone());
+    same.unrouted_max_length = 5;
+    same.unrouted_ttl = Duration::from_secs(7200);
+    let declared = BrokerConfig::new(&amqp_url(), same.clone())
+        .expect("AMQP_URL")
+        .declare_once()
+        .await;
+    let defaults = BrokerConfig::new(&amqp_url(), Topology::new(prefix.clone()))
+        .expect("AMQP_URL")
+        .declare_once()
+        .await;
+    ingress.kill().await;
+    delete(&same).await;
+    declared.expect("the queue carries x-max-length 5 and x-message-ttl 2h");
+    assert!(
+        matches!(defaults, Err(BrokerError::Inequivalent { .. })),
+        "{defaults:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_unrouted_queue_without_its_bound_stops_the_ingress_with_what_to_do() {
     let prefix = format!("set{:016x}", rand::random::<u64>());
@@ -128,11 +171,7 @@ async fn an_unrouted_queue_without_its_bound_stops_the_ingress_with_what_to_do()
         .env("WA_AMQP_PREFIX", &prefix))
     .await;
 
-    if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-        && let Ok(channel) = connection.create_channel().await
-    {
-        let _ = topology.delete(&channel).await;
-    }
+    delete(&topology).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     for expected in [
         format!("queue `{prefix}.unrouted` exists with other arguments"),
