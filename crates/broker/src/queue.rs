@@ -60,8 +60,11 @@ pub(crate) async fn declare_quorum(
     {
         Ok(_) => Ok(()),
         Err(e) => Err(match e.kind() {
+            // The same code also refuses an argument out of range ("invalid arg"): only an
+            // existing queue's other arguments ("inequivalent arg") are this error.
             ErrorKind::ProtocolError(amqp)
-                if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) =>
+                if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+                    && amqp.get_message().as_str().contains("inequivalent arg") =>
             {
                 BrokerError::Inequivalent {
                     queue: name.to_owned(),

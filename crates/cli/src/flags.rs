@@ -17,7 +17,7 @@ use wa_store::{Store, TokenKey};
 
 use crate::{
     secrets,
-    settings::{self, RABBITMQ_MAX_TTL},
+    settings::{self, UNROUTED_TTL_MAX},
 };
 
 /// The app secret, given directly or as a file.
@@ -77,8 +77,7 @@ pub struct AmqpArgs {
     pub unrouted_max_length: u64,
     /// Longest a message is kept in `wa.unrouted`.
     #[arg(long, env = "WA_UNROUTED_TTL", default_value = "7d",
-          value_parser = settings::duration("WA_UNROUTED_TTL", MINUTE, RABBITMQ_MAX_TTL,
-              " (RabbitMQ's longest message TTL)"))]
+          value_parser = settings::duration("WA_UNROUTED_TTL", MINUTE, UNROUTED_TTL_MAX, ""))]
     pub unrouted_ttl: Duration,
 }
 

@@ -1,7 +1,7 @@
 //! A test of the module graph drawn in `main.rs`: a command imports only the shared modules
 //! (`flags`, `output`, `progress`, `secrets`, `settings`, `shutdown`), never another command,
-//! `cli` or `main`; of the shared modules only `flags` imports others (`secrets`, `settings`). It reads this crate's
-//! sources as text; it runs nothing else.
+//! `cli` or `main`; of the shared modules only `flags` imports others (`secrets`,
+//! `settings`). It reads this crate's sources as text; it runs nothing else.
 
 use std::{fs, path::Path};
 

@@ -4,8 +4,8 @@
 //!
 //! Modules depend one way: `main` → `cli`, `commands::*`; `cli` → `commands::*`; a command →
 //! `flags`, `output`, `progress`, `secrets`, `settings`, `shutdown`; `flags` → `secrets`,
-//! `settings`. No command
-//! imports another, and the shared modules import no command (`layers.rs` checks it).
+//! `settings`. No command imports another, and the shared modules import no command
+//! (`layers.rs` checks it).
 
 mod cli;
 mod commands;

@@ -13,8 +13,9 @@ use std::{collections::HashSet, fmt::Display, str::FromStr, time::Duration};
 /// least that long, or a late retry is applied twice (docs/REFERENCE.md, `WA_DEDUPE_TTL`).
 pub const META_RETRY_HORIZON: Duration = Duration::from_secs(7 * 86_400);
 
-/// The longest queue message TTL RabbitMQ accepts (`x-message-ttl`, 2^32 - 1 ms, ~49 days).
-pub const RABBITMQ_MAX_TTL: Duration = Duration::from_millis(u32::MAX as u64);
+/// The longest `WA_UNROUTED_TTL`: 49 days, seven times Meta's retry horizon (a change nobody
+/// consumed for that long helps nobody, and costs broker memory and disk).
+pub const UNROUTED_TTL_MAX: Duration = Duration::from_secs(49 * 86_400);
 
 /// A whole number from `min` to `max`, for the variable `var`.
 pub fn count<T>(var: &'static str, min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone
