@@ -38,6 +38,8 @@ async fn schemathesis_finds_nothing() {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--request-timeout", "10"])
         .env("NO_COLOR", "1")
+        // Its cache (.schemathesis/) stays out of the source tree.
+        .current_dir(std::env::temp_dir())
         .stdin(Stdio::null())
         .output()
         .await
