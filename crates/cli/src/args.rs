@@ -135,6 +135,15 @@ pub struct IngressArgs {
     #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub publish_channels: u16,
+    /// Most client connections open at once; past it a new one is closed unread.
+    #[arg(long, env = "WA_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+    /// Most bytes of webhook bodies held, across every request, before their signature is
+    /// checked (at least WA_MAX_BODY_BYTES); past it a delivery gets 503 with Retry-After.
+    #[arg(long, env = "WA_MAX_UNVERIFIED_BYTES", default_value_t = 64 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
+    pub max_unverified_bytes: u64,
     /// Bearer the partner's backend sends with Embedded Signup session events
     /// (`POST /v1/signup-events`); unset, the route is off. At least 16 characters.
     #[arg(long, env = "WA_SIGNUP_API_TOKEN", hide_env_values = true)]

@@ -112,7 +112,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let graph = GraphClient::new(config.graph.clone())?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(&config.broker.topology.retry_delays));
     let broker_shutdown = CancellationToken::new();
     let broker = Broker::start(config.broker.clone(), broker_shutdown.clone());
     let ops_shutdown = CancellationToken::new();

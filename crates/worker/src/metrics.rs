@@ -3,10 +3,13 @@
 //!
 //! Every label comes from a fixed or bounded set: Meta's documented event names (anything
 //! else is `OTHER`), outcome names, delay tiers from configuration, and at most
-//! [`MAX_LABELS`] browser-supplied signup steps and error codes. This module imports nothing
-//! else of the crate; it never touches the broker, Redis or the Graph API.
+//! [`MAX_LABELS`] browser-supplied signup steps and error codes. Every label value known in
+//! advance (event × outcome, token fetch outcomes, configured delay tiers, signup kinds) is
+//! exported at 0 from the start, so a dashboard shows 0 rather than "no data" and a `rate()`
+//! alert sees the first increment. This module imports nothing else of the crate; it never
+//! touches the broker, Redis or the Graph API.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::{collections::HashSet, sync::Mutex, time::Duration};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -38,6 +41,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in label order.
+    pub const ALL: [Self; 3] = [Self::Done, Self::Retry, Self::DeadLetter];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -119,8 +125,20 @@ pub struct Metrics {
     pub session: SessionMetrics,
 }
 
+/// The outcomes `wa_worker_token_fetches_total` counts.
+const TOKEN_FETCH_OUTCOMES: [&str; 3] = ["ok", "transient", "permanent"];
+
 impl Default for Metrics {
+    /// The metrics of a worker without delay tiers.
     fn default() -> Self {
+        Self::new(&[])
+    }
+}
+
+impl Metrics {
+    /// Registers every metric, with a series at 0 for each label value known in advance:
+    /// `retry_tiers` are the configured delay tiers (`WA_RETRY_DELAYS`).
+    pub fn new(retry_tiers: &[Duration]) -> Self {
         let mut registry = Registry::default();
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
@@ -165,6 +183,22 @@ impl Default for Metrics {
             in_flight.clone(),
         );
         let session = SessionMetrics::register(&mut registry);
+        for event in KNOWN_EVENTS.iter().chain(&["NONE", "OTHER"]) {
+            for outcome in Outcome::ALL {
+                let _ = events.get_or_create(&EventLabels {
+                    event,
+                    outcome: outcome.as_str(),
+                });
+            }
+        }
+        for outcome in TOKEN_FETCH_OUTCOMES {
+            let _ = token_fetches.get_or_create(&OutcomeLabels { outcome });
+        }
+        for tier in retry_tiers {
+            let _ = retries.get_or_create(&TierLabels {
+                tier: wa_broker::delay_label(*tier),
+            });
+        }
         let build = Gauge::<i64>::default();
         build.set(1);
         registry
@@ -182,9 +216,7 @@ impl Default for Metrics {
             session,
         }
     }
-}
 
-impl Metrics {
     /// Counts one processed event.
     pub fn event(&self, event: Option<&str>, outcome: Outcome) {
         self.events
@@ -197,10 +229,11 @@ impl Metrics {
 
     /// Counts one token fetch.
     pub fn token_fetch<T>(&self, result: &Result<T, GraphError>) {
+        let [ok, transient, permanent] = TOKEN_FETCH_OUTCOMES;
         let outcome = match result {
-            Ok(_) => "ok",
-            Err(e) if e.is_transient() => "transient",
-            Err(_) => "permanent",
+            Ok(_) => ok,
+            Err(e) if e.is_transient() => transient,
+            Err(_) => permanent,
         };
         self.token_fetches
             .get_or_create(&OutcomeLabels { outcome })
@@ -308,6 +341,15 @@ impl SessionMetrics {
             "Embedded Signup errors reported, by error code",
             errors.clone(),
         );
+        let finishes = FINISH_EVENTS.iter().map(|event| ("finish", *event));
+        let others = [
+            ("cancel", "CANCEL"),
+            ("error", "CANCEL"),
+            ("other", "OTHER"),
+        ];
+        for (kind, event) in finishes.chain(others) {
+            let _ = events.get_or_create(&SignupLabels { kind, event });
+        }
         Self {
             events,
             cancels,
@@ -360,7 +402,7 @@ mod tests {
 
     #[test]
     fn outcome_labels_are_the_ones_dashboards_query() {
-        let labels = [Outcome::Done, Outcome::Retry, Outcome::DeadLetter].map(Outcome::as_str);
+        let labels = Outcome::ALL.map(Outcome::as_str);
         assert_eq!(labels, ["done", "retry", "dead_letter"]);
     }
 }

@@ -27,6 +27,10 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<ExitCode> {
     broker.connection_name = "wa-onboard ingress".into();
     let mut config = IngressConfig::new(app_secrets, SecretString::from(verify_token), broker);
     config.max_body_bytes = usize::try_from(args.max_body_bytes).context("WA_MAX_BODY_BYTES")?;
+    config.max_connections = usize::try_from(args.max_connections).context("WA_MAX_CONNECTIONS")?;
+    config.max_unverified_bytes =
+        usize::try_from(args.max_unverified_bytes).context("WA_MAX_UNVERIFIED_BYTES")?;
+    // wa_ingress::run refuses bounds that cannot work, naming the variable.
     config.signup_api_token = signup_api_token(
         args.signup_api_token.as_deref(),
         args.signup_api_token_file.as_deref(),
