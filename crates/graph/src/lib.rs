@@ -7,7 +7,8 @@
 //!   `fetch_only=true`, answering the customer's business token.
 //! - [`GraphClient::subscribe_app`]: `POST /{waba_id}/subscribed_apps` with the business token.
 //! - [`GraphError`]: Meta's error envelope parsed and classified as transient or permanent
-//!   (see SPEC.md), with the server's `Retry-After` / `X-Business-Use-Case-Usage` hint.
+//!   (docs/REFERENCE.md, "Graph API calls"), with the server's `Retry-After` /
+//!   `X-Business-Use-Case-Usage` hint.
 //! - In-process retry with exponential backoff and jitter (backon), bounded by a
 //!   [`RetryPolicy`] of a few seconds. When the server asks for a longer pause than that, the
 //!   call stops and returns the transient error with [`GraphError::retry_after`] so the caller
