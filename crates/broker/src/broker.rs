@@ -167,6 +167,10 @@ impl Broker {
             .lease(timeout)
             .await
             .ok_or(BrokerError::ConfirmTimeout(timeout))?;
+        // The block may have begun while this batch waited for a channel.
+        if let Some(reason) = self.blocked() {
+            return Err(BrokerError::Blocked(reason));
+        }
         let mut blocked = self.inner.blocked.subscribe();
         let result = tokio::select! {
             result = tokio::time::timeout_at(deadline, self.publish_on(lease.channel(), messages)) => {
@@ -195,10 +199,12 @@ impl Broker {
             }
             match pool::open(&link.connection).await {
                 Ok(channel) => link.pool.put(channel),
-                Err(e) => {
+                // Only the connection it belongs to: a newer one is not to be torn down.
+                Err(e) if broker.current().is_some_and(|now| Arc::ptr_eq(&now, &link)) => {
                     warn!(error = %e, "cannot replace a confirm channel; rebuilding the connection");
                     broker.repair();
                 }
+                Err(_) => {}
             }
         });
     }

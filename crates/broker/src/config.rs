@@ -10,8 +10,8 @@ use crate::{BrokerError, Result, Topology};
 pub struct BrokerConfig {
     /// Node URLs, tried in turn (`AMQP_URL`, comma-separated).
     pub urls: Vec<String>,
-    /// Confirm channels in the pool. One channel is one Erlang process on the broker; several
-    /// let many requests' confirms proceed in parallel.
+    /// Confirm channels in the pool: the publish batches in flight at once, since each leases
+    /// its channel until its confirms are in. One channel is one Erlang process on the broker.
     pub channels: usize,
     /// How long to wait for the broker to confirm a request's messages.
     pub confirm_timeout: Duration,
@@ -49,7 +49,7 @@ impl BrokerConfig {
         }
         Ok(Self {
             urls,
-            channels: 8,
+            channels: 32,
             confirm_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(100),

@@ -143,7 +143,7 @@ impl Default for Metrics {
         let broker_ready = Gauge::default();
         registry.register(
             "wa_ingress_broker_ready",
-            "1 while a broker connection with its confirm channels is up",
+            "1 while a broker connection with its confirm channels is up and not blocked",
             broker_ready.clone(),
         );
         let in_flight = Gauge::default();

@@ -36,8 +36,8 @@ pub struct IngressArgs {
     pub max_body_bytes: u64,
     #[command(flatten)]
     pub amqp: AmqpArgs,
-    /// Publisher-confirm channels in the pool.
-    #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 8,
+    /// Publisher-confirm channels in the pool: deliveries published at once.
+    #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub publish_channels: u16,
     /// Most client connections open at once; past it a new one is closed unread.
