@@ -156,12 +156,23 @@ impl Broker {
     /// report failure for all of them (a retry publishes them again; consumers dedupe).
     /// [`BrokerError::Blocked`] at once while the broker blocks publishing.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<()> {
-        let timeout = self.inner.config.confirm_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
         let link = self.current().ok_or(BrokerError::NotConnected)?;
         if let Some(reason) = self.blocked() {
             return Err(BrokerError::Blocked(reason));
         }
+        // The batch runs to its end (at most the confirm timeout) even if the caller stops
+        // waiting, e.g. a client that hung up: a lease dropped halfway would go back to the
+        // pool with its confirms and returns still to come.
+        let broker = self.clone();
+        let messages = messages.to_vec();
+        tokio::spawn(async move { broker.publish_leased(&link, &messages).await })
+            .await
+            .unwrap_or(Err(BrokerError::Aborted))
+    }
+
+    async fn publish_leased(&self, link: &Arc<Link>, messages: &[Outgoing]) -> Result<()> {
+        let timeout = self.inner.config.confirm_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         let lease = link
             .pool
             .lease(timeout)

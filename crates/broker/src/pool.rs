@@ -14,7 +14,9 @@
 //!
 //! A lease whose batch did not end cleanly (timeout, blocked broker, channel error) may still
 //! have confirms or returns in flight: that channel is retired, never handed to another batch,
-//! and the broker opens a fresh one in its place.
+//! and the broker opens a fresh one in its place. A lease dropped as such goes back to the
+//! pool, so the broker runs each batch in a task of its own: a caller that stops waiting (a
+//! client that hung up) never abandons a lease halfway.
 //!
 //! This module never publishes and knows nothing of messages or topology.
 
