@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// The longest an ack or a requeue may take before the settle gives up on it.
-pub(super) const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a refused move waits for the broker to be ready again before requeueing.
 const REQUEUE_PAUSE: Duration = Duration::from_secs(5);
 
