@@ -23,12 +23,13 @@ use futures_util::{StreamExt, future::try_join_all, stream::BoxStream};
 use lapin::{Channel, Connection, ConnectionProperties, Event, options::BasicPublishOptions};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::{
     BrokerConfig, BrokerError, Outgoing, Result, Topology,
     config::redact,
     pool::{self, Pool},
+    startup::declared,
 };
 
 /// How long a connection must have lived for its loss to reset the reconnection backoff.
@@ -353,11 +354,8 @@ impl Broker {
             let properties = ConnectionProperties::default()
                 .with_connection_name(config.connection_name.clone().into());
             let attempt = async {
-                let connection = Connection::connect(url, properties).await?;
+                let connection = declared(url, properties, &config.topology).await?;
                 let events = connection.events_listener().boxed();
-                let setup = connection.create_channel().await?;
-                config.topology.declare(&setup).await?;
-                let _ = setup.close(200, "declared".into()).await;
                 let pool = Pool::open(&connection, config.channels).await?;
                 Ok::<_, BrokerError>((Link { connection, pool }, events))
             };
@@ -365,6 +363,10 @@ impl Broker {
                 Ok(Ok((link, events))) => {
                     info!(node = %redact(url), channels = link.pool.idle(), "broker connected");
                     return Ok((link, events));
+                }
+                Ok(Err(e @ BrokerError::Inequivalent { .. })) => {
+                    error!(node = %redact(url), error = %e, "topology refused");
+                    last = e;
                 }
                 Ok(Err(e)) => {
                     warn!(node = %redact(url), error = %e, "broker node failed");

@@ -16,6 +16,9 @@ mod ingress;
 mod reference;
 /// `send`: the raw file bytes, signed as Meta signs them, to a tiny local listener.
 mod send;
+/// Settings that cannot work refused at start, naming the variable; an unbounded
+/// `wa.unrouted` left by an earlier version refused with what to do.
+mod settings;
 /// `signups funnel|get` against a real Redis, `signup-config`'s launch options, and the
 /// ingress's `WA_SIGNUP_API_TOKEN`.
 mod signups;
