@@ -9,8 +9,6 @@ mod deploy;
 mod graph_sim;
 /// Running the binary with a clean environment, a Redis prefix per test, polling.
 mod helpers;
-/// `ingress`: its unauthenticated bounds refused at start when they cannot work.
-mod ingress;
 /// docs/REFERENCE.md names every variable and subcommand `--help` shows, and marks as not
 /// yet available nothing the binary has.
 mod reference;

@@ -110,6 +110,20 @@ async fn a_zero_publish_channel_pool_is_refused() {
 }
 
 #[tokio::test]
+async fn unauthenticated_bounds_that_cannot_work_are_refused() {
+    for bad in ["0", "many", "70000"] {
+        refused(ingress(), "WA_MAX_CONNECTIONS", bad).await;
+    }
+    for bad in ["0", "2000000000"] {
+        refused(ingress(), "WA_MAX_UNVERIFIED_BYTES", bad).await;
+    }
+    // Less room for unverified bodies than one body may take.
+    let mut small = ingress();
+    small.env("WA_MAX_BODY_BYTES", "1048576");
+    refused(small, "WA_MAX_UNVERIFIED_BYTES", "65536").await;
+}
+
+#[tokio::test]
 async fn an_unrouted_bound_that_cannot_work_is_refused() {
     for cmd in [ingress, worker] {
         refused(cmd(), "WA_UNROUTED_MAX_LENGTH", "0").await;
