@@ -43,6 +43,7 @@ mod dedupe;
 mod error;
 pub mod integration;
 mod list;
+mod phones;
 pub mod record;
 mod rekey;
 pub mod session;
@@ -62,6 +63,7 @@ pub use crate::{
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
     error::{Result, StoreError},
+    phones::MAX_VERIFIED_PHONE_NUMBERS,
     record::{AccountState, Status, TenantRecord, TokenInfo, TokenStatus},
     rekey::Rekeyed,
     tenant::{Applied, Install, Uninstall},
