@@ -4,7 +4,8 @@
 //! Ids arrive typed (`wa-ids`): a [`BusinessId`] or [`WabaId`] is 1 to 32 ASCII digits, so it
 //! is one path segment and can never reach another path.
 //!
-//! Secrets travel only in query parameters that reqwest puts on the wire; spans carry the
+//! Secrets travel only in query parameters and `Authorization` headers that reqwest puts on
+//! the wire; spans carry the
 //! path template (`/{business_id}/system_user_access_tokens`), never the URL with its query,
 //! and every error is built from `reqwest::Error::without_url` and scrubbed of the request's
 //! token and proof before it leaves this module.
@@ -24,12 +25,14 @@ use serde_json::Value;
 use tracing::{Instrument, Span, field::Empty};
 use url::Url;
 use wa_envelope::signature::hmac_hex;
-use wa_ids::{BusinessId, SystemUserId, WabaId};
+use wa_ids::{BusinessId, PhoneNumberId, SystemUserId, WabaId};
 
 use crate::{GraphConfig, GraphError, Result, RetryPolicy, error::parse_error};
 
 /// Most bytes of a reply body we read; the rest is dropped with the connection.
 const MAX_BODY: usize = 64 * 1024;
+/// Most phone numbers read for one WABA (one page of `phone_numbers`).
+pub const MAX_PHONE_NUMBERS: usize = 100;
 
 /// A Graph API client for onboarding. Cloning is cheap (one `Arc`); share one per process.
 #[derive(Clone)]
@@ -69,8 +72,12 @@ struct Call<'a> {
     template: &'static str,
     /// Full URL without query string.
     url: Url,
+    /// `GET` or `POST`.
+    method: reqwest::Method,
     /// Query parameters; hold secrets, never logged.
     query: Vec<(&'static str, &'a str)>,
+    /// A token sent as `Authorization: Bearer`, never logged.
+    bearer: Option<&'a str>,
     /// This call's token and proof, scrubbed from any error text (with the client's own).
     secrets: [&'a str; 2],
 }
@@ -135,6 +142,8 @@ impl GraphClient {
                 otel_name: "POST /{business_id}/system_user_access_tokens",
                 template: "/{business_id}/system_user_access_tokens",
                 url: self.url(&[business_id.as_str(), "system_user_access_tokens"]),
+                method: reqwest::Method::POST,
+                bearer: None,
                 query: vec![
                     ("access_token", inner.system_user_token.expose_secret()),
                     ("appsecret_proof", inner.system_user_proof.expose_secret()),
@@ -183,10 +192,61 @@ impl GraphClient {
                 otel_name: "POST /{waba_id}/subscribed_apps",
                 template: "/{waba_id}/subscribed_apps",
                 url: self.url(&[waba_id.as_str(), "subscribed_apps"]),
+                method: reqwest::Method::POST,
+                bearer: None,
                 query: vec![("access_token", token), ("appsecret_proof", &token_proof)],
                 secrets: [token, &token_proof],
             };
             self.execute(&call, subscribed).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The WABA's phone number ids as Graph lists them: `GET {base}/{version}/{waba_id}/
+    /// phone_numbers?fields=id&limit=…&appsecret_proof=…` with the business token in an
+    /// `Authorization: Bearer` header, answering `{"data": [{"id", ...}]}`. At most
+    /// [`MAX_PHONE_NUMBERS`] are read (one page).
+    ///
+    /// Transient failures are retried in process within [`RetryPolicy`].
+    ///
+    /// # Errors
+    ///
+    /// [`GraphError::Config`] if the token is empty; [`GraphError::Malformed`] if the reply
+    /// is not such a list (or an id breaks the phone number id rule); otherwise the last
+    /// attempt's error, as for [`GraphClient::fetch_business_token`].
+    pub async fn phone_numbers(
+        &self,
+        waba_id: &WabaId,
+        business_token: &SecretString,
+    ) -> Result<Vec<PhoneNumberId>> {
+        let span = tracing::info_span!(
+            "graph.phone_numbers",
+            graph.waba_id = waba_id.as_str(),
+            graph.attempts = Empty,
+            error.type = Empty,
+        );
+        async {
+            let token = business_token.expose_secret();
+            if token.is_empty() {
+                return Err(GraphError::Config("business token is empty".into()));
+            }
+            let token_proof = proof(&self.inner.app_secret, token);
+            let limit = MAX_PHONE_NUMBERS.to_string();
+            let call = Call {
+                otel_name: "GET /{waba_id}/phone_numbers",
+                template: "/{waba_id}/phone_numbers",
+                url: self.url(&[waba_id.as_str(), "phone_numbers"]),
+                method: reqwest::Method::GET,
+                bearer: Some(token),
+                query: vec![
+                    ("fields", "id"),
+                    ("limit", &limit),
+                    ("appsecret_proof", &token_proof),
+                ],
+                secrets: [token, &token_proof],
+            };
+            self.execute(&call, phone_number_ids).await
         }
         .instrument(span)
         .await
@@ -264,7 +324,7 @@ impl GraphClient {
             otel.name = call.otel_name,
             otel.kind = "client",
             otel.status_code = Empty,
-            http.request.method = "POST",
+            http.request.method = call.method.as_str(),
             url.template = call.template,
             server.address = self.inner.base.host_str().unwrap_or_default(),
             http.request.resend_count = resend_count,
@@ -309,14 +369,15 @@ impl GraphClient {
     }
 
     async fn send<T>(&self, call: &Call<'_>, extract: fn(Value) -> Result<T>) -> Result<T> {
-        let response = self
+        let mut request = self
             .inner
             .http
-            .post(call.url.clone())
-            .query(&call.query)
-            .send()
-            .await
-            .map_err(network)?;
+            .request(call.method.clone(), call.url.clone())
+            .query(&call.query);
+        if let Some(token) = call.bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(network)?;
         let status = response.status();
         Span::current().record("http.response.status_code", status.as_u16());
         let headers = response.headers().clone();
@@ -350,6 +411,21 @@ fn business_token(reply: Value) -> Result<SecretString> {
         },
         _ => Err(malformed("reply is not a JSON object")),
     }
+}
+
+fn phone_number_ids(reply: Value) -> Result<Vec<PhoneNumberId>> {
+    let Some(Value::Array(data)) = reply.get("data") else {
+        return Err(malformed("reply has no data list"));
+    };
+    data.iter()
+        .take(MAX_PHONE_NUMBERS)
+        .map(|entry| match entry.get("id") {
+            Some(Value::String(id)) => {
+                PhoneNumberId::parse(id).map_err(|_| malformed("a phone number id is malformed"))
+            }
+            _ => Err(malformed("a phone number has no id")),
+        })
+        .collect()
 }
 
 fn subscribed(reply: Value) -> Result<()> {
@@ -406,5 +482,9 @@ mod tests {
         assert!(business_token(serde_json::json!([])).is_err());
         assert!(subscribed(serde_json::json!({"success": false})).is_err());
         assert!(subscribed(serde_json::json!({"success": true})).is_ok());
+        assert!(phone_number_ids(serde_json::json!({})).is_err());
+        assert!(phone_number_ids(serde_json::json!({"data": [{"id": "x/y"}]})).is_err());
+        let ids = phone_number_ids(serde_json::json!({"data": [{"id": "1"}, {"id": "2"}]}));
+        assert_eq!(ids.unwrap().len(), 2);
     }
 }

@@ -1,4 +1,4 @@
-//! The two Graph API calls that onboarding needs, and a local stand-in for Graph.
+//! The Graph API calls that onboarding needs, and a local stand-in for Graph.
 //!
 //! This crate owns everything wa-onboard says to Meta's Graph API:
 //!
@@ -6,6 +6,8 @@
 //!   with the partner's system user token, its `appsecret_proof`, `system_user_id` and
 //!   `fetch_only=true`, answering the customer's business token.
 //! - [`GraphClient::subscribe_app`]: `POST /{waba_id}/subscribed_apps` with the business token.
+//! - [`GraphClient::phone_numbers`]: `GET /{waba_id}/phone_numbers` with the business token
+//!   (in an `Authorization: Bearer` header), answering the WABA's phone number ids.
 //! - [`GraphError`]: Meta's error envelope parsed and classified as transient or permanent
 //!   (see SPEC.md), with the server's `Retry-After` / `X-Business-Use-Case-Usage` hint.
 //! - In-process retry with exponential backoff and jitter (backon), bounded by a
@@ -30,7 +32,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use wa_ids::SystemUserId;
 
-pub use client::GraphClient;
+pub use client::{GraphClient, MAX_PHONE_NUMBERS};
 pub use error::{GraphError, PERMANENT_CODES, Result, TRANSIENT_CODES, classify, parse_error};
 
 /// The Graph API base URL used when none is configured.
