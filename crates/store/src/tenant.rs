@@ -268,7 +268,7 @@ impl Store {
     /// [`Install::event_time`]) is still the one in effect, as for
     /// [`crate::TokenVault::store_token`]: the failure of a fetch that outlived an uninstall
     /// and a newer install must not be recorded against the newer one. Does nothing either if
-    /// the token is already active.
+    /// the token is already active. Returns whether it was recorded.
     ///
     /// # Errors
     ///
@@ -279,14 +279,14 @@ impl Store {
         waba_id: &WabaId,
         error: &str,
         install_time: i64,
-    ) -> Result<()> {
-        let _: i64 = MARK_FAILED
+    ) -> Result<bool> {
+        let recorded: i64 = MARK_FAILED
             .key(self.keys.tenant(waba_id))
             .arg(error)
             .arg(install_time)
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(())
+        Ok(recorded == 1)
     }
 
     /// Records that the app is subscribed to the WABA (`subscribed: true`).
