@@ -1,6 +1,6 @@
 //! Exchange and queue names, and their idempotent declaration.
 //!
-//! The layout (SPEC "Broker topology"), shown for the default prefix `wa`:
+//! The layout (docs/REFERENCE.md, "Broker topology"), shown for the default prefix `wa`:
 //!
 //! - `wa.webhooks`: topic exchange every change is published to, routing key
 //!   `{object}.{field}`; its alternate exchange `wa.unrouted` (fanout) feeds the quorum queue

@@ -1,6 +1,6 @@
 //! [`GraphError`]: what can go wrong talking to Graph, Meta's error envelope parsed from a
-//! bounded body, and SPEC.md's transient/permanent classification with the server's
-//! back-off hint.
+//! bounded body, and the transient/permanent classification of docs/REFERENCE.md ("Graph API
+//! calls"), with the server's back-off hint.
 //!
 //! Every message that ends up in an error is bounded, single-line and scrubbed of the tokens
 //! and proofs of the request that produced it, so `Display` and [`GraphError::summary`] are
@@ -14,13 +14,14 @@ use serde_json::Value;
 /// The crate's result type.
 pub type Result<T, E = GraphError> = std::result::Result<T, E>;
 
-/// Graph error codes that are worth retrying (SPEC.md): service hiccups and rate limits.
+/// Graph error codes that are worth retrying (docs/REFERENCE.md, "Graph API calls"): service
+/// hiccups and rate limits.
 pub const TRANSIENT_CODES: &[i64] = &[
     1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131057,
 ];
 
-/// Graph error codes that no retry will fix (SPEC.md): invalid token or app removed (190),
-/// permissions (10, 200), bad parameters (100), and the like.
+/// Graph error codes that no retry will fix (docs/REFERENCE.md, "Graph API calls"): invalid
+/// token or app removed (190), permissions (10, 200), bad parameters (100), and the like.
 pub const PERMANENT_CODES: &[i64] = &[10, 100, 190, 200, 452, 3962];
 
 /// Longest error message kept, in characters.

@@ -9,7 +9,8 @@
 //! - [`GraphClient::phone_numbers`]: `GET /{waba_id}/phone_numbers` with the business token
 //!   (in an `Authorization: Bearer` header), answering the WABA's phone number ids.
 //! - [`GraphError`]: Meta's error envelope parsed and classified as transient or permanent
-//!   (see SPEC.md), with the server's `Retry-After` / `X-Business-Use-Case-Usage` hint.
+//!   (docs/REFERENCE.md, "Graph API calls"), with the server's `Retry-After` /
+//!   `X-Business-Use-Case-Usage` hint.
 //! - In-process retry with exponential backoff and jitter (backon), bounded by a
 //!   [`RetryPolicy`] of a few seconds. When the server asks for a longer pause than that, the
 //!   call stops and returns the transient error with [`GraphError::retry_after`] so the caller

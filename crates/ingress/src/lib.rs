@@ -1,8 +1,8 @@
 //! The webhook ingress: Meta's deliveries in, confirmed broker messages out.
 //!
-//! What this crate owns: the HTTP surface of SPEC.md's route table (verification handshake,
-//! signed deliveries, health, readiness, metrics), its bounds (body size, header and body read
-//! time), and the rule that a delivery is answered `200` only once the broker has confirmed
+//! What this crate owns: the HTTP surface of docs/REFERENCE.md, "Ingress routes" (verification
+//! handshake, signed deliveries, health, readiness, metrics), its bounds (body size, header
+//! and body read time), and the rule that a delivery is answered `200` only once the broker has confirmed
 //! every one of its changes. Anything less is a `503` with `Retry-After`, so Meta delivers
 //! again. The same rule holds for the Embedded Signup session events the partner's backend
 //! forwards (`POST /v1/signup-events`, bearer-authenticated, `202` once confirmed; see
@@ -53,7 +53,8 @@ pub struct IngressConfig {
 }
 
 impl IngressConfig {
-    /// A configuration with SPEC.md's defaults around the required values.
+    /// A configuration with the defaults of docs/REFERENCE.md ("Variables") around the
+    /// required values.
     pub fn new(
         app_secrets: Vec<SecretString>,
         verify_token: SecretString,

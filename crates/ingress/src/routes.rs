@@ -1,4 +1,4 @@
-//! The route table of SPEC.md and the webhook delivery path:
+//! The route table of docs/REFERENCE.md ("Ingress routes") and the webhook delivery path:
 //! size check → read (bounded) → signature → envelope → publish with confirms → answer.
 //! The Embedded Signup session event route is in [`signup`].
 

@@ -10,7 +10,8 @@
 //! - **Tenant state** ([`Store::apply_install`], [`Store::apply_uninstall`],
 //!   [`Store::apply_account_event`], ...): one hash per WABA, changed only by atomic Lua
 //!   scripts that order events by their `event_time` (Meta's `entry.time`), so late and
-//!   re-delivered events never move a tenant backwards. [`TenantRecord`] is SPEC's JSON.
+//!   re-delivered events never move a tenant backwards. [`TenantRecord`] is the JSON of
+//!   docs/REFERENCE.md, "Tenant record".
 //! - **Business tokens**, encrypted with AES-256-GCM under `WA_TOKEN_KEY` ([`TokenKey`]) and
 //!   bound to their WABA id; plaintext exists only in [`secrecy::SecretString`]s. Only a
 //!   [`TokenVault`] ([`Store::with_token_key`]) reads, writes or rekeys them: a [`Store`]

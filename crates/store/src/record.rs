@@ -1,4 +1,5 @@
-//! The tenant record: SPEC's `tenants get` JSON, and how it is laid out in a Redis hash.
+//! The tenant record: the `tenants get` JSON of docs/REFERENCE.md ("Tenant record"), and how
+//! it is laid out in a Redis hash.
 //!
 //! One hash per tenant, `{prefix}tenant:{<waba_id>}`. Scalars are stored as plain strings,
 //! list-valued fields as JSON text written by Rust (so Lua never re-encodes them: `cjson`
@@ -118,7 +119,8 @@ pub struct AccountState {
     pub offboarded: bool,
 }
 
-/// One tenant, exactly as SPEC's "Tenant record" JSON (`tenants get`, `tenants list`).
+/// One tenant, exactly as the JSON of docs/REFERENCE.md, "Tenant record" (`tenants get`,
+/// `tenants list`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
     /// The customer's WhatsApp Business Account id (the tenant's identity).

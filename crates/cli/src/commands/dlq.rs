@@ -1,13 +1,16 @@
 //! `wa-onboard dlq list|replay`: what is in the dead-letter queue, and re-driving it.
+//!
+//! Exit codes: `0` done; `3` no dead letter with the id given to `replay`; `2` a usage error;
+//! `1` anything else (RabbitMQ unreachable).
 
-use std::{process::ExitCode, time::Duration};
+use std::{io::Write, process::ExitCode, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
-use wa_broker::{Broker, BrokerConfig, Topology};
+use wa_broker::Broker;
 
-use crate::{args::AmqpArgs, progress::Progress};
+use crate::{flags::AmqpArgs, output, progress::Progress};
 
 /// `wa-onboard dlq`.
 #[derive(Debug, Args)]
@@ -33,11 +36,9 @@ pub enum DlqCommand {
     },
 }
 
-async fn connect(amqp: AmqpArgs) -> anyhow::Result<(Broker, CancellationToken)> {
-    let mut config =
-        BrokerConfig::new(&amqp.url, Topology::new(amqp.prefix)).context("AMQP_URL")?;
+async fn connect(amqp: &AmqpArgs) -> anyhow::Result<(Broker, CancellationToken)> {
+    let mut config = amqp.broker(amqp.topology(), "wa-onboard dlq")?;
     config.channels = 1;
-    config.connection_name = "wa-onboard dlq".into();
     let shutdown = CancellationToken::new();
     let broker = Broker::start(config, shutdown.clone());
     if !broker.wait_ready(Duration::from_secs(15)).await {
@@ -46,14 +47,11 @@ async fn connect(amqp: AmqpArgs) -> anyhow::Result<(Broker, CancellationToken)> 
     Ok((broker, shutdown))
 }
 
-#[allow(clippy::print_stdout)] // Listing is this command's output.
 pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
-    let (broker, shutdown) = connect(args.amqp).await?;
+    let (broker, shutdown) = connect(&args.amqp).await?;
     let code = match args.command {
         DlqCommand::List => {
-            for letter in wa_worker::dlq::list(&broker).await? {
-                println!("{}", serde_json::to_string(&letter)?);
-            }
+            output::json_lines(wa_worker::dlq::list(&broker).await?)?;
             ExitCode::SUCCESS
         }
         DlqCommand::Replay { all, id } => {
@@ -66,10 +64,12 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
             })
             .await?;
             progress.finish();
-            println!("replayed {} kept {}", result.replayed, result.kept);
+            output::write_stdout(|out| {
+                writeln!(out, "replayed {} kept {}", result.replayed, result.kept)
+            })?;
             if id.is_some() && result.replayed == 0 {
                 eprintln!("no dead letter with that id");
-                ExitCode::from(3)
+                output::not_found()
             } else {
                 ExitCode::SUCCESS
             }

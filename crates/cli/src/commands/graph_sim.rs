@@ -7,7 +7,7 @@ use clap::Args;
 use secrecy::SecretString;
 use wa_graph::sim::SimConfig;
 
-use crate::{args::AppSecret, secrets, shutdown};
+use crate::{flags::AppSecret, secrets, shutdown};
 
 /// `wa-onboard graph-sim`.
 #[derive(Debug, Args)]
@@ -33,13 +33,7 @@ pub struct GraphSimArgs {
 }
 
 pub async fn run(args: GraphSimArgs) -> anyhow::Result<ExitCode> {
-    let _telemetry = wa_telemetry::init("wa-onboard-graph-sim")?;
-    let app_secret = secrets::list(
-        args.secret.value.as_deref(),
-        args.secret.file.as_deref(),
-        "WA_APP_SECRET",
-    )?
-    .swap_remove(0);
+    let app_secret = args.secret.signing()?;
     // An empty WA_SYSTEM_USER_TOKEN (as a compose file leaves it) means lenient mode.
     let token = args.system_user_token.as_deref().filter(|t| !t.is_empty());
     let system_user_token = match (token, args.system_user_token_file.as_deref()) {

@@ -1,30 +1,65 @@
 //! `wa-onboard ingress`: builds the configuration and runs the ingress until SIGTERM.
 
-use std::{path::Path, process::ExitCode};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{Context, bail};
+use clap::Args;
 use secrecy::SecretString;
-use wa_broker::{BrokerConfig, Topology};
 use wa_ingress::IngressConfig;
 
-use crate::{args::IngressArgs, secrets, shutdown};
+use crate::{
+    flags::{AmqpArgs, AppSecret},
+    secrets, shutdown,
+};
+
+/// `wa-onboard ingress`.
+#[derive(Debug, Args)]
+pub struct IngressArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WA_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub secret: AppSecret,
+    /// Token Meta echoes in the subscription handshake.
+    #[arg(long, env = "WA_VERIFY_TOKEN", hide_env_values = true)]
+    pub verify_token: Option<String>,
+    /// File holding the verify token.
+    #[arg(long, env = "WA_VERIFY_TOKEN_FILE")]
+    pub verify_token_file: Option<PathBuf>,
+    /// Largest webhook body accepted, in bytes (Meta sends up to 3 MB).
+    #[arg(long, env = "WA_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    /// Publisher-confirm channels in the pool.
+    #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub publish_channels: u16,
+    /// Bearer the partner's backend sends with Embedded Signup session events
+    /// (`POST /v1/signup-events`); unset, the route is off. At least 16 characters.
+    #[arg(long, env = "WA_SIGNUP_API_TOKEN", hide_env_values = true)]
+    pub signup_api_token: Option<String>,
+    /// File holding the signup API token.
+    #[arg(long, env = "WA_SIGNUP_API_TOKEN_FILE")]
+    pub signup_api_token_file: Option<PathBuf>,
+}
 
 pub async fn run(args: IngressArgs) -> anyhow::Result<ExitCode> {
-    let _telemetry = wa_telemetry::init("wa-onboard-ingress")?;
-    let app_secrets = secrets::list(
-        args.secret.value.as_deref(),
-        args.secret.file.as_deref(),
-        "WA_APP_SECRET",
-    )?;
+    let app_secrets = args.secret.all()?;
     let verify_token = secrets::required(
         args.verify_token.as_deref(),
         args.verify_token_file.as_deref(),
         "WA_VERIFY_TOKEN",
     )?;
-    let mut broker =
-        BrokerConfig::new(&args.amqp.url, Topology::new(args.amqp.prefix)).context("AMQP_URL")?;
+    let mut broker = args
+        .amqp
+        .broker(args.amqp.topology(), "wa-onboard ingress")?;
     broker.channels = usize::from(args.publish_channels);
-    broker.connection_name = "wa-onboard ingress".into();
     let mut config = IngressConfig::new(app_secrets, SecretString::from(verify_token), broker);
     config.max_body_bytes = usize::try_from(args.max_body_bytes).context("WA_MAX_BODY_BYTES")?;
     config.signup_api_token = signup_api_token(

@@ -1,4 +1,6 @@
-//! One module per subcommand.
+//! One module per subcommand, each owning its flags (`…Args`) and its `run`. A command uses
+//! the shared flag groups (`crate::flags`) and output helpers (`crate::output`), never
+//! another command.
 
 pub mod dlq;
 pub mod graph_sim;

@@ -21,15 +21,13 @@
 //! Exit codes: `0` printed; `2` a usage error (missing `--config-id`, an id that is not one,
 //! `v2` or an unknown version).
 
-use std::{
-    io::{self, Write},
-    process::ExitCode,
-};
+use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use wa_ids::{ConfigId, SolutionId};
+
+use crate::output;
 
 /// `wa-onboard signup-config`.
 #[derive(Debug, Args)]
@@ -113,14 +111,7 @@ fn options(args: &SignupConfigArgs) -> LoginOptions<'_> {
 }
 
 pub fn run(args: &SignupConfigArgs) -> anyhow::Result<ExitCode> {
-    let json = serde_json::to_string_pretty(&options(args)).context("encoding the options")?;
-    let mut out = io::stdout().lock();
-    match writeln!(out, "{json}").and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            return Err(anyhow::Error::new(e).context("writing to stdout"));
-        }
-        _ => {}
-    }
+    output::json_pretty(&options(args), "the options")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,7 +17,6 @@
 //! (Redis unreachable).
 
 use std::{
-    io::{self, Write},
     process::ExitCode,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -25,12 +24,9 @@ use std::{
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use wa_ids::SessionId;
-use wa_store::{Store, session::FUNNEL_RETENTION};
+use wa_store::session::FUNNEL_RETENTION;
 
-use crate::args::RedisArgs;
-
-/// Exit code of a lookup that found nothing (SPEC.md "Interface").
-const NOT_FOUND: u8 = 3;
+use crate::{flags::RedisArgs, output};
 
 /// `wa-onboard signups`.
 #[derive(Debug, Args)]
@@ -82,21 +78,14 @@ fn since(value: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: SignupsArgs) -> anyhow::Result<ExitCode> {
-    let _telemetry = wa_telemetry::init("wa-onboard-signups")?;
     match args.command {
         SignupsCommand::Funnel(args) => funnel(args).await,
         SignupsCommand::Get(args) => get(args).await,
     }
 }
 
-async fn connect(args: &RedisArgs) -> anyhow::Result<Store> {
-    Store::connect(&args.url, &args.prefix)
-        .await
-        .context("connecting to Redis (REDIS_URL, WA_REDIS_PREFIX)")
-}
-
 async fn funnel(args: FunnelArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis).await?;
+    let store = args.redis.connect().await?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -105,13 +94,12 @@ async fn funnel(args: FunnelArgs) -> anyhow::Result<ExitCode> {
         .signup_funnel(since, now)
         .await
         .context("reading the signup funnel")?;
-    let json = serde_json::to_string_pretty(&funnel).context("encoding the funnel")?;
-    write_stdout(|out| writeln!(out, "{json}"))?;
+    output::json_pretty(&funnel, "the funnel")?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args.redis).await?;
+    let store = args.redis.connect().await?;
     let events = store
         .signup_session(&args.session_id)
         .await
@@ -121,29 +109,10 @@ async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
             "wa-onboard: unknown signup session {} (or older than 30 days)",
             args.session_id
         );
-        return Ok(ExitCode::from(NOT_FOUND));
+        return Ok(output::not_found());
     }
-    write_stdout(|out| {
-        for event in &events {
-            serde_json::to_writer(&mut *out, event).map_err(io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
+    output::json_lines(&events)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs `write` on a locked stdout and flushes; a closed stdout is not an error.
-fn write_stdout(
-    write: impl FnOnce(&mut io::StdoutLock<'_>) -> io::Result<()>,
-) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    match write(&mut out).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(anyhow::Error::new(e).context("writing to stdout"))
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

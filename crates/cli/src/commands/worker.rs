@@ -1,20 +1,15 @@
 //! `wa-onboard worker`: consumes `account_update` events until SIGTERM.
 
-use std::{
-    collections::HashSet, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration,
-};
+use std::{collections::HashSet, net::SocketAddr, process::ExitCode, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{ArgAction, Args};
-use secrecy::SecretString;
-use wa_broker::{BrokerConfig, Topology};
-use wa_graph::GraphConfig;
-use wa_ids::{BusinessId, SystemUserId};
+use wa_ids::BusinessId;
 use wa_worker::WorkerConfig;
 
 use crate::{
-    args::{AmqpArgs, AppSecret, RedisArgs, TokenKeyArgs},
-    secrets, shutdown,
+    flags::{AmqpArgs, AppSecret, GraphArgs, RedisArgs, TokenKeyArgs},
+    shutdown,
 };
 
 /// `wa-onboard worker`.
@@ -31,21 +26,8 @@ pub struct WorkerArgs {
     pub redis: RedisArgs,
     #[command(flatten)]
     pub token_key: TokenKeyArgs,
-    /// Graph API base URL.
-    #[arg(long, env = "WA_GRAPH_BASE", default_value = wa_graph::DEFAULT_BASE)]
-    pub graph_base: String,
-    /// Graph API version.
-    #[arg(long, env = "WA_GRAPH_VERSION", default_value = wa_graph::DEFAULT_VERSION)]
-    pub graph_version: String,
-    /// The partner's system user id.
-    #[arg(long, env = "WA_SYSTEM_USER_ID")]
-    pub system_user_id: Option<String>,
-    /// The partner's system user access token (`business_management`).
-    #[arg(long, env = "WA_SYSTEM_USER_TOKEN", hide_env_values = true)]
-    pub system_user_token: Option<String>,
-    /// File holding the system user token.
-    #[arg(long, env = "WA_SYSTEM_USER_TOKEN_FILE")]
-    pub system_user_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub graph: GraphArgs,
     /// The partner's own business portfolio ids, comma-separated (never a tenant).
     #[arg(long, env = "WA_PARTNER_BUSINESS_IDS", default_value = "")]
     pub partner_business_ids: String,
@@ -84,22 +66,8 @@ fn delays(text: &str) -> anyhow::Result<Vec<Duration>> {
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let _telemetry = wa_telemetry::init("wa-onboard-worker")?;
-    let app_secret = secrets::list(
-        args.secret.value.as_deref(),
-        args.secret.file.as_deref(),
-        "WA_APP_SECRET",
-    )?
-    .swap_remove(0);
-    let system_user_token = secrets::required(
-        args.system_user_token.as_deref(),
-        args.system_user_token_file.as_deref(),
-        "WA_SYSTEM_USER_TOKEN",
-    )?;
-    let Some(system_user_id) = args.system_user_id.filter(|s| !s.is_empty()) else {
-        bail!("WA_SYSTEM_USER_ID is required");
-    };
-    let system_user_id = SystemUserId::parse(system_user_id.trim()).context("WA_SYSTEM_USER_ID")?;
+    let app_secret = args.secret.signing()?;
+    let graph = args.graph.config(app_secret)?;
     let partner_business_ids = args
         .partner_business_ids
         .split(',')
@@ -108,22 +76,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         .map(BusinessId::parse)
         .collect::<Result<HashSet<_>, _>>()
         .context("WA_PARTNER_BUSINESS_IDS")?;
-    let token_key = crate::commands::tenants::token_key(&args.token_key)?;
-    let mut topology = Topology::new(args.amqp.prefix);
+    let token_key = args.token_key.key()?;
+    let mut topology = args.amqp.topology();
     topology.retry_delays = delays(&args.retry_delays)?;
-    let mut broker = BrokerConfig::new(&args.amqp.url, topology).context("AMQP_URL")?;
-    broker.connection_name = "wa-onboard worker".into();
+    let mut broker = args.amqp.broker(topology, "wa-onboard worker")?;
     broker.channels = 2;
-    let mut graph = GraphConfig::new(
-        app_secret,
-        system_user_id,
-        SecretString::from(system_user_token),
-    );
-    graph.base = args.graph_base;
-    graph.version = args.graph_version;
-    graph
-        .validate()
-        .context("WA_GRAPH_BASE / WA_GRAPH_VERSION")?;
     let config = WorkerConfig {
         broker,
         redis_url: args.redis.url,

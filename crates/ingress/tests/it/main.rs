@@ -5,7 +5,8 @@ mod broker_faults;
 /// Signed deliveries: signatures, bounds, envelopes, what lands on the broker.
 mod delivery;
 mod helpers;
-/// The route table of SPEC.md: handshake, health, readiness, metrics, unknown routes.
+/// The route table of docs/REFERENCE.md ("Ingress routes"): handshake, health, readiness,
+/// metrics, unknown routes.
 mod routes;
 /// `/v1/signup-events`: off without a token, bearer, validation, what lands on the broker;
 /// integration webhooks routed to the worker.

@@ -1,0 +1,249 @@
+//! Flag groups that several commands share (docs/REFERENCE.md, "Variables"): the app secret,
+//! where RabbitMQ is, where Redis is, the token key, how to reach Graph. Each flag has an
+//! environment variable of the same meaning; secrets may also come from `<VAR>_FILE`.
+//!
+//! Owns turning a group into the configuration a library crate takes, with errors that name
+//! the variable at fault. Never knows which command flattens a group.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use secrecy::SecretString;
+use wa_broker::{BrokerConfig, Topology};
+use wa_graph::GraphConfig;
+use wa_ids::SystemUserId;
+use wa_store::{Store, TokenKey};
+
+use crate::secrets;
+
+/// The app secret, given directly or as a file.
+#[derive(Debug, Args)]
+pub struct AppSecret {
+    /// App secret(s), comma-separated; the first signs, any verifies (rotation).
+    #[arg(long = "app-secret", env = "WA_APP_SECRET", hide_env_values = true)]
+    pub value: Option<String>,
+    /// File holding the app secret(s).
+    #[arg(long = "app-secret-file", env = "WA_APP_SECRET_FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl AppSecret {
+    /// Every secret of the list, in order (the first signs, any verifies).
+    ///
+    /// # Errors
+    ///
+    /// When `WA_APP_SECRET` (or `_FILE`) is missing, unreadable or holds no secret.
+    pub fn all(&self) -> anyhow::Result<Vec<SecretString>> {
+        secrets::list(self.value.as_deref(), self.file.as_deref(), "WA_APP_SECRET")
+    }
+
+    /// The secret that signs: the first of the list.
+    ///
+    /// # Errors
+    ///
+    /// As [`AppSecret::all`].
+    pub fn signing(&self) -> anyhow::Result<SecretString> {
+        Ok(self.all()?.swap_remove(0))
+    }
+}
+
+/// Where RabbitMQ is.
+#[derive(Debug, Args)]
+pub struct AmqpArgs {
+    /// AMQP URL(s), comma-separated: the nodes of a cluster, tried in turn.
+    #[arg(
+        id = "amqp_url",
+        long = "amqp-url",
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub url: String,
+    /// Prefix of every exchange and queue name (`wa` gives `wa.webhooks`, ...).
+    #[arg(
+        id = "amqp_prefix",
+        long = "amqp-prefix",
+        env = "WA_AMQP_PREFIX",
+        default_value = "wa"
+    )]
+    pub prefix: String,
+}
+
+impl AmqpArgs {
+    /// The exchanges and queues under `WA_AMQP_PREFIX`, with their default settings.
+    pub fn topology(&self) -> Topology {
+        Topology::new(self.prefix.clone())
+    }
+
+    /// A broker configuration for `topology`, naming the connection `connection_name` (as
+    /// RabbitMQ's management UI shows it).
+    ///
+    /// # Errors
+    ///
+    /// When `AMQP_URL` holds no usable URL.
+    pub fn broker(
+        &self,
+        topology: Topology,
+        connection_name: &str,
+    ) -> anyhow::Result<BrokerConfig> {
+        let mut config = BrokerConfig::new(&self.url, topology).context("AMQP_URL")?;
+        config.connection_name = connection_name.to_owned();
+        Ok(config)
+    }
+}
+
+/// Where Redis is, and under which key prefix.
+#[derive(Debug, Args)]
+pub struct RedisArgs {
+    /// Redis URL.
+    #[arg(
+        id = "redis_url",
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0",
+        hide_env_values = true
+    )]
+    pub url: String,
+    /// Prefix of every Redis key.
+    #[arg(
+        id = "redis_prefix",
+        long = "redis-prefix",
+        env = "WA_REDIS_PREFIX",
+        default_value = "wa:"
+    )]
+    pub prefix: String,
+}
+
+impl RedisArgs {
+    /// Opens the store (state only, no token key), which must answer.
+    ///
+    /// # Errors
+    ///
+    /// When Redis is unreachable; the message names the variables and never repeats a
+    /// password from `REDIS_URL`.
+    pub async fn connect(&self) -> anyhow::Result<Store> {
+        Store::connect(&self.url, &self.prefix)
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to Redis at {} (REDIS_URL, WA_REDIS_PREFIX)",
+                    redacted(&self.url)
+                )
+            })
+    }
+}
+
+/// `url` without its credentials, for messages.
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// The key that encrypts business tokens at rest, for the commands that read or write them.
+#[derive(Debug, Args)]
+pub struct TokenKeyArgs {
+    /// Key encrypting business tokens at rest: 32 bytes, base64 (`openssl rand -base64 32`);
+    /// `new,old` during a rotation (the first encrypts, any decrypts).
+    #[arg(
+        id = "token_key",
+        long = "token-key",
+        env = "WA_TOKEN_KEY",
+        hide_env_values = true
+    )]
+    pub value: Option<String>,
+    /// File holding the token key.
+    #[arg(
+        id = "token_key_file",
+        long = "token-key-file",
+        env = "WA_TOKEN_KEY_FILE"
+    )]
+    pub file: Option<PathBuf>,
+}
+
+impl TokenKeyArgs {
+    /// `WA_TOKEN_KEY` (or `_FILE`): one key, or `new,old` during a rotation.
+    ///
+    /// # Errors
+    ///
+    /// When it is missing or any key in it is unusable.
+    pub fn key(&self) -> anyhow::Result<TokenKey> {
+        TokenKey::from_base64_list(&secrets::required(
+            self.value.as_deref(),
+            self.file.as_deref(),
+            "WA_TOKEN_KEY",
+        )?)
+        .context("WA_TOKEN_KEY")
+    }
+}
+
+/// How to reach Graph, as the partner's system user.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Graph API base URL.
+    #[arg(long, env = "WA_GRAPH_BASE", default_value = wa_graph::DEFAULT_BASE)]
+    pub graph_base: String,
+    /// Graph API version.
+    #[arg(long, env = "WA_GRAPH_VERSION", default_value = wa_graph::DEFAULT_VERSION)]
+    pub graph_version: String,
+    /// The partner's system user id.
+    #[arg(long, env = "WA_SYSTEM_USER_ID")]
+    pub system_user_id: Option<String>,
+    /// The partner's system user access token (`business_management`).
+    #[arg(long, env = "WA_SYSTEM_USER_TOKEN", hide_env_values = true)]
+    pub system_user_token: Option<String>,
+    /// File holding the system user token.
+    #[arg(long, env = "WA_SYSTEM_USER_TOKEN_FILE")]
+    pub system_user_token_file: Option<PathBuf>,
+}
+
+impl GraphArgs {
+    /// The Graph client's configuration; `app_secret` keys every `appsecret_proof`.
+    ///
+    /// # Errors
+    ///
+    /// When the system user token or id is missing, or the base URL or version is unusable.
+    pub fn config(self, app_secret: SecretString) -> anyhow::Result<GraphConfig> {
+        let system_user_token = secrets::required(
+            self.system_user_token.as_deref(),
+            self.system_user_token_file.as_deref(),
+            "WA_SYSTEM_USER_TOKEN",
+        )?;
+        let Some(system_user_id) = self.system_user_id.filter(|s| !s.is_empty()) else {
+            bail!("WA_SYSTEM_USER_ID is required");
+        };
+        let system_user_id =
+            SystemUserId::parse(system_user_id.trim()).context("WA_SYSTEM_USER_ID")?;
+        let mut graph = GraphConfig::new(
+            app_secret,
+            system_user_id,
+            SecretString::from(system_user_token),
+        );
+        graph.base = self.graph_base;
+        graph.version = self.graph_version;
+        graph
+            .validate()
+            .context("WA_GRAPH_BASE / WA_GRAPH_VERSION")?;
+        Ok(graph)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials_only() {
+        assert_eq!(
+            redacted("redis://:hunter2@redis:6379/0"),
+            "redis://***@redis:6379/0"
+        );
+        assert_eq!(redacted("rediss://user:p@ss@host/1"), "rediss://***@host/1");
+        assert_eq!(
+            redacted("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+    }
+}
