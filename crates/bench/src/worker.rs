@@ -264,6 +264,7 @@ async fn scaling_phase(
                 .arg("worker")
                 .env("WA_APP_SECRET", "bench")
                 .env("WA_SYSTEM_USER_ID", "1")
+                .env("WA_APP_ID", "1061231232323117")
                 .env("WA_SYSTEM_USER_TOKEN", "bench")
                 .env("WA_TOKEN_KEY", &key)
                 .env("WA_GRAPH_BASE", format!("http://{sim}"))

@@ -19,3 +19,5 @@ mod send;
 mod signups;
 /// `tenants get|list|token` against a real Redis, arranged with `wa_store` directly.
 mod tenants;
+/// `worker`: settings it refuses at start.
+mod worker;
