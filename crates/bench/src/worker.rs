@@ -158,6 +158,8 @@ async fn worker_phase(
             SecretString::from("bench".to_owned()),
         ),
         partner_business_ids: HashSet::new(),
+        // The app the bench's installs name.
+        app_id: "1061231232323117".parse().expect("an app id"),
         subscribe_app: false,
         dedupe_ttl: Duration::from_secs(600),
         lease: Duration::from_secs(60),

@@ -71,7 +71,8 @@ impl AccountUpdates {
                 waba_id,
                 partner_app_id,
             } => {
-                info!(%waba_id, %partner_app_id, event, "event for another app; not applied");
+                info!(waba_id = ?waba_id.as_ref().map(WabaId::as_str), %partner_app_id, event,
+                    "event for another app; not applied");
                 self.metrics.other_app(&event);
                 Ok(Applied::OtherApp)
             }

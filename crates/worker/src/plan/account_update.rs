@@ -38,8 +38,8 @@ pub enum Plan {
     OtherApp {
         /// `value.event`.
         event: String,
-        /// The WABA it names.
-        waba_id: WabaId,
+        /// The WABA it names, if it names one.
+        waba_id: Option<WabaId>,
         /// `waba_info.partner_app_id`.
         partner_app_id: AppId,
     },
@@ -157,12 +157,9 @@ fn other_app(
     if &partner_app_id == app_id {
         return Ok(None);
     }
-    let Some(waba_id) = text(info, "waba_id") else {
-        return Err(Rejected(format!("{event} without waba_info.waba_id")));
-    };
     Ok(Some(Plan::OtherApp {
         event: event.to_owned(),
-        waba_id: id(waba_id, "waba_info.waba_id")?,
+        waba_id: optional_id(text(info, "waba_id"), "waba_info.waba_id")?,
         partner_app_id,
     }))
 }
@@ -249,7 +246,7 @@ mod tests {
                 plan(&change("9", Some(1), v), &partners()),
                 Ok(Plan::OtherApp {
                     event: event.into(),
-                    waba_id: "5".parse().unwrap(),
+                    waba_id: Some("5".parse().unwrap()),
                     partner_app_id: "777".parse().unwrap()
                 })
             );
