@@ -27,7 +27,11 @@ use url::Url;
 use wa_envelope::signature::hmac_hex;
 use wa_ids::{BusinessId, PhoneNumberId, SystemUserId, WabaId};
 
-use crate::{GraphConfig, GraphError, Result, RetryPolicy, error::parse_error};
+use crate::{
+    GraphConfig, GraphError, Result, RetryPolicy,
+    error::parse_error,
+    reply::{business_token, malformed, phone_number_ids, subscribed},
+};
 
 /// Most bytes of a reply body we read; the rest is dropped with the connection.
 const MAX_BODY: usize = 64 * 1024;
@@ -403,45 +407,6 @@ fn proof(app_secret: &SecretString, token: &str) -> String {
     hmac_hex(app_secret.expose_secret().as_bytes(), token.as_bytes())
 }
 
-fn business_token(reply: Value) -> Result<SecretString> {
-    match reply {
-        Value::Object(mut map) => match map.remove("access_token") {
-            Some(Value::String(token)) if !token.is_empty() => Ok(SecretString::from(token)),
-            _ => Err(malformed("reply has no access_token")),
-        },
-        _ => Err(malformed("reply is not a JSON object")),
-    }
-}
-
-fn phone_number_ids(reply: Value) -> Result<Vec<PhoneNumberId>> {
-    let Some(Value::Array(data)) = reply.get("data") else {
-        return Err(malformed("reply has no data list"));
-    };
-    data.iter()
-        .take(MAX_PHONE_NUMBERS)
-        .map(|entry| match entry.get("id") {
-            Some(Value::String(id)) => {
-                PhoneNumberId::parse(id).map_err(|_| malformed("a phone number id is malformed"))
-            }
-            _ => Err(malformed("a phone number has no id")),
-        })
-        .collect()
-}
-
-fn subscribed(reply: Value) -> Result<()> {
-    match reply.get("success") {
-        Some(Value::Bool(true)) => Ok(()),
-        Some(_) => Err(malformed("reply has success other than true")),
-        None => Err(malformed("reply has no success")),
-    }
-}
-
-fn malformed(message: &str) -> GraphError {
-    GraphError::Malformed {
-        message: message.to_owned(),
-    }
-}
-
 /// A transport error as text: the error and its causes, without the URL.
 fn network(err: reqwest::Error) -> GraphError {
     let err = err.without_url();
@@ -470,21 +435,4 @@ async fn read_bounded(mut response: reqwest::Response) -> reqwest::Result<(Vec<u
         body.extend_from_slice(&chunk);
     }
     Ok((body, false))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replies_without_the_promised_field_are_malformed() {
-        assert!(business_token(serde_json::json!({"access_token": ""})).is_err());
-        assert!(business_token(serde_json::json!([])).is_err());
-        assert!(subscribed(serde_json::json!({"success": false})).is_err());
-        assert!(subscribed(serde_json::json!({"success": true})).is_ok());
-        assert!(phone_number_ids(serde_json::json!({})).is_err());
-        assert!(phone_number_ids(serde_json::json!({"data": [{"id": "x/y"}]})).is_err());
-        let ids = phone_number_ids(serde_json::json!({"data": [{"id": "1"}, {"id": "2"}]}));
-        assert_eq!(ids.unwrap().len(), 2);
-    }
 }

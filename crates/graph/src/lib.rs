@@ -25,6 +25,7 @@
 
 mod client;
 mod error;
+mod reply;
 pub mod sim;
 
 use std::time::Duration;
