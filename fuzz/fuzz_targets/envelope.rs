@@ -31,9 +31,9 @@ fuzz_target!(|data: &[u8]| {
     let messages = envelope.clone().into_changes(7);
     assert_eq!(messages.len(), count);
     for m in &messages {
-        assert!(is_lower_hex_64(&m.id), "bad id {:?}", m.id);
+        assert!(is_lower_hex_64(m.id.as_str()), "bad id {:?}", m.id);
         assert_eq!(
-            m.id,
+            m.id.as_str(),
             dedupe_key(&m.object, &m.entry_id, m.entry_time, &m.field, &m.value),
             "the id is the dedupe key of the message's own identity"
         );
@@ -51,8 +51,8 @@ fuzz_target!(|data: &[u8]| {
         .expect("parsed once, parses again")
         .into_changes(8)
         .into_iter()
-        .map(|m| m.id)
+        .map(|m| m.id.into_string())
         .collect();
-    let first: Vec<&String> = messages.iter().map(|m| &m.id).collect();
+    let first: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
     assert!(again.iter().eq(first.into_iter()));
 });

@@ -1,7 +1,7 @@
 //! `SessionEvent::parse` (the `/v1/signup-events` validator) on arbitrary bytes.
 //!
 //! Never panics; what it accepts obeys the documented rules: `type` is `WA_EMBEDDED_SIGNUP`,
-//! `event` is 1 to 64 of `[A-Z_]`, ids are 1 to 64 of `[A-Za-z0-9_-]`; the worker's re-check
+//! `event` is 1 to 64 of `[A-Z_]`, ids obey their `wa-ids` rule; the worker's re-check
 //! (`from_value` on the same value) agrees; the message routes to `embedded_signup.session`
 //! with the canonical hash of the body as its id; and the body, re-serialised as the ingress
 //! publishes it, is still accepted.
@@ -9,15 +9,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wa_envelope::session::{
-    MAX_ID_LEN, ROUTING_KEY, SessionEvent, SessionKind, TYPE, canonical_sha256,
-};
+use wa_envelope::session::{ROUTING_KEY, SessionEvent, SessionKind, TYPE, canonical_sha256};
+use wa_ids::{BusinessId, PhoneNumberId, WabaId};
 
-fn is_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+/// A Meta id as the envelope handed it out still passes the one rule of `wa-ids` (1 to 32
+/// ASCII digits), whichever type it was parsed as.
+fn is_meta_id(s: &str) -> bool {
+    WabaId::parse(s).is_ok() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -40,14 +38,26 @@ fuzz_target!(|data: &[u8]| {
             business_id,
             other_waba_ids,
         } => {
-            assert!(is_id(waba_id));
-            assert!(phone_number_id.as_deref().is_none_or(is_id));
-            assert!(business_id.as_deref().is_none_or(is_id));
-            assert!(other_waba_ids.iter().all(|w| is_id(w) && w != waba_id));
+            assert!(is_meta_id(waba_id.as_str()));
+            assert!(
+                phone_number_id
+                    .as_ref()
+                    .is_none_or(|p: &PhoneNumberId| is_meta_id(p.as_str()))
+            );
+            assert!(
+                business_id
+                    .as_ref()
+                    .is_none_or(|b: &BusinessId| is_meta_id(b.as_str()))
+            );
+            assert!(
+                other_waba_ids
+                    .iter()
+                    .all(|w| is_meta_id(w.as_str()) && w != waba_id)
+            );
         }
         SessionKind::Cancel { current_step } => assert!(!current_step.is_empty()),
         SessionKind::Error { code, session_id } => {
-            assert!(!code.is_empty() && !session_id.is_empty());
+            assert!(!code.is_empty() && !session_id.as_str().is_empty());
         }
         SessionKind::Other => {}
     }
@@ -62,13 +72,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(reparsed.event, event.event);
 
     let key = event.dedupe_key();
-    assert_eq!(key, canonical_sha256(&event.value));
-    assert!(
-        key.len() == 64
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    );
+    // A `DedupeKey` is 64 lowercase hex digits by construction.
+    assert_eq!(key.as_str(), canonical_sha256(&event.value));
     let message = event.into_change(1);
     assert_eq!(message.routing_key(), ROUTING_KEY);
     assert_eq!(message.id, key);
