@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use wa_broker::{Broker, BrokerConfig, Outgoing, Topology, lapin};
 use wa_ingress::IngressConfig;
+use wa_testkit::Listening;
 
-use crate::{Summary, http1};
+use crate::{CHILD_START, Summary, http1};
 
 const SECRET: &str = "bench-app-secret";
 
@@ -198,33 +199,29 @@ enum Server {
         CancellationToken,
         tokio::task::JoinHandle<Result<(), wa_ingress::IngressError>>,
     ),
-    Child(tokio::process::Child),
+    Child(Box<Listening>),
 }
 
 async fn start_ingress(args: &IngressBench, prefix: &str) -> anyhow::Result<(SocketAddr, Server)> {
     if let Some(bin) = &args.ingress_bin {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = tokio::process::Command::new(bin)
-            .arg("ingress")
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.arg("ingress")
             .env("WA_APP_SECRET", SECRET)
             .env("WA_VERIFY_TOKEN", "bench")
-            .env("WA_LISTEN", addr.to_string())
+            .env("WA_LISTEN", "127.0.0.1:0")
             .env("AMQP_URL", &args.amqp_url)
             .env("WA_AMQP_PREFIX", prefix)
             .env("WA_PUBLISH_CHANNELS", args.channels.to_string())
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the ingress binary")?;
+            // Only the `listening` line, which says where it accepts webhooks.
+            .env("RUST_LOG", "warn,wa_ingress=info");
+        // Bound by the child itself on port 0: no port picked here and hoped free.
+        let child = Listening::spawn(cmd, CHILD_START).await;
+        let addr = child.addr;
         crate::cpu::CHILD.store(
             child.id().unwrap_or(0),
             std::sync::atomic::Ordering::Relaxed,
         );
-        return Ok((addr, Server::Child(child)));
+        return Ok((addr, Server::Child(Box::new(child))));
     }
     let shutdown = CancellationToken::new();
     let mut config = IngressConfig::new(
@@ -321,7 +318,7 @@ async fn ingress_phase(args: &IngressBench, prefix: &str) -> anyhow::Result<Ingr
             task.await.context("ingress task")??;
         }
         Server::Child(mut child) => {
-            let _ = child.kill().await;
+            child.kill().await;
             crate::cpu::CHILD.store(0, std::sync::atomic::Ordering::Relaxed);
         }
     }

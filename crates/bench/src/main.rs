@@ -12,6 +12,9 @@
 //!    and waiting for the `200`.
 //!
 //! It prints requests per second, p50/p99/max latency, and the ratio ingress/raw.
+//!
+//! A `wa-onboard` child (`--ingress-bin`, the worker's scaling phase) binds port 0 itself and
+//! is read from its `listening` line (`wa_testkit::Listening`), never given a port picked here.
 
 mod cpu;
 mod http1;
@@ -21,6 +24,9 @@ mod worker;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+/// How long a `wa-onboard` child may take to say where it listens.
+pub(crate) const CHILD_START: Duration = Duration::from_secs(30);
 
 /// Benchmarks for wa-onboard.
 #[derive(Parser)]

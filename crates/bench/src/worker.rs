@@ -20,8 +20,9 @@ use wa_broker::{
     },
 };
 use wa_envelope::Envelope;
+use wa_testkit::Listening;
 
-use crate::load::cleanup;
+use crate::{CHILD_START, load::cleanup};
 
 /// Options of `wa-bench worker`.
 #[derive(Args)]
@@ -29,10 +30,10 @@ pub struct WorkerBench {
     /// Events to process in each phase.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
-    /// Prefetch of both consumers.
+    /// Prefetch of the worker process, split between its two queues (`WA_PREFETCH`).
     #[arg(long, default_value_t = 256)]
     prefetch: u16,
-    /// Worker concurrency.
+    /// Messages the worker process handles at once, across both queues (`WA_CONCURRENCY`).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// AMQP URL.
@@ -257,33 +258,28 @@ async fn scaling_phase(
     let mut children = Vec::new();
     let mut endpoints = Vec::new();
     for _ in 0..processes {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let ops: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        children.push(
-            tokio::process::Command::new(bin)
-                .arg("worker")
-                .env("WA_APP_SECRET", "bench")
-                .env("WA_SYSTEM_USER_ID", "1")
-                .env("WA_APP_ID", "1061231232323117")
-                .env("WA_SYSTEM_USER_TOKEN", "bench")
-                .env("WA_TOKEN_KEY", &key)
-                .env("WA_GRAPH_BASE", format!("http://{sim}"))
-                .env("WA_METRICS_LISTEN", ops.to_string())
-                .env("WA_AMQP_PREFIX", topology.prefix())
-                .env("WA_REDIS_PREFIX", format!("benchs:{id}:"))
-                .env("WA_RETRY_DELAYS", "5s")
-                .env("WA_PREFETCH", args.prefetch.to_string())
-                .env("WA_CONCURRENCY", args.concurrency.to_string())
-                .env("AMQP_URL", &args.amqp_url)
-                .env("REDIS_URL", &args.redis_url)
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn()?,
-        );
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.arg("worker")
+            .env("WA_APP_SECRET", "bench")
+            .env("WA_SYSTEM_USER_ID", "1")
+            .env("WA_APP_ID", "1061231232323117")
+            .env("WA_SYSTEM_USER_TOKEN", "bench")
+            .env("WA_TOKEN_KEY", &key)
+            .env("WA_GRAPH_BASE", format!("http://{sim}"))
+            .env("WA_METRICS_LISTEN", "127.0.0.1:0")
+            .env("WA_AMQP_PREFIX", topology.prefix())
+            .env("WA_REDIS_PREFIX", format!("benchs:{id}:"))
+            .env("WA_RETRY_DELAYS", "5s")
+            .env("WA_PREFETCH", args.prefetch.to_string())
+            .env("WA_CONCURRENCY", args.concurrency.to_string())
+            .env("AMQP_URL", &args.amqp_url)
+            .env("REDIS_URL", &args.redis_url)
+            // Only the `listening` line, which says where its metrics are.
+            .env("RUST_LOG", "warn,wa_onboard::commands::worker=info");
+        // Bound by the child itself on port 0: no port picked here and hoped free.
+        let child = Listening::spawn(cmd, CHILD_START).await;
+        let ops = child.addr;
+        children.push(child);
         endpoints.push(ops);
     }
     let client = reqwest::Client::new();
@@ -304,7 +300,7 @@ async fn scaling_phase(
     }
     let elapsed = started.elapsed();
     for mut child in children {
-        let _ = child.kill().await;
+        child.kill().await;
     }
     sim_stop.cancel();
     let _ = sim_task.await;

@@ -23,9 +23,9 @@ use lapin::{
 };
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::{BrokerError, Outgoing, Result, Topology};
+use crate::{BrokerError, Outgoing, Result, Topology, startup::declared};
 
 /// How to reach RabbitMQ and how much to publish in parallel.
 #[derive(Debug, Clone)]
@@ -329,10 +329,7 @@ impl Broker {
             let properties = ConnectionProperties::default()
                 .with_connection_name(config.connection_name.clone().into());
             let attempt = async {
-                let connection = Connection::connect(url, properties).await?;
-                let setup = connection.create_channel().await?;
-                config.topology.declare(&setup).await?;
-                let _ = setup.close(200, "declared".into()).await;
+                let connection = declared(url, properties, &config.topology).await?;
                 let mut channels = Vec::with_capacity(config.channels.max(1));
                 for _ in 0..config.channels.max(1) {
                     let channel = connection.create_channel().await?;
@@ -350,6 +347,10 @@ impl Broker {
                 Ok(Ok(link)) => {
                     info!(node = %redact(url), channels = link.channels.len(), "broker connected");
                     return Ok(link);
+                }
+                Ok(Err(e @ BrokerError::Inequivalent { .. })) => {
+                    error!(node = %redact(url), error = %e, "topology refused");
+                    last = e;
                 }
                 Ok(Err(e)) => {
                     warn!(node = %redact(url), error = %e, "broker node failed");

@@ -11,17 +11,22 @@
 //!   every message (`ack`, not returned); anything else is an error the caller turns into "try
 //!   again later". When the connection dies the broker reports not-ready and reconnects with
 //!   exponential backoff, re-declaring the topology, without a restart.
+//! - [`BrokerConfig::declare_once`]: the start-up check that tells a queue RabbitMQ refuses to
+//!   re-declare ([`BrokerError::Inequivalent`], e.g. a `wa.unrouted` made before its bound)
+//!   from a broker that is merely not up yet.
 //!
 //! It knows nothing about HTTP, Meta's payloads or Redis: messages arrive as [`Outgoing`].
 
 mod broker;
 mod message;
+mod queue;
+mod startup;
 mod topology;
 
 pub use broker::{Broker, BrokerConfig};
 pub use lapin;
 pub use message::Outgoing;
-pub use topology::{Topology, delay_label};
+pub use topology::{Topology, UNROUTED_MAX_LENGTH, UNROUTED_TTL, delay_label};
 
 /// Why a publish or a broker operation failed. Every variant means "not stored": the caller
 /// must not report success for the messages involved.
@@ -42,6 +47,22 @@ pub enum BrokerError {
     /// The client library reported an error (I/O, protocol, closed channel).
     #[error("amqp: {0}")]
     Amqp(#[from] lapin::Error),
+    /// A queue exists with other arguments than this version declares (an older version
+    /// created it, or a bound changed); RabbitMQ refuses to change a queue's arguments.
+    #[error(
+        "queue `{queue}` exists with other arguments than this version declares ({arguments}); \
+         RabbitMQ refused: {refusal}. A queue's arguments cannot change in place: move or read \
+         what it holds, delete it (`rabbitmqctl delete_queue {queue}`) and start again, or give \
+         the settings it was declared with; see docs/OPERATIONS.md, \"Queue arguments changed\""
+    )]
+    Inequivalent {
+        /// The queue's name.
+        queue: String,
+        /// The arguments this version declares, `name = value, ...`.
+        arguments: String,
+        /// RabbitMQ's own words.
+        refusal: String,
+    },
     /// None of the configured URLs could be parsed.
     #[error("invalid AMQP_URL: {0}")]
     Config(String),

@@ -4,7 +4,8 @@
 //!
 //! - `wa.webhooks`: topic exchange every change is published to, routing key
 //!   `{object}.{field}`; its alternate exchange `wa.unrouted` (fanout) feeds the quorum queue
-//!   `wa.unrouted`, so a change nobody consumes is kept.
+//!   `wa.unrouted`, so a change nobody consumes is kept, within a bound of length and age
+//!   (`x-max-length`, `x-overflow = drop-head`, `x-message-ttl`: the oldest go first).
 //! - `wa.account_update`: quorum queue bound to `*.account_update`, with a delivery limit and
 //!   at-least-once dead-lettering to exchange `wa.dlq`, which feeds `wa.account_update.dlq`.
 //!   It is also bound to `application.business_integration_install` and
@@ -17,18 +18,17 @@
 //!   its own routing key. It has its own delay tiers, `wa.signup_events.retry.<delay>`.
 //!
 //! Only features RabbitMQ 3.10 already has are used (quorum queues, `x-delivery-limit`,
-//! `x-dead-letter-strategy = at-least-once`), so Debian 12's broker, 3.13 and 4.x all work.
+//! `x-dead-letter-strategy = at-least-once`, message TTL and `drop-head` on quorum queues), so Debian 12's broker, 3.13 and 4.x all work.
 
 use std::time::Duration;
 
 use lapin::{
     Channel, ExchangeKind,
-    options::{
-        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-        QueueDeleteOptions,
-    },
-    types::{AMQPValue, FieldTable, LongString, ShortString},
+    options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeleteOptions},
+    types::{AMQPValue, FieldTable},
 };
+
+use crate::queue::{bind, declare_quorum, holding_args, millis, string};
 
 /// Names of every exchange and queue, derived from one prefix (`wa` in production; tests use
 /// a random one so they never consume each other's messages).
@@ -41,7 +41,17 @@ pub struct Topology {
     /// Delay tiers of the work queue (`WA_RETRY_DELAYS`): one delay queue each, declared only
     /// when non-empty (the worker sets them; the ingress does not need them).
     pub retry_delays: Vec<Duration>,
+    /// Most messages `wa.unrouted` keeps (`WA_UNROUTED_MAX_LENGTH`); past it, the oldest are
+    /// dropped.
+    pub unrouted_max_length: u64,
+    /// Longest a message stays in `wa.unrouted` (`WA_UNROUTED_TTL`).
+    pub unrouted_ttl: Duration,
 }
+
+/// `WA_UNROUTED_MAX_LENGTH`'s default.
+pub const UNROUTED_MAX_LENGTH: u64 = 100_000;
+/// `WA_UNROUTED_TTL`'s default: Meta's own retry horizon, seven days.
+pub const UNROUTED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for Topology {
     fn default() -> Self {
@@ -56,6 +66,8 @@ impl Topology {
             prefix: prefix.into(),
             delivery_limit: 20,
             retry_delays: Vec::new(),
+            unrouted_max_length: UNROUTED_MAX_LENGTH,
+            unrouted_ttl: UNROUTED_TTL,
         }
     }
 
@@ -158,13 +170,24 @@ impl Topology {
         Ok(())
     }
 
+    /// `wa.unrouted`'s arguments: kept for people to read, bounded by length and age, the
+    /// oldest dropped first (a full queue never refuses a publish, so never fails the ingress).
+    fn unrouted_args(&self) -> FieldTable {
+        let mut args = holding_args();
+        let max_length = i64::try_from(self.unrouted_max_length).unwrap_or(i64::MAX);
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(max_length));
+        args.insert("x-overflow".into(), string("drop-head"));
+        args.insert("x-message-ttl".into(), millis(self.unrouted_ttl));
+        args
+    }
+
     /// Declares exchanges, queues and bindings. Idempotent: declaring again with the same
     /// arguments is a no-op, so every role and every replica does it at start.
     ///
     /// # Errors
     ///
-    /// Any broker error, including `PRECONDITION_FAILED` when an existing queue was declared
-    /// with other arguments (the channel is then closed by the broker).
+    /// Any broker error; [`crate::BrokerError::Inequivalent`] when an existing queue was
+    /// declared with other arguments (the channel is then closed by the broker).
     pub async fn declare(&self, channel: &Channel) -> crate::Result<()> {
         let durable = ExchangeDeclareOptions {
             durable: true,
@@ -178,7 +201,7 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        declare_quorum(channel, &self.unrouted(), holding_args()).await?;
+        declare_quorum(channel, &self.unrouted(), self.unrouted_args()).await?;
         bind(channel, &self.unrouted(), &self.unrouted(), "").await?;
 
         let mut args = FieldTable::default();
@@ -268,8 +291,7 @@ async fn declare_retry(
     delay: Duration,
 ) -> crate::Result<()> {
     let mut args = FieldTable::default();
-    let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-    args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+    args.insert("x-message-ttl".into(), millis(delay));
     // The default exchange routes by queue name: straight back to the work queue.
     args.insert("x-dead-letter-exchange".into(), string(""));
     args.insert("x-dead-letter-routing-key".into(), string(work));
@@ -290,51 +312,6 @@ pub fn delay_label(delay: Duration) -> String {
         s if s > 0 && s.is_multiple_of(60) => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
-}
-
-/// Arguments of the queues that only hold messages for people (`wa.unrouted`, the DLQ):
-/// inspecting them returns messages to the queue, and RabbitMQ 4 gives quorum queues a default
-/// delivery limit of 20 after which a message with no dead-letter exchange is dropped. A limit
-/// no inspection will reach keeps them; 3.10 accepts the same argument.
-fn holding_args() -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongLongInt(1_000_000_000),
-    );
-    args
-}
-
-fn string(value: impl Into<String>) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value.into()))
-}
-
-async fn declare_quorum(channel: &Channel, name: &str, mut args: FieldTable) -> crate::Result<()> {
-    args.insert(ShortString::from("x-queue-type"), string("quorum"));
-    channel
-        .queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            args,
-        )
-        .await?;
-    Ok(())
-}
-
-async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> crate::Result<()> {
-    channel
-        .queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,17 +5,20 @@
 //! Owns turning a group into the configuration a library crate takes, with errors that name
 //! the variable at fault. Never knows which command flattens a group.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use secrecy::SecretString;
-use wa_broker::{BrokerConfig, Topology};
+use wa_broker::{BrokerConfig, BrokerError, Topology};
 use wa_graph::GraphConfig;
 use wa_ids::SystemUserId;
 use wa_store::{Store, TokenKey};
 
-use crate::secrets;
+use crate::{
+    secrets,
+    settings::{self, UNROUTED_TTL_MAX},
+};
 
 /// The app secret, given directly or as a file.
 #[derive(Debug, Args)]
@@ -68,12 +71,47 @@ pub struct AmqpArgs {
         default_value = "wa"
     )]
     pub prefix: String,
+    /// Most messages kept in `wa.unrouted` (changes no queue binds); past it, the oldest go.
+    #[arg(long, env = "WA_UNROUTED_MAX_LENGTH", default_value_t = wa_broker::UNROUTED_MAX_LENGTH,
+          value_parser = settings::count::<u64>("WA_UNROUTED_MAX_LENGTH", 1, 1_000_000_000))]
+    pub unrouted_max_length: u64,
+    /// Longest a message is kept in `wa.unrouted`.
+    #[arg(long, env = "WA_UNROUTED_TTL", default_value = "7d",
+          value_parser = settings::duration("WA_UNROUTED_TTL", MINUTE, UNROUTED_TTL_MAX, ""))]
+    pub unrouted_ttl: Duration,
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+
 impl AmqpArgs {
-    /// The exchanges and queues under `WA_AMQP_PREFIX`, with their default settings.
+    /// The exchanges and queues under `WA_AMQP_PREFIX`, `wa.unrouted` bounded by
+    /// `WA_UNROUTED_MAX_LENGTH` and `WA_UNROUTED_TTL`.
     pub fn topology(&self) -> Topology {
-        Topology::new(self.prefix.clone())
+        let mut topology = Topology::new(self.prefix.clone());
+        topology.unrouted_max_length = self.unrouted_max_length;
+        topology.unrouted_ttl = self.unrouted_ttl;
+        topology
+    }
+
+    /// Declares `config`'s topology once before the role starts: a queue that exists with
+    /// other arguments stops the start with RabbitMQ's refusal and what to do. A broker that
+    /// does not answer yet is not an error here: the role keeps trying to reach it.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::Inequivalent`], naming the queue.
+    pub async fn refuse_inequivalent(config: &BrokerConfig) -> anyhow::Result<()> {
+        match config.declare_once().await {
+            Err(e @ BrokerError::Inequivalent { .. }) => Err(anyhow::Error::new(e).context(
+                "declaring the RabbitMQ topology (WA_AMQP_PREFIX, WA_UNROUTED_MAX_LENGTH, \
+                     WA_UNROUTED_TTL)",
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "broker not reachable at start; retrying in the background");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     /// A broker configuration for `topology`, naming the connection `connection_name` (as

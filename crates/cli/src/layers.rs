@@ -1,16 +1,17 @@
 //! A test of the module graph drawn in `main.rs`: a command imports only the shared modules
-//! (`flags`, `output`, `progress`, `secrets`, `shutdown`), never another command, `cli` or
-//! `main`; of the shared modules only `flags` imports one (`secrets`). It reads this crate's
-//! sources as text; it runs nothing else.
+//! (`flags`, `output`, `progress`, `secrets`, `settings`, `shutdown`), never another command,
+//! `cli` or `main`; of the shared modules only `flags` imports others (`secrets`,
+//! `settings`). It reads this crate's sources as text; it runs nothing else.
 
 use std::{fs, path::Path};
 
 /// The modules every command may use, and what each of them may import from this crate.
-const SHARED: [(&str, &[&str]); 5] = [
-    ("flags", &["secrets"]),
+const SHARED: [(&str, &[&str]); 6] = [
+    ("flags", &["secrets", "settings"]),
     ("output", &[]),
     ("progress", &[]),
     ("secrets", &[]),
+    ("settings", &[]),
     ("shutdown", &[]),
 ];
 

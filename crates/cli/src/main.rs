@@ -3,8 +3,9 @@
 //! command and turns an error into exit code 1; every role lives in a library crate.
 //!
 //! Modules depend one way: `main` → `cli`, `commands::*`; `cli` → `commands::*`; a command →
-//! `flags`, `output`, `progress`, `secrets`, `shutdown`; `flags` → `secrets`. No command
-//! imports another, and the shared modules import no command (`layers.rs` checks it).
+//! `flags`, `output`, `progress`, `secrets`, `settings`, `shutdown`; `flags` → `secrets`,
+//! `settings`. No command imports another, and the shared modules import no command
+//! (`layers.rs` checks it).
 
 mod cli;
 mod commands;
@@ -14,6 +15,7 @@ mod layers;
 mod output;
 mod progress;
 mod secrets;
+mod settings;
 mod shutdown;
 
 use std::process::ExitCode;

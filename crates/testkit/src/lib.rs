@@ -8,7 +8,8 @@
 //!   restore;
 //! - [`Listening`]: a child process started on port 0, with the address it reported it bound
 //!   (no port picked in advance and hoped free); [`RefusedAddr`]: an address where every
-//!   connection is refused, held for as long as the test needs it.
+//!   connection is refused, held for as long as the test needs it;
+//! - [`declare_unbounded_unrouted`]: a queue as an earlier version declared it.
 //!
 //! Never touches the code under test: only processes, sockets and the services' data.
 
@@ -16,11 +17,13 @@ use std::time::{Duration, Instant};
 
 pub use self::{
     child::{Listening, RefusedAddr},
+    legacy::declare_unbounded_unrouted,
     proxy::Proxy,
     services::{amqp_addr, amqp_url, forget_redis_prefix, host_port, redis_addr, redis_url},
 };
 
 mod child;
+mod legacy;
 mod proxy;
 mod services;
 

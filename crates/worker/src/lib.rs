@@ -30,7 +30,7 @@ pub mod plan;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wa_broker::{Broker, BrokerConfig};
@@ -70,9 +70,10 @@ pub struct WorkerConfig {
     pub dedupe_ttl: Duration,
     /// How long a claim holds while a change is processed; a crashed worker's claim expires.
     pub lease: Duration,
-    /// Unacknowledged deliveries the broker may push ahead.
+    /// `WA_PREFETCH`: unacknowledged deliveries this process may hold, split between its two
+    /// queues by [`prefetch_shares`] (docs/REFERENCE.md, "Variables").
     pub prefetch: u16,
-    /// Messages processed at once.
+    /// `WA_CONCURRENCY`: messages this process handles at once, across its two queues.
     pub concurrency: usize,
 }
 
@@ -100,6 +101,14 @@ async fn connect_store(config: &WorkerConfig, shutdown: &CancellationToken) -> O
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// `WA_PREFETCH` split between the two queues, `(wa.account_update, wa.signup_events)`: half
+/// each, the odd one to `wa.account_update`, and never 0 (which AMQP reads as "unlimited").
+pub fn prefetch_shares(prefetch: u16) -> (u16, u16) {
+    let signups = (prefetch / 2).max(1);
+    let account_update = prefetch.saturating_sub(signups).max(1);
+    (account_update, signups)
 }
 
 /// Runs the worker until `shutdown`: health and metrics on `ops_listener`, consuming as soon
@@ -132,9 +141,9 @@ pub async fn run(
     ));
     if let Some(store) = connect_store(&config, &shutdown).await {
         store_connected.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (account_update_prefetch, signups_prefetch) = prefetch_shares(config.prefetch);
         let limits = Limits {
-            prefetch: config.prefetch,
-            concurrency: config.concurrency,
+            prefetch: account_update_prefetch,
             lease: config.lease,
             dedupe_ttl: config.dedupe_ttl,
         };
@@ -165,12 +174,21 @@ pub async fn run(
                     metrics: metrics.clone(),
                 },
             },
-            limits,
+            Limits {
+                prefetch: signups_prefetch,
+                ..limits
+            },
+        );
+        info!(
+            prefetch = config.prefetch,
+            concurrency = config.concurrency,
+            "limits of this process, across both queues"
         );
         let services = Services {
             broker: broker.clone(),
             store,
             metrics,
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
         };
         tokio::join!(
             account_update.run(services.clone(), shutdown.clone()),
@@ -182,4 +200,18 @@ pub async fn run(
     let _ = ops.await;
     info!("worker stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefetch_shares;
+
+    #[test]
+    fn prefetch_is_split_between_the_queues_and_never_zero() {
+        assert_eq!(prefetch_shares(64), (32, 32));
+        assert_eq!(prefetch_shares(5), (3, 2));
+        assert_eq!(prefetch_shares(2), (1, 1));
+        assert_eq!(prefetch_shares(1), (1, 1));
+        assert_eq!(prefetch_shares(0), (1, 1));
+    }
 }

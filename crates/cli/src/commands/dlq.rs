@@ -5,7 +5,7 @@
 
 use std::{io::Write, process::ExitCode, time::Duration};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 use wa_broker::Broker;
@@ -39,6 +39,12 @@ pub enum DlqCommand {
 async fn connect(amqp: &AmqpArgs) -> anyhow::Result<(Broker, CancellationToken)> {
     let mut config = amqp.broker(amqp.topology(), "wa-onboard dlq")?;
     config.channels = 1;
+    // A one-shot tool: any reason the topology cannot be declared (no broker, a queue with
+    // other arguments) is the answer.
+    config
+        .declare_once()
+        .await
+        .context("declaring the RabbitMQ topology at AMQP_URL")?;
     let shutdown = CancellationToken::new();
     let broker = Broker::start(config, shutdown.clone());
     if !broker.wait_ready(Duration::from_secs(15)).await {

@@ -13,7 +13,7 @@ use wa_ingress::IngressConfig;
 
 use crate::{
     flags::{AmqpArgs, AppSecret},
-    secrets, shutdown,
+    secrets, settings, shutdown,
 };
 
 /// `wa-onboard ingress`.
@@ -32,13 +32,13 @@ pub struct IngressArgs {
     pub verify_token_file: Option<PathBuf>,
     /// Largest webhook body accepted, in bytes (Meta sends up to 3 MB).
     #[arg(long, env = "WA_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024,
-          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
+          value_parser = settings::count::<u64>("WA_MAX_BODY_BYTES", 1024, 64 * 1024 * 1024))]
     pub max_body_bytes: u64,
     #[command(flatten)]
     pub amqp: AmqpArgs,
     /// Publisher-confirm channels in the pool.
     #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 8,
-          value_parser = clap::value_parser!(u16).range(1..=256))]
+          value_parser = settings::count::<u16>("WA_PUBLISH_CHANNELS", 1, 256))]
     pub publish_channels: u16,
     /// Bearer the partner's backend sends with Embedded Signup session events
     /// (`POST /v1/signup-events`); unset, the route is off. At least 16 characters.
@@ -60,6 +60,7 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<ExitCode> {
         .amqp
         .broker(args.amqp.topology(), "wa-onboard ingress")?;
     broker.channels = usize::from(args.publish_channels);
+    AmqpArgs::refuse_inequivalent(&broker).await?;
     let mut config = IngressConfig::new(app_secrets, SecretString::from(verify_token), broker);
     config.max_body_bytes = usize::try_from(args.max_body_bytes).context("WA_MAX_BODY_BYTES")?;
     config.signup_api_token = signup_api_token(

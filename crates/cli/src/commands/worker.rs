@@ -9,6 +9,7 @@ use wa_worker::WorkerConfig;
 
 use crate::{
     flags::{AmqpArgs, AppSecret, GraphArgs, RedisArgs, TokenKeyArgs},
+    settings::{self, META_RETRY_HORIZON, RetryDelays},
     shutdown,
 };
 
@@ -35,20 +36,25 @@ pub struct WorkerArgs {
     #[arg(long, env = "WA_SUBSCRIBE_APP", default_value_t = true, action = ArgAction::Set)]
     pub subscribe_app: bool,
     /// Delay tiers before redelivery, comma-separated; after the last, the DLQ.
-    #[arg(long, env = "WA_RETRY_DELAYS", default_value = "5s,30s,2m,10m,1h,6h")]
-    pub retry_delays: String,
-    /// How long a processed change is remembered (longer than Meta's 7-day retries).
-    #[arg(long, env = "WA_DEDUPE_TTL", default_value = "8d", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "WA_RETRY_DELAYS", default_value = "5s,30s,2m,10m,1h,6h",
+          value_parser = settings::retry_delays)]
+    pub retry_delays: RetryDelays,
+    /// How long a processed change is remembered: at least Meta's 7-day retry horizon.
+    #[arg(long, env = "WA_DEDUPE_TTL", default_value = "8d",
+          value_parser = settings::duration("WA_DEDUPE_TTL", META_RETRY_HORIZON, DAYS_365,
+              " (Meta retries a webhook for 7 days; a shorter memory applies a late retry twice)"))]
     pub dedupe_ttl: Duration,
     /// How long a worker's claim on a change lasts before another may take it over.
-    #[arg(long, env = "WA_CLAIM_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "WA_CLAIM_LEASE", default_value = "60s",
+          value_parser = settings::duration("WA_CLAIM_LEASE", SECOND, HOUR, ""))]
     pub claim_lease: Duration,
-    /// Deliveries the broker may push ahead of processing.
-    #[arg(long, env = "WA_PREFETCH", default_value_t = 64)]
+    /// Deliveries one worker process may hold unacknowledged, split between its two queues.
+    #[arg(long, env = "WA_PREFETCH", default_value_t = 64,
+          value_parser = settings::count::<u16>("WA_PREFETCH", 2, u16::MAX))]
     pub prefetch: u16,
-    /// Messages processed at once.
+    /// Messages one worker process handles at once, across its two queues.
     #[arg(long, env = "WA_CONCURRENCY", default_value_t = 32,
-          value_parser = clap::value_parser!(u16).range(1..=4096))]
+          value_parser = settings::count::<u16>("WA_CONCURRENCY", 1, 4096))]
     pub concurrency: u16,
     /// The partner's Meta app id: installs and uninstalls naming another app are not applied.
     #[arg(long, env = "WA_APP_ID")]
@@ -63,18 +69,9 @@ fn app_id(value: Option<&str>) -> anyhow::Result<AppId> {
     AppId::parse(value).context("WA_APP_ID")
 }
 
-fn delays(text: &str) -> anyhow::Result<Vec<Duration>> {
-    let delays = text
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(|d| humantime::parse_duration(d).with_context(|| format!("WA_RETRY_DELAYS: `{d}`")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if delays.iter().any(Duration::is_zero) {
-        bail!("WA_RETRY_DELAYS: a delay must be longer than zero");
-    }
-    Ok(delays)
-}
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAYS_365: Duration = Duration::from_secs(365 * 86_400);
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let app_id = app_id(args.app_id.as_deref())?;
@@ -90,9 +87,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         .context("WA_PARTNER_BUSINESS_IDS")?;
     let token_key = args.token_key.key()?;
     let mut topology = args.amqp.topology();
-    topology.retry_delays = delays(&args.retry_delays)?;
+    topology.retry_delays = args.retry_delays.0;
     let mut broker = args.amqp.broker(topology, "wa-onboard worker")?;
     broker.channels = 2;
+    AmqpArgs::refuse_inequivalent(&broker).await?;
     let config = WorkerConfig {
         broker,
         redis_url: args.redis.url,

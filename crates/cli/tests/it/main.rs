@@ -14,10 +14,11 @@ mod helpers;
 mod reference;
 /// `send`: the raw file bytes, signed as Meta signs them, to a tiny local listener.
 mod send;
+/// Settings that cannot work refused at start, naming the variable; an unbounded
+/// `wa.unrouted` left by an earlier version refused with what to do.
+mod settings;
 /// `signups funnel|get` against a real Redis, `signup-config`'s launch options, and the
 /// ingress's `WA_SIGNUP_API_TOKEN`.
 mod signups;
 /// `tenants get|list|token` against a real Redis, arranged with `wa_store` directly.
 mod tenants;
-/// `worker`: settings it refuses at start.
-mod worker;

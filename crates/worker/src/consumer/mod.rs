@@ -70,13 +70,13 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Applied, Failure>> + Send;
 }
 
-/// How much one consumer takes on at once, and how long its claims hold.
+/// How far one consumer reads ahead, and how long its claims hold. How many messages are
+/// processed at once is the process's, shared by every consumer ([`Services::permits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Unacknowledged deliveries the broker may push ahead.
+    /// Unacknowledged deliveries the broker may push to this consumer ahead (its share of
+    /// `WA_PREFETCH`).
     pub prefetch: u16,
-    /// Messages processed at once.
-    pub concurrency: usize,
     /// How long a claim holds while a message is processed (`WA_CLAIM_LEASE`).
     pub lease: Duration,
     /// How long a done message is remembered (`WA_DEDUPE_TTL`).
@@ -92,6 +92,8 @@ pub struct Services {
     pub store: Store,
     /// The worker's metrics.
     pub metrics: Arc<Metrics>,
+    /// One permit per message processed at once, across every consumer (`WA_CONCURRENCY`).
+    pub permits: Arc<Semaphore>,
 }
 
 /// A queue bound to its handler.
@@ -135,14 +137,10 @@ impl<H: Handler> Consumer<H> {
 
 impl<H: Handler> Running<H> {
     async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let Limits {
-            prefetch,
-            concurrency,
-            ..
-        } = self.consumer.limits;
+        let Limits { prefetch, .. } = self.consumer.limits;
         let queue = self.consumer.queue.clone();
         let broker = &self.services.broker;
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let permits = self.services.permits.clone();
         let tasks = TaskTracker::new();
         let mut ready = broker.readiness();
         'connect: while !shutdown.is_cancelled() {
@@ -179,7 +177,7 @@ impl<H: Handler> Running<H> {
                     continue;
                 }
             };
-            info!(%queue, prefetch, concurrency, "consuming");
+            info!(%queue, prefetch, "consuming");
             loop {
                 let next = tokio::select! {
                     () = shutdown.cancelled() => {
