@@ -44,6 +44,7 @@ mod dedupe;
 mod error;
 pub mod integration;
 mod list;
+mod phones;
 pub mod record;
 mod rekey;
 pub mod session;
@@ -63,6 +64,7 @@ pub use crate::{
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
     error::{Result, StoreError},
+    phones::MAX_VERIFIED_PHONE_NUMBERS,
     record::{AccountState, Status, TenantRecord, TokenInfo, TokenStatus},
     rekey::Rekeyed,
     tenant::{Applied, Install, Uninstall},

@@ -100,6 +100,14 @@ struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OtherAppLabels {
+    event: &'static str,
+}
+
+/// The events `wa_worker_other_app_events_total` counts.
+const APP_EVENTS: [&str; 2] = ["PARTNER_APP_INSTALLED", "PARTNER_APP_UNINSTALLED"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -117,6 +125,8 @@ pub struct Metrics {
     retries: Family<TierLabels, Counter>,
     dead_letters: Counter,
     duplicates: Counter,
+    stale: Counter,
+    other_app: Family<OtherAppLabels, Counter>,
     /// Time to process one message, from delivery to ack.
     pub processing_seconds: Histogram,
     /// Messages being processed.
@@ -170,6 +180,21 @@ impl Metrics {
             "Deliveries whose dedupe key was already done",
             duplicates.clone(),
         );
+        let stale = Counter::default();
+        registry.register(
+            "wa_worker_stale",
+            "Messages acked as stale: older than the tenant's state, or superseded while their effects ran",
+            stale.clone(),
+        );
+        let other_app = Family::<OtherAppLabels, Counter>::default();
+        for event in APP_EVENTS {
+            other_app.get_or_create(&OtherAppLabels { event }).inc_by(0);
+        }
+        registry.register(
+            "wa_worker_other_app_events",
+            "Installs and uninstalls naming another app than WA_APP_ID: acked, not applied",
+            other_app.clone(),
+        );
         let processing_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "wa_worker_processing_seconds",
@@ -211,6 +236,8 @@ impl Metrics {
             retries,
             dead_letters,
             duplicates,
+            stale,
+            other_app,
             processing_seconds,
             in_flight,
             session,
@@ -252,6 +279,23 @@ impl Metrics {
     /// Counts one message sent to the dead-letter queue.
     pub fn dead_letter(&self) {
         self.dead_letters.inc();
+    }
+
+    /// Counts one message acked as stale.
+    pub fn stale(&self) {
+        self.stale.inc();
+    }
+
+    /// Counts one install or uninstall naming another app.
+    pub fn other_app(&self, event: &str) {
+        let event = APP_EVENTS
+            .iter()
+            .find(|e| **e == event)
+            .copied()
+            .unwrap_or("OTHER");
+        self.other_app
+            .get_or_create(&OtherAppLabels { event })
+            .inc();
     }
 
     /// Counts one duplicate delivery.

@@ -23,6 +23,7 @@ fn worker() -> Command {
     cmd.arg("worker")
         .env("WA_APP_SECRET", "settings-test-secret")
         .env("WA_SYSTEM_USER_ID", "61550000000001")
+        .env("WA_APP_ID", "1061231232323117")
         .env("WA_SYSTEM_USER_TOKEN", "settings-test-token")
         .env("WA_TOKEN_KEY", KEY)
         .env("WA_METRICS_LISTEN", "127.0.0.1:0")
@@ -201,4 +202,18 @@ async fn an_unrouted_queue_without_its_bound_stops_the_ingress_with_what_to_do()
             out.stderr
         );
     }
+}
+
+#[tokio::test]
+async fn the_worker_refuses_a_missing_or_malformed_app_id() {
+    refused(worker(), "WA_APP_ID", "app-1061231232323117").await;
+    let mut cmd = worker();
+    cmd.env_remove("WA_APP_ID");
+    let out = run(&mut cmd).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("WA_APP_ID is required"),
+        "{}",
+        out.stderr
+    );
 }

@@ -11,6 +11,8 @@ mod install;
 mod integration;
 /// The metrics exported before the first message.
 mod metrics;
+/// Another app's events, owner change, reinstall, early bare uninstall, stale outcomes, ties.
+mod semantics;
 /// Embedded Signup session events (pending tenants, phone numbers, the funnel).
 mod signup;
 /// One trace from the ingress request to the worker.
