@@ -18,6 +18,8 @@ export WA_METRICS_LISTEN="${WA_METRICS_LISTEN:-127.0.0.1:9090}"
 export WA_GRAPH_SIM_LISTEN="${WA_GRAPH_SIM_LISTEN:-127.0.0.1:8081}"
 export WA_GRAPH_BASE="${WA_GRAPH_BASE:-http://$WA_GRAPH_SIM_LISTEN}"
 export WA_SYSTEM_USER_ID="${WA_SYSTEM_USER_ID:-61550000000001}"
+# The app id the sample payloads (tests/fixtures) name.
+export WA_APP_ID="${WA_APP_ID:-1061231232323117}"
 export WA_SYSTEM_USER_TOKEN="${WA_SYSTEM_USER_TOKEN:-local-system-user-token}"
 # 32 bytes, base64. Local demo only: production keys come from a secret store (WA_TOKEN_KEY_FILE).
 export WA_TOKEN_KEY="${WA_TOKEN_KEY:-bG9jYWwtZGVtby1rZXktMzItYnl0ZXMtbG9uZyEhISE=}"

@@ -159,6 +159,8 @@ async fn worker_phase(
             SecretString::from("bench".to_owned()),
         ),
         partner_business_ids: HashSet::new(),
+        // The app the bench's installs name.
+        app_id: "1061231232323117".parse().expect("an app id"),
         subscribe_app: false,
         dedupe_ttl: Duration::from_secs(600),
         lease: Duration::from_secs(60),
@@ -260,6 +262,7 @@ async fn scaling_phase(
         cmd.arg("worker")
             .env("WA_APP_SECRET", "bench")
             .env("WA_SYSTEM_USER_ID", "1")
+            .env("WA_APP_ID", "1061231232323117")
             .env("WA_SYSTEM_USER_TOKEN", "bench")
             .env("WA_TOKEN_KEY", &key)
             .env("WA_GRAPH_BASE", format!("http://{sim}"))

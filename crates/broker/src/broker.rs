@@ -5,109 +5,48 @@
 //! supervisor here owns it: connect to the first URL that answers, declare the topology, open
 //! the channel pool, publish "ready", then watch the connection. When it fails, "not ready" is
 //! published at once (the ingress answers 503 and Meta retries) and the loop starts again
-//! after an exponential, jittered backoff.
+//! after an exponential, jittered backoff capped low (`reconnect_max`), so the service is
+//! back within about a second of the broker's return.
+//!
+//! A connection the broker has blocked (`connection.blocked`: a memory or disk alarm) is not
+//! ready either: publishes fail at once with [`BrokerError::Blocked`] instead of waiting for
+//! a confirm that cannot come, and a batch already waiting is released the moment the block
+//! arrives.
 
 use std::{
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::{StreamExt, future::try_join_all};
-use lapin::{
-    Channel, Connection, ConnectionProperties, Event,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-};
+use futures_util::{StreamExt, future::try_join_all, stream::BoxStream};
+use lapin::{Channel, Connection, ConnectionProperties, Event, options::BasicPublishOptions};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::{BrokerError, Outgoing, Result, Topology, startup::declared};
-
-/// How to reach RabbitMQ and how much to publish in parallel.
-#[derive(Debug, Clone)]
-pub struct BrokerConfig {
-    /// Node URLs, tried in turn (`AMQP_URL`, comma-separated).
-    pub urls: Vec<String>,
-    /// Confirm channels in the pool. One channel is one Erlang process on the broker; several
-    /// let many requests' confirms proceed in parallel.
-    pub channels: usize,
-    /// How long to wait for the broker to confirm a request's messages.
-    pub confirm_timeout: Duration,
-    /// How long one connection attempt may take.
-    pub connect_timeout: Duration,
-    /// Shortest and longest pause between reconnection attempts (jittered, exponential).
-    pub reconnect_min: Duration,
-    /// See `reconnect_min`.
-    pub reconnect_max: Duration,
-    /// Shown in the RabbitMQ management UI for this connection.
-    pub connection_name: String,
-    /// Declare the topology on every (re)connection.
-    pub topology: Topology,
-}
-
-impl BrokerConfig {
-    /// Defaults for `urls` (a comma-separated `AMQP_URL`).
-    ///
-    /// # Errors
-    ///
-    /// [`BrokerError::Config`] when the list is empty or a URL does not parse.
-    pub fn new(urls: &str, topology: Topology) -> Result<Self> {
-        let urls: Vec<String> = urls
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if urls.is_empty() {
-            return Err(BrokerError::Config("no URL given".into()));
-        }
-        for url in &urls {
-            url.parse::<lapin::uri::AMQPUri>()
-                .map_err(|e| BrokerError::Config(format!("{}: {e}", redact(url))))?;
-        }
-        Ok(Self {
-            urls,
-            channels: 8,
-            confirm_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(5),
-            reconnect_min: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(5),
-            connection_name: "wa-onboard".into(),
-            topology,
-        })
-    }
-}
-
-/// An AMQP URL with its password hidden, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
+use crate::{
+    BrokerConfig, BrokerError, Outgoing, Result, Topology,
+    config::redact,
+    pool::{self, Pool},
+    startup::declared,
+};
 
 /// How long a connection must have lived for its loss to reset the reconnection backoff.
 const STABLE_LINK: Duration = Duration::from_secs(10);
 
 struct Link {
     connection: Connection,
-    channels: Vec<Channel>,
+    pool: Pool,
 }
 
 struct Inner {
     config: BrokerConfig,
     link: RwLock<Option<Arc<Link>>>,
     ready: watch::Sender<bool>,
+    /// `Some(reason)` while the broker has blocked the current connection.
+    blocked: watch::Sender<Option<String>>,
     repair: Notify,
-    next: AtomicUsize,
 }
 
 /// A handle on the supervised connection. Cheap to clone; every clone shares the pool.
@@ -121,13 +60,14 @@ impl Broker {
     /// `shutdown` is cancelled, then closes the connection.
     pub fn start(config: BrokerConfig, shutdown: CancellationToken) -> Self {
         let (ready, _) = watch::channel(false);
+        let (blocked, _) = watch::channel(None);
         let broker = Self {
             inner: Arc::new(Inner {
                 config,
                 link: RwLock::new(None),
                 ready,
+                blocked,
                 repair: Notify::new(),
-                next: AtomicUsize::new(0),
             }),
         };
         tokio::spawn(broker.clone().supervise(shutdown));
@@ -139,23 +79,45 @@ impl Broker {
         &self.inner.config.topology
     }
 
-    /// Whether a live connection with its channel pool is in place right now.
+    /// Whether a live connection with its channel pool is in place right now, and the broker
+    /// takes messages on it (not blocked by a resource alarm).
     pub fn is_ready(&self) -> bool {
-        self.current()
-            .is_some_and(|link| link.connection.status().connected())
+        self.blocked().is_none()
+            && self
+                .current()
+                .is_some_and(|link| link.connection.status().connected())
     }
 
-    /// Follows readiness: `true` after each (re)connection, `false` as soon as it is lost.
+    /// Why the broker blocks publishing on the current connection (a memory or disk alarm),
+    /// if it does.
+    pub fn blocked(&self) -> Option<String> {
+        self.inner.blocked.borrow().clone()
+    }
+
+    /// Follows the connection: `true` after each (re)connection, `false` as soon as it is
+    /// lost. A blocked connection stays `true` here (consumers keep consuming and acking on
+    /// it); [`Broker::is_ready`] tells whether it takes messages.
     pub fn readiness(&self) -> watch::Receiver<bool> {
         self.inner.ready.subscribe()
     }
 
-    /// Waits until ready, or until `timeout` passes. Returns whether it is ready.
+    /// Waits until ready (connected and not blocked), or until `timeout` passes. Returns
+    /// whether it is ready.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
-        let mut ready = self.readiness();
-        tokio::time::timeout(timeout, ready.wait_for(|r| *r))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let mut connected = self.readiness();
+        let mut blocked = self.inner.blocked.subscribe();
+        let ready = async {
+            loop {
+                if *connected.borrow_and_update() && blocked.borrow_and_update().is_none() {
+                    return true;
+                }
+                tokio::select! {
+                    changed = connected.changed() => if changed.is_err() { return false },
+                    changed = blocked.changed() => if changed.is_err() { return false },
+                }
+            }
+        };
+        tokio::time::timeout(timeout, ready).await.unwrap_or(false)
     }
 
     /// A new channel on the current connection, for consumers.
@@ -184,27 +146,79 @@ impl Broker {
             .clone()
     }
 
-    /// Publishes every message on one pooled confirm channel and waits for the broker's
-    /// confirms. `mandatory` is set, so a message the broker could not route even to the
-    /// alternate exchange fails the call instead of vanishing.
+    /// Publishes every message on a confirm channel leased from the pool (see `pool.rs`: no
+    /// other batch shares it meanwhile) and waits for the broker's confirms, at most
+    /// `confirm_timeout` in all. `mandatory` is set, so a message the broker could not route
+    /// even to the alternate exchange fails the call instead of vanishing.
     ///
     /// # Errors
     ///
     /// Any [`BrokerError`]: then some or all messages may not be stored, and the caller must
     /// report failure for all of them (a retry publishes them again; consumers dedupe).
+    /// [`BrokerError::Blocked`] at once while the broker blocks publishing.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<()> {
         let link = self.current().ok_or(BrokerError::NotConnected)?;
-        let slot = self.inner.next.fetch_add(1, Ordering::Relaxed) % link.channels.len();
-        let channel = &link.channels[slot];
-        let result = self.publish_on(channel, messages).await;
-        if result.is_err() && !channel.status().connected() {
-            warn!(
-                channel = slot,
-                "confirm channel lost; rebuilding the connection"
-            );
-            self.repair();
+        if let Some(reason) = self.blocked() {
+            return Err(BrokerError::Blocked(reason));
+        }
+        // The batch runs to its end (at most the confirm timeout) even if the caller stops
+        // waiting, e.g. a client that hung up: a lease dropped halfway would go back to the
+        // pool with its confirms and returns still to come.
+        let broker = self.clone();
+        let messages = messages.to_vec();
+        tokio::spawn(async move { broker.publish_leased(&link, &messages).await })
+            .await
+            .unwrap_or(Err(BrokerError::Aborted))
+    }
+
+    async fn publish_leased(&self, link: &Arc<Link>, messages: &[Outgoing]) -> Result<()> {
+        let timeout = self.inner.config.confirm_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let lease = link
+            .pool
+            .lease(timeout)
+            .await
+            .ok_or(BrokerError::ConfirmTimeout(timeout))?;
+        // The block may have begun while this batch waited for a channel.
+        if let Some(reason) = self.blocked() {
+            return Err(BrokerError::Blocked(reason));
+        }
+        let mut blocked = self.inner.blocked.subscribe();
+        let result = tokio::select! {
+            result = tokio::time::timeout_at(deadline, self.publish_on(lease.channel(), messages)) => {
+                result.map_err(|_| BrokerError::ConfirmTimeout(timeout)).and_then(|r| r)
+            }
+            reason = blocked.wait_for(Option::is_some) => Err(BrokerError::Blocked(
+                reason.ok().and_then(|r| r.clone()).unwrap_or_default(),
+            )),
+        };
+        if result.is_err() {
+            // Its confirms or returns may still come: no other batch may ever see them.
+            let channel = lease.retire();
+            self.replace(link.clone(), channel);
         }
         result
+    }
+
+    /// Closes a retired confirm channel and puts a fresh one in the pool in its place, in the
+    /// background (the failed publish is answered at once). If none can be opened, the
+    /// connection is rebuilt.
+    fn replace(&self, link: Arc<Link>, retired: Channel) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            if retired.status().connected() {
+                let _ = retired.close(200, "retired".into()).await;
+            }
+            match pool::open(&link.connection).await {
+                Ok(channel) => link.pool.put(channel),
+                // Only the connection it belongs to: a newer one is not to be torn down.
+                Err(e) if broker.current().is_some_and(|now| Arc::ptr_eq(&now, &link)) => {
+                    warn!(error = %e, "cannot replace a confirm channel; rebuilding the connection");
+                    broker.repair();
+                }
+                Err(_) => {}
+            }
+        });
     }
 
     async fn publish_on(&self, channel: &Channel, messages: &[Outgoing]) -> Result<()> {
@@ -225,11 +239,7 @@ impl Broker {
                 .await?;
             confirms.push(confirm);
         }
-        let timeout = self.inner.config.confirm_timeout;
-        let confirmations = tokio::time::timeout(timeout, try_join_all(confirms))
-            .await
-            .map_err(|_| BrokerError::ConfirmTimeout(timeout))??;
-        for confirmation in confirmations {
+        for confirmation in try_join_all(confirms).await? {
             if confirmation.is_nack() {
                 return Err(BrokerError::Nacked);
             }
@@ -250,11 +260,11 @@ impl Broker {
         let mut delays = backoff.build();
         while !shutdown.is_cancelled() {
             match self.connect().await {
-                Ok(link) => {
+                Ok((link, events)) => {
                     let link = Arc::new(link);
                     let up_since = std::time::Instant::now();
                     self.set_link(Some(link.clone()));
-                    self.watch(&link, &shutdown).await;
+                    self.watch(&link, events, &shutdown).await;
                     self.set_link(None);
                     // Best effort: the connection is usually gone already.
                     let _ = link.connection.close(200, "reconnecting".into()).await;
@@ -288,6 +298,8 @@ impl Broker {
 
     fn set_link(&self, link: Option<Arc<Link>>) {
         let ready = link.is_some();
+        // A new connection starts unblocked; the broker says so again if the alarm holds.
+        self.inner.blocked.send_replace(None);
         *self
             .inner
             .link
@@ -297,8 +309,12 @@ impl Broker {
     }
 
     /// Returns when the connection fails, a repair is asked for, or shutdown begins.
-    async fn watch(&self, link: &Link, shutdown: &CancellationToken) {
-        let mut events = link.connection.events_listener();
+    async fn watch(
+        &self,
+        link: &Link,
+        mut events: BoxStream<'static, Event>,
+        shutdown: &CancellationToken,
+    ) {
         // Some failures surface only in the status, not as an event: check it too.
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
@@ -310,7 +326,14 @@ impl Broker {
                         warn!(error = %e, "broker connection lost");
                         return;
                     }
-                    Some(Event::ConnectionBlocked(reason)) => warn!(%reason, "broker blocked publishing"),
+                    Some(Event::ConnectionBlocked(reason)) => {
+                        warn!(%reason, "broker blocked publishing; not ready until it unblocks");
+                        self.inner.blocked.send_replace(Some(reason));
+                    }
+                    Some(Event::ConnectionUnblocked) => {
+                        info!("broker unblocked publishing");
+                        self.inner.blocked.send_replace(None);
+                    }
                     Some(_) => {}
                     None => return,
                 },
@@ -322,7 +345,9 @@ impl Broker {
         }
     }
 
-    async fn connect(&self) -> Result<Link> {
+    /// A connection with its topology declared and its pool open, and its events from the
+    /// first one on (a broker under an alarm says `connection.blocked` right away).
+    async fn connect(&self) -> Result<(Link, BoxStream<'static, Event>)> {
         let config = &self.inner.config;
         let mut last = BrokerError::NotConnected;
         for url in &config.urls {
@@ -330,23 +355,14 @@ impl Broker {
                 .with_connection_name(config.connection_name.clone().into());
             let attempt = async {
                 let connection = declared(url, properties, &config.topology).await?;
-                let mut channels = Vec::with_capacity(config.channels.max(1));
-                for _ in 0..config.channels.max(1) {
-                    let channel = connection.create_channel().await?;
-                    channel
-                        .confirm_select(ConfirmSelectOptions::default())
-                        .await?;
-                    channels.push(channel);
-                }
-                Ok::<_, BrokerError>(Link {
-                    connection,
-                    channels,
-                })
+                let events = connection.events_listener().boxed();
+                let pool = Pool::open(&connection, config.channels).await?;
+                Ok::<_, BrokerError>((Link { connection, pool }, events))
             };
             match tokio::time::timeout(config.connect_timeout, attempt).await {
-                Ok(Ok(link)) => {
-                    info!(node = %redact(url), channels = link.channels.len(), "broker connected");
-                    return Ok(link);
+                Ok(Ok((link, events))) => {
+                    info!(node = %redact(url), channels = link.pool.idle(), "broker connected");
+                    return Ok((link, events));
                 }
                 Ok(Err(e @ BrokerError::Inequivalent { .. })) => {
                     error!(node = %redact(url), error = %e, "topology refused");
@@ -363,28 +379,5 @@ impl Broker {
             }
         }
         Err(last)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_logs() {
-        assert_eq!(
-            redact("amqp://user:hunter2@host:5672/%2f"),
-            "amqp://user:***@host:5672/%2f"
-        );
-        assert_eq!(redact("amqp://host"), "amqp://host");
-    }
-
-    #[test]
-    fn a_comma_separated_list_is_several_nodes() {
-        let c = BrokerConfig::new("amqp://a:5672/%2f, amqp://b:5672/%2f", Topology::default())
-            .expect("valid");
-        assert_eq!(c.urls.len(), 2);
-        assert!(BrokerConfig::new(" , ", Topology::default()).is_err());
-        assert!(BrokerConfig::new("http://x", Topology::default()).is_err());
     }
 }

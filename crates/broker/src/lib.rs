@@ -9,8 +9,11 @@
 //! - [`Broker`]: a supervised connection to the first reachable node of `AMQP_URL`, with a pool
 //!   of confirm channels. [`Broker::publish_all`] succeeds only when the broker has confirmed
 //!   every message (`ack`, not returned); anything else is an error the caller turns into "try
-//!   again later". When the connection dies the broker reports not-ready and reconnects with
-//!   exponential backoff, re-declaring the topology, without a restart.
+//!   again later". Each batch has its confirm channel to itself, so a returned message is
+//!   never reported to another batch (`pool.rs` says why lapin needs that). When the
+//!   connection dies, or the broker blocks it under a resource alarm, the broker reports
+//!   not-ready; a dead connection is rebuilt with backoff, re-declaring the topology, without
+//!   a restart.
 //! - [`BrokerConfig::declare_once`]: the start-up check that tells a queue RabbitMQ refuses to
 //!   re-declare ([`BrokerError::Inequivalent`], e.g. a `wa.unrouted` made before its bound)
 //!   from a broker that is merely not up yet.
@@ -18,12 +21,15 @@
 //! It knows nothing about HTTP, Meta's payloads or Redis: messages arrive as [`Outgoing`].
 
 mod broker;
+mod config;
 mod message;
+mod pool;
 mod queue;
 mod startup;
 mod topology;
 
-pub use broker::{Broker, BrokerConfig};
+pub use broker::Broker;
+pub use config::BrokerConfig;
 pub use lapin;
 pub use message::Outgoing;
 pub use topology::{Topology, UNROUTED_MAX_LENGTH, UNROUTED_TTL, delay_label};
@@ -41,6 +47,13 @@ pub enum BrokerError {
     /// The broker could not route a mandatory message, not even to the alternate exchange.
     #[error("broker returned an unroutable message: {0}")]
     Returned(String),
+    /// The broker blocks publishing on this connection (a memory or disk alarm): nothing is
+    /// published until it lifts.
+    #[error("broker blocks publishing: {0}")]
+    Blocked(String),
+    /// The publish task ended without an outcome (it panicked or the runtime is stopping).
+    #[error("publish aborted")]
+    Aborted,
     /// No confirmation arrived in time.
     #[error("no publisher confirm within {0:?}")]
     ConfirmTimeout(std::time::Duration),

@@ -4,7 +4,8 @@
 //! Ids arrive typed (`wa-ids`): a [`BusinessId`] or [`WabaId`] is 1 to 32 ASCII digits, so it
 //! is one path segment and can never reach another path.
 //!
-//! Secrets travel only in query parameters that reqwest puts on the wire; spans carry the
+//! Secrets travel only in query parameters and `Authorization` headers that reqwest puts on
+//! the wire; spans carry the
 //! path template (`/{business_id}/system_user_access_tokens`), never the URL with its query,
 //! and every error is built from `reqwest::Error::without_url` and scrubbed of the request's
 //! token and proof before it leaves this module.
@@ -24,12 +25,18 @@ use serde_json::Value;
 use tracing::{Instrument, Span, field::Empty};
 use url::Url;
 use wa_envelope::signature::hmac_hex;
-use wa_ids::{BusinessId, SystemUserId, WabaId};
+use wa_ids::{BusinessId, PhoneNumberId, SystemUserId, WabaId};
 
-use crate::{GraphConfig, GraphError, Result, RetryPolicy, error::parse_error};
+use crate::{
+    GraphConfig, GraphError, Result, RetryPolicy,
+    error::parse_error,
+    reply::{business_token, malformed, phone_number_ids, subscribed},
+};
 
 /// Most bytes of a reply body we read; the rest is dropped with the connection.
 const MAX_BODY: usize = 64 * 1024;
+/// Most phone numbers read for one WABA (one page of `phone_numbers`).
+pub const MAX_PHONE_NUMBERS: usize = 100;
 
 /// A Graph API client for onboarding. Cloning is cheap (one `Arc`); share one per process.
 #[derive(Clone)]
@@ -69,8 +76,12 @@ struct Call<'a> {
     template: &'static str,
     /// Full URL without query string.
     url: Url,
+    /// `GET` or `POST`.
+    method: reqwest::Method,
     /// Query parameters; hold secrets, never logged.
     query: Vec<(&'static str, &'a str)>,
+    /// A token sent as `Authorization: Bearer`, never logged.
+    bearer: Option<&'a str>,
     /// This call's token and proof, scrubbed from any error text (with the client's own).
     secrets: [&'a str; 2],
 }
@@ -135,6 +146,8 @@ impl GraphClient {
                 otel_name: "POST /{business_id}/system_user_access_tokens",
                 template: "/{business_id}/system_user_access_tokens",
                 url: self.url(&[business_id.as_str(), "system_user_access_tokens"]),
+                method: reqwest::Method::POST,
+                bearer: None,
                 query: vec![
                     ("access_token", inner.system_user_token.expose_secret()),
                     ("appsecret_proof", inner.system_user_proof.expose_secret()),
@@ -183,10 +196,61 @@ impl GraphClient {
                 otel_name: "POST /{waba_id}/subscribed_apps",
                 template: "/{waba_id}/subscribed_apps",
                 url: self.url(&[waba_id.as_str(), "subscribed_apps"]),
+                method: reqwest::Method::POST,
+                bearer: None,
                 query: vec![("access_token", token), ("appsecret_proof", &token_proof)],
                 secrets: [token, &token_proof],
             };
             self.execute(&call, subscribed).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The WABA's phone number ids as Graph lists them: `GET {base}/{version}/{waba_id}/
+    /// phone_numbers?fields=id&limit=…&appsecret_proof=…` with the business token in an
+    /// `Authorization: Bearer` header, answering `{"data": [{"id", ...}]}`. At most
+    /// [`MAX_PHONE_NUMBERS`] are read (one page).
+    ///
+    /// Transient failures are retried in process within [`RetryPolicy`].
+    ///
+    /// # Errors
+    ///
+    /// [`GraphError::Config`] if the token is empty; [`GraphError::Malformed`] if the reply
+    /// is not such a list (or an id breaks the phone number id rule); otherwise the last
+    /// attempt's error, as for [`GraphClient::fetch_business_token`].
+    pub async fn phone_numbers(
+        &self,
+        waba_id: &WabaId,
+        business_token: &SecretString,
+    ) -> Result<Vec<PhoneNumberId>> {
+        let span = tracing::info_span!(
+            "graph.phone_numbers",
+            graph.waba_id = waba_id.as_str(),
+            graph.attempts = Empty,
+            error.type = Empty,
+        );
+        async {
+            let token = business_token.expose_secret();
+            if token.is_empty() {
+                return Err(GraphError::Config("business token is empty".into()));
+            }
+            let token_proof = proof(&self.inner.app_secret, token);
+            let limit = MAX_PHONE_NUMBERS.to_string();
+            let call = Call {
+                otel_name: "GET /{waba_id}/phone_numbers",
+                template: "/{waba_id}/phone_numbers",
+                url: self.url(&[waba_id.as_str(), "phone_numbers"]),
+                method: reqwest::Method::GET,
+                bearer: Some(token),
+                query: vec![
+                    ("fields", "id"),
+                    ("limit", &limit),
+                    ("appsecret_proof", &token_proof),
+                ],
+                secrets: [token, &token_proof],
+            };
+            self.execute(&call, phone_number_ids).await
         }
         .instrument(span)
         .await
@@ -264,7 +328,7 @@ impl GraphClient {
             otel.name = call.otel_name,
             otel.kind = "client",
             otel.status_code = Empty,
-            http.request.method = "POST",
+            http.request.method = call.method.as_str(),
             url.template = call.template,
             server.address = self.inner.base.host_str().unwrap_or_default(),
             http.request.resend_count = resend_count,
@@ -309,14 +373,15 @@ impl GraphClient {
     }
 
     async fn send<T>(&self, call: &Call<'_>, extract: fn(Value) -> Result<T>) -> Result<T> {
-        let response = self
+        let mut request = self
             .inner
             .http
-            .post(call.url.clone())
-            .query(&call.query)
-            .send()
-            .await
-            .map_err(network)?;
+            .request(call.method.clone(), call.url.clone())
+            .query(&call.query);
+        if let Some(token) = call.bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(network)?;
         let status = response.status();
         Span::current().record("http.response.status_code", status.as_u16());
         let headers = response.headers().clone();
@@ -340,30 +405,6 @@ impl GraphClient {
 /// `appsecret_proof`: lowercase hex HMAC-SHA256 of `token`, keyed by the app secret.
 fn proof(app_secret: &SecretString, token: &str) -> String {
     hmac_hex(app_secret.expose_secret().as_bytes(), token.as_bytes())
-}
-
-fn business_token(reply: Value) -> Result<SecretString> {
-    match reply {
-        Value::Object(mut map) => match map.remove("access_token") {
-            Some(Value::String(token)) if !token.is_empty() => Ok(SecretString::from(token)),
-            _ => Err(malformed("reply has no access_token")),
-        },
-        _ => Err(malformed("reply is not a JSON object")),
-    }
-}
-
-fn subscribed(reply: Value) -> Result<()> {
-    match reply.get("success") {
-        Some(Value::Bool(true)) => Ok(()),
-        Some(_) => Err(malformed("reply has success other than true")),
-        None => Err(malformed("reply has no success")),
-    }
-}
-
-fn malformed(message: &str) -> GraphError {
-    GraphError::Malformed {
-        message: message.to_owned(),
-    }
 }
 
 /// A transport error as text: the error and its causes, without the URL.
@@ -394,17 +435,4 @@ async fn read_bounded(mut response: reqwest::Response) -> reqwest::Result<(Vec<u
         body.extend_from_slice(&chunk);
     }
     Ok((body, false))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replies_without_the_promised_field_are_malformed() {
-        assert!(business_token(serde_json::json!({"access_token": ""})).is_err());
-        assert!(business_token(serde_json::json!([])).is_err());
-        assert!(subscribed(serde_json::json!({"success": false})).is_err());
-        assert!(subscribed(serde_json::json!({"success": true})).is_ok());
-    }
 }

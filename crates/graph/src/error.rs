@@ -109,6 +109,13 @@ impl GraphError {
         }
     }
 
+    /// Graph says the app is not installed for the asset: code 190 with subcode 458
+    /// ("the user has not authorized application"). Proof, unlike `entry.time`, that an
+    /// uninstall stands.
+    pub fn app_not_installed(&self) -> bool {
+        self.code() == Some(190) && self.subcode() == Some(458)
+    }
+
     /// The HTTP status of the answer, when there was one.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -1,4 +1,4 @@
-//! The two Graph API calls that onboarding needs, and a local stand-in for Graph.
+//! The Graph API calls that onboarding needs, and a local stand-in for Graph.
 //!
 //! This crate owns everything wa-onboard says to Meta's Graph API:
 //!
@@ -6,6 +6,8 @@
 //!   with the partner's system user token, its `appsecret_proof`, `system_user_id` and
 //!   `fetch_only=true`, answering the customer's business token.
 //! - [`GraphClient::subscribe_app`]: `POST /{waba_id}/subscribed_apps` with the business token.
+//! - [`GraphClient::phone_numbers`]: `GET /{waba_id}/phone_numbers` with the business token
+//!   (in an `Authorization: Bearer` header), answering the WABA's phone number ids.
 //! - [`GraphError`]: Meta's error envelope parsed and classified as transient or permanent
 //!   (docs/REFERENCE.md, "Graph API calls"), with the server's `Retry-After` /
 //!   `X-Business-Use-Case-Usage` hint.
@@ -23,6 +25,7 @@
 
 mod client;
 mod error;
+mod reply;
 pub mod sim;
 
 use std::time::Duration;
@@ -31,7 +34,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use wa_ids::SystemUserId;
 
-pub use client::GraphClient;
+pub use client::{GraphClient, MAX_PHONE_NUMBERS};
 pub use error::{GraphError, PERMANENT_CODES, Result, TRANSIENT_CODES, classify, parse_error};
 
 /// The Graph API base URL used when none is configured.

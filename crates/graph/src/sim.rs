@@ -8,12 +8,13 @@
 //! |---|---|
 //! | `POST /{version}/{business_id}/system_user_access_tokens` | `{"access_token": "sim-<business_id>-<mac>"}` |
 //! | `POST /{version}/{waba_id}/subscribed_apps` | `{"success": true}` |
+//! | `GET /{version}/{waba_id}/phone_numbers` | `{"data": [{"id", "display_phone_number", "verified_name"}, …]}`: two numbers, the same for a WABA on every call ([`phone_number_ids`]) |
 //! | `GET /_sim/calls[?route=R]` | counts per endpoint and outcome, the current mode, and the Graph calls received (`R`: only those on route `R`) |
 //! | `GET /_sim/mode` · `POST /_sim/mode` `{"fail_transient": N, "fail_permanent": bool}` | the mode (fields left out stay as they are) |
 //! | anything else | `404` with a Graph error envelope |
 //!
 //! Parameters are read from the query string and from an `application/x-www-form-urlencoded`
-//! body, as Graph does. The business token is the same on every fetch for a business (as with
+//! body, as Graph does; the access token also from an `Authorization: Bearer` header. The business token is the same on every fetch for a business (as with
 //! `fetch_only=true`) and is an HMAC of the business id under the app secret, so a restarted
 //! simulator with the same secret recognises the tokens it handed out before.
 //!
@@ -21,7 +22,8 @@
 //! (the next N calls: 500, code 2, `is_transient`), then `access_token` present (400, 104),
 //! `appsecret_proof` when given or in strict mode (wrong: 400, code 100, as Meta), and in
 //! strict mode (`system_user_token` set) the token itself (400, 190): the system user token for
-//! `system_user_access_tokens`, a token this simulator issued for `subscribed_apps`. The token
+//! `system_user_access_tokens`, a token this simulator issued for `subscribed_apps` and
+//! `phone_numbers`. The token
 //! call also requires `fetch_only=true` and a `system_user_id` (400, 100).
 //!
 //! Every Graph call (not the `/_sim` routes) is also kept in arrival order, as `received` in
@@ -47,7 +49,11 @@ use wa_envelope::signature::hmac_hex;
 pub use self::received::RECEIVED_CAP;
 use self::received::{Call, Outcome, PathId, Received};
 
+mod answers;
 mod received;
+
+pub use self::answers::phone_number_ids;
+use self::answers::{json_reply, parse_params};
 
 /// Largest request body the simulator reads.
 const MAX_BODY: usize = 64 * 1024;
@@ -144,6 +150,7 @@ struct ModeUpdate {
 struct Calls {
     system_user_access_tokens: u64,
     subscribed_apps: u64,
+    phone_numbers: u64,
     not_found: u64,
     ok: u64,
     failed_transient: u64,
@@ -168,6 +175,7 @@ struct Live {
 enum Endpoint {
     Token,
     Subscribe,
+    PhoneNumbers,
 }
 
 impl Endpoint {
@@ -176,6 +184,7 @@ impl Endpoint {
         match self {
             Self::Token => "system_user_access_tokens",
             Self::Subscribe => "subscribed_apps",
+            Self::PhoneNumbers => "phone_numbers",
         }
     }
 
@@ -183,7 +192,7 @@ impl Endpoint {
     fn path_id(self, id: &str) -> PathId<'_> {
         match self {
             Self::Token => PathId::Business(id),
-            Self::Subscribe => PathId::Waba(id),
+            Self::Subscribe | Self::PhoneNumbers => PathId::Waba(id),
         }
     }
 }
@@ -219,6 +228,12 @@ impl State {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or_default().to_owned();
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
         let is_form = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -258,15 +273,19 @@ impl State {
             }
             (&Method::GET, ["_sim", "mode"]) => json_reply(StatusCode::OK, &self.live().mode),
             (&Method::POST, ["_sim", "mode"]) => self.set_mode(&body),
-            (&Method::POST, [version, id, endpoint]) if version.starts_with('v') => {
-                let endpoint = match *endpoint {
-                    "system_user_access_tokens" => Some(Endpoint::Token),
-                    "subscribed_apps" => Some(Endpoint::Subscribe),
+            (&Method::POST | &Method::GET, [version, id, endpoint]) if version.starts_with('v') => {
+                let endpoint = match (&method, *endpoint) {
+                    (&Method::POST, "system_user_access_tokens") => Some(Endpoint::Token),
+                    (&Method::POST, "subscribed_apps") => Some(Endpoint::Subscribe),
+                    (&Method::GET, "phone_numbers") => Some(Endpoint::PhoneNumbers),
                     _ => None,
                 };
                 let mut params = parse_params(query.as_bytes());
                 if is_form {
                     params.extend(parse_params(&body));
+                }
+                if let Some(token) = &bearer {
+                    params.push(("access_token".to_owned(), token.clone()));
                 }
                 let (call, (outcome, reply)) = match endpoint {
                     Some(endpoint) => (
@@ -323,6 +342,7 @@ impl State {
             match endpoint {
                 Endpoint::Token => live.calls.system_user_access_tokens += 1,
                 Endpoint::Subscribe => live.calls.subscribed_apps += 1,
+                Endpoint::PhoneNumbers => live.calls.phone_numbers += 1,
             }
             if live.mode.fail_permanent {
                 live.calls.failed_permanent += 1;
@@ -379,14 +399,27 @@ impl State {
                 }
                 json!({"access_token": self.business_token(id)})
             }
-            Endpoint::Subscribe => {
+            Endpoint::Subscribe | Endpoint::PhoneNumbers => {
                 if strict.is_some() && !self.issued(token) {
                     return self.reject(
                         190,
                         "Invalid OAuth access token - Cannot parse access token",
                     );
                 }
-                json!({"success": true})
+                if let Endpoint::PhoneNumbers = endpoint {
+                    let data: Vec<_> = phone_number_ids(self.app_secret.expose_secret(), id)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, number)| {
+                            json!({"id": number,
+                            "display_phone_number": format!("+1 555-010-{:04}", i + 1),
+                            "verified_name": "graph-sim"})
+                        })
+                        .collect();
+                    json!({"data": data})
+                } else {
+                    json!({"success": true})
+                }
             }
         };
         self.live().calls.ok += 1;
@@ -428,53 +461,4 @@ impl State {
     fn received(&self, call: Call) {
         self.live().received.push(call);
     }
-
-    /// Graph's error envelope, with a fresh `fbtrace_id`.
-    fn error(
-        &self,
-        status: StatusCode,
-        code: i64,
-        subcode: Option<i64>,
-        message: &str,
-        transient: bool,
-    ) -> Reply {
-        let fbtrace_id = {
-            let mut live = self.live();
-            live.trace_seq += 1;
-            format!("SIM{:08}", live.trace_seq)
-        };
-        let error_type = if code == 190 {
-            "OAuthException"
-        } else {
-            "GraphMethodException"
-        };
-        let mut error = json!({
-            "message": message,
-            "type": error_type,
-            "code": code,
-            "fbtrace_id": fbtrace_id,
-        });
-        if let Some(subcode) = subcode {
-            error["error_subcode"] = json!(subcode);
-        }
-        if transient {
-            error["is_transient"] = json!(true);
-        }
-        json_reply(status, &json!({ "error": error }))
-    }
-}
-
-fn parse_params(raw: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw).into_owned().collect()
-}
-
-fn json_reply(status: StatusCode, body: &impl Serialize) -> Reply {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut reply = Response::new(Full::new(Bytes::from(bytes)));
-    *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    reply
 }

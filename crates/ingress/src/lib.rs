@@ -2,7 +2,8 @@
 //!
 //! What this crate owns: the HTTP surface of docs/REFERENCE.md, "Ingress routes" (verification
 //! handshake, signed deliveries, health, readiness, metrics), its bounds (body size, header
-//! and body read time), and the rule that a delivery is answered `200` only once the broker has confirmed
+//! and body read time, open connections, and bytes of bodies not yet authenticated), and the
+//! rule that a delivery is answered `200` only once the broker has confirmed
 //! every one of its changes. Anything less is a `503` with `Retry-After`, so Meta delivers
 //! again. The same rule holds for the Embedded Signup session events the partner's backend
 //! forwards (`POST /v1/signup-events`, bearer-authenticated, `202` once confirmed; see
@@ -22,12 +23,12 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
 };
 use secrecy::SecretString;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wa_broker::{Broker, BrokerConfig};
 
-pub use metrics::Metrics;
+pub use metrics::{Metrics, OVERLOAD_REASONS, ROUTE_STATUSES, SIGNATURE_FAILURE_REASONS};
 
 /// Everything the ingress needs to run.
 #[derive(Debug, Clone)]
@@ -39,6 +40,13 @@ pub struct IngressConfig {
     pub verify_token: SecretString,
     /// `WA_MAX_BODY_BYTES`: larger bodies are refused with `413` before they are read whole.
     pub max_body_bytes: usize,
+    /// `WA_MAX_CONNECTIONS`: open client connections; past it a new one is closed at once.
+    pub max_connections: usize,
+    /// `WA_MAX_UNVERIFIED_BYTES`: bytes of webhook bodies held, across every request, before
+    /// their signature is checked. A delivery reserves its `Content-Length` (or
+    /// `max_body_bytes` when it has none) before its body is read; past the bound it is
+    /// answered `503` with `Retry-After`. At least `max_body_bytes`.
+    pub max_unverified_bytes: usize,
     /// How to reach RabbitMQ.
     pub broker: BrokerConfig,
     /// Seconds announced in `Retry-After` when the broker cannot take a delivery.
@@ -64,6 +72,8 @@ impl IngressConfig {
             app_secrets,
             verify_token,
             max_body_bytes: 4 * 1024 * 1024,
+            max_connections: 1024,
+            max_unverified_bytes: 64 * 1024 * 1024,
             broker,
             retry_after_secs: 5,
             read_timeout: Duration::from_secs(30),
@@ -99,6 +109,16 @@ pub async fn run(
     if config.app_secrets.is_empty() {
         return Err(IngressError::Config("at least one app secret is required"));
     }
+    if config.max_connections == 0 {
+        return Err(IngressError::Config(
+            "WA_MAX_CONNECTIONS must be at least 1",
+        ));
+    }
+    if config.max_unverified_bytes < config.max_body_bytes {
+        return Err(IngressError::Config(
+            "WA_MAX_UNVERIFIED_BYTES must be at least WA_MAX_BODY_BYTES",
+        ));
+    }
     let broker_shutdown = CancellationToken::new();
     let broker = Broker::start(config.broker.clone(), broker_shutdown.clone());
     let app = Arc::new(routes::App::new(config, broker));
@@ -109,6 +129,7 @@ pub async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.read_timeout);
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(app.config.max_connections));
     info!(role = "ingress", addr = %listener.local_addr()?, "listening");
     loop {
         let (stream, _) = tokio::select! {
@@ -122,8 +143,15 @@ pub async fn run(
                 }
             },
         };
+        // Past the bound the connection is closed unread: it costs nothing more.
+        let Ok(slot) = connections.clone().try_acquire_owned() else {
+            app.metrics.overloaded("connections");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let open = metrics::Held::new(&app.metrics.connections, 1);
         let service = hyper::service::service_fn(move |req| routes::handle(app.clone(), req));
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -133,6 +161,7 @@ pub async fn run(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop((open, slot));
         });
     }
     drop(listener);

@@ -1,5 +1,7 @@
 //! The ingress's Prometheus metrics. Label values come from fixed sets (routes we serve,
-//! status codes we answer, signature failure reasons), never from request content.
+//! status codes we answer, signature failure reasons, overload reasons), never from request
+//! content, and every one of them is exported at 0 from the start: a dashboard shows 0
+//! rather than "no data", and a `rate()` alert sees the first failure.
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -23,6 +25,30 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels of `wa_ingress_overload_refusals_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OverloadLabels {
+    /// `connections` (closed at accept, past `WA_MAX_CONNECTIONS`) or `unverified_bytes`
+    /// (`503`, past `WA_MAX_UNVERIFIED_BYTES`).
+    pub reason: &'static str,
+}
+
+/// Every route and the statuses it can answer: the series exported at 0 from the start.
+pub const ROUTE_STATUSES: &[(&str, &[u16])] = &[
+    ("webhook", &[200, 400, 401, 403, 405, 408, 413, 503]),
+    ("signup", &[202, 400, 401, 404, 405, 408, 413, 503]),
+    ("healthz", &[200, 405]),
+    ("readyz", &[200, 405, 503]),
+    ("metrics", &[200, 405]),
+    ("other", &[404]),
+];
+
+/// Every reason `wa_ingress_signature_failures_total` counts.
+pub const SIGNATURE_FAILURE_REASONS: &[&str] = &["missing", "malformed", "mismatch"];
+
+/// Every reason `wa_ingress_overload_refusals_total` counts.
+pub const OVERLOAD_REASONS: &[&str] = &["connections", "unverified_bytes"];
+
 /// Every metric the ingress exports.
 pub struct Metrics {
     registry: Registry,
@@ -30,6 +56,12 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// Refused signatures by reason.
     pub signature_failures: Family<ReasonLabels, Counter>,
+    /// Connections and requests refused for the unauthenticated bounds.
+    pub overload: Family<OverloadLabels, Counter>,
+    /// Bytes of unverified webhook bodies reserved right now.
+    pub unverified_bytes: Gauge,
+    /// Open client connections.
+    pub connections: Gauge,
     /// Time from first publish to the last confirm, per request.
     pub publish_seconds: Histogram,
     /// Changes confirmed by the broker.
@@ -57,6 +89,36 @@ impl Default for Metrics {
             "Webhook deliveries refused for their X-Hub-Signature-256",
             signature_failures.clone(),
         );
+        let overload = Family::<OverloadLabels, Counter>::default();
+        registry.register(
+            "wa_ingress_overload_refusals",
+            "Connections closed past WA_MAX_CONNECTIONS, and webhooks answered 503 past \
+             WA_MAX_UNVERIFIED_BYTES",
+            overload.clone(),
+        );
+        let unverified_bytes = Gauge::default();
+        registry.register(
+            "wa_ingress_unverified_bytes",
+            "Bytes reserved for webhook bodies whose signature is not checked yet",
+            unverified_bytes.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "wa_ingress_connections",
+            "Open client connections",
+            connections.clone(),
+        );
+        for &(route, statuses) in ROUTE_STATUSES {
+            for &status in statuses {
+                let _ = requests.get_or_create(&RequestLabels { route, status });
+            }
+        }
+        for &reason in SIGNATURE_FAILURE_REASONS {
+            let _ = signature_failures.get_or_create(&ReasonLabels { reason });
+        }
+        for &reason in OVERLOAD_REASONS {
+            let _ = overload.get_or_create(&OverloadLabels { reason });
+        }
         // 0.5 ms to ~16 s.
         let publish_seconds = Histogram::new(
             prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16),
@@ -81,7 +143,7 @@ impl Default for Metrics {
         let broker_ready = Gauge::default();
         registry.register(
             "wa_ingress_broker_ready",
-            "1 while a broker connection with its confirm channels is up",
+            "1 while a broker connection with its confirm channels is up and not blocked",
             broker_ready.clone(),
         );
         let in_flight = Gauge::default();
@@ -99,6 +161,9 @@ impl Default for Metrics {
             registry,
             requests,
             signature_failures,
+            overload,
+            unverified_bytes,
+            connections,
             publish_seconds,
             changes_published,
             body_bytes,
@@ -116,11 +181,42 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one refusal for an unauthenticated bound (`connections` or `unverified_bytes`).
+    pub fn overloaded(&self, reason: &'static str) {
+        self.overload
+            .get_or_create(&OverloadLabels { reason })
+            .inc();
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Adds `amount` to a gauge for as long as it lives, including when hyper drops a request
+/// or a connection ends early.
+pub(crate) struct Held {
+    gauge: Gauge,
+    amount: i64,
+}
+
+impl Held {
+    /// Adds `amount` to `gauge` until dropped.
+    pub(crate) fn new(gauge: &Gauge, amount: i64) -> Self {
+        gauge.inc_by(amount);
+        Self {
+            gauge: gauge.clone(),
+            amount,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.amount);
     }
 }

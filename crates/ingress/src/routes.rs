@@ -1,5 +1,6 @@
 //! The route table of docs/REFERENCE.md ("Ingress routes") and the webhook delivery path:
-//! size check → read (bounded) → signature → envelope → publish with confirms → answer.
+//! size check → reserve unverified bytes → read (bounded) → signature → envelope → publish
+//! with confirms → answer.
 //! The Embedded Signup session event route is in [`signup`].
 
 mod signup;
@@ -14,11 +15,11 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::{Instrument, field::Empty, info, warn};
-use wa_broker::{Broker, Outgoing};
+use wa_broker::{Broker, BrokerError, Outgoing};
 use wa_envelope::{Envelope, signature};
 use wa_telemetry::{TRACEPARENT, traceparent};
 
-use crate::{IngressConfig, Metrics};
+use crate::{IngressConfig, Metrics, metrics::Held};
 
 /// The path Meta delivers to.
 pub const WEBHOOK_PATH: &str = "/webhooks/whatsapp";
@@ -31,14 +32,22 @@ type Reply = Response<Full<Bytes>>;
 pub(crate) struct App {
     pub(crate) config: IngressConfig,
     broker: Broker,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     exchange: String,
+    /// One permit per byte of unverified body that may be held (`WA_MAX_UNVERIFIED_BYTES`).
+    unverified: tokio::sync::Semaphore,
 }
 
 impl App {
     pub(crate) fn new(config: IngressConfig, broker: Broker) -> Self {
         let exchange = config.broker.topology.webhooks_exchange();
+        let unverified = tokio::sync::Semaphore::new(
+            config
+                .max_unverified_bytes
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        );
         Self {
+            unverified,
             config,
             broker,
             metrics: Metrics::default(),
@@ -84,7 +93,7 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
     );
     let app2 = app.clone();
     let response = async move {
-        let _in_flight = InFlight::new(&app.metrics.in_flight);
+        let _in_flight = Held::new(&app.metrics.in_flight, 1);
         match (req.method(), route) {
             (&Method::GET, "webhook") => handshake(&app, &req),
             (&Method::POST, "webhook") => deliver(&app, req).await,
@@ -124,26 +133,14 @@ pub(crate) fn secret_eq(given: &[u8], expected: &secrecy::SecretString) -> bool 
     bool::from(given.as_slice().ct_eq(expected.as_slice()))
 }
 
-/// Counts a request in flight for as long as it lives, including when hyper drops it because
-/// the client went away.
-struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl<'a> InFlight<'a> {
-    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 fn readyz(app: &App) -> Reply {
     if app.broker.is_ready() {
         text(StatusCode::OK, "ready\n")
+    } else if app.broker.blocked().is_some() {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "broker blocks publishing (resource alarm)\n",
+        )
     } else {
         text(StatusCode::SERVICE_UNAVAILABLE, "broker not connected\n")
     }
@@ -188,6 +185,14 @@ fn unavailable(app: &App, why: &str) -> Reply {
     response
 }
 
+/// The `503` for a publish the broker did not take, saying why in a word.
+fn not_published(app: &App, error: &BrokerError) -> Reply {
+    match error {
+        BrokerError::Blocked(_) => unavailable(app, "broker blocks publishing"),
+        _ => unavailable(app, "broker did not confirm"),
+    }
+}
+
 /// A signed delivery: bounded read, verify, split, publish, and `200` only when confirmed.
 async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
     let max = app.config.max_body_bytes;
@@ -199,6 +204,23 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
     if declared.is_some_and(|len| len > max as u64) {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
     }
+    // Unauthenticated bytes are bounded across every request, not only per request: the
+    // body's room is reserved before a byte of it is read, and given back once its
+    // signature is checked (or it is refused).
+    let reserve = declared.map_or(max, |len| len as usize);
+    let Ok(reserved) = u32::try_from(reserve)
+        .ok()
+        .and_then(|n| app.unverified.try_acquire_many(n).ok())
+        .ok_or(())
+    else {
+        app.metrics.overloaded("unverified_bytes");
+        warn!(
+            bytes = reserve,
+            "unverified bodies at WA_MAX_UNVERIFIED_BYTES; refusing"
+        );
+        return unavailable(app, "too many unverified bodies in flight");
+    };
+    let unverified = Held::new(&app.metrics.unverified_bytes, reserve as i64);
     let (parts, body) = req.into_parts();
     let read = tokio::time::timeout(app.config.read_timeout, Limited::new(body, max).collect());
     let body = match read.await {
@@ -231,6 +253,7 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
         warn!(reason = e.as_label(), "webhook signature refused");
         return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
     }
+    drop((reserved, unverified));
 
     let envelope = match Envelope::parse(&body) {
         Ok(envelope) => envelope,
@@ -294,7 +317,7 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
         }
         Err(e) => {
             warn!(error = %e, changes = messages.len(), "delivery not confirmed; asking Meta to retry");
-            unavailable(app, "broker did not confirm")
+            not_published(app, &e)
         }
     }
 }

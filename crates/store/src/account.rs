@@ -118,7 +118,7 @@ impl Store {
             String,
         ) = call.invoke_async(&mut self.conn()).await?;
         let applied = i64::from(set > 0 || offered == 0);
-        let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed)?;
+        let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed, 0)?;
         tracing::debug!(
             %waba_id,
             event,

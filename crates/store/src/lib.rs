@@ -47,6 +47,7 @@ mod error;
 pub mod integration;
 mod list;
 mod page;
+mod phones;
 pub mod record;
 mod rekey;
 pub mod session;
@@ -67,6 +68,7 @@ pub use crate::{
     dedupe::{Claim, ClaimToken},
     error::{Result, StoreError},
     page::{MAX_SCAN_STEPS, Page, PagePosition},
+    phones::MAX_VERIFIED_PHONE_NUMBERS,
     record::{AccountState, Status, TenantRecord, TokenInfo, TokenStatus},
     rekey::Rekeyed,
     tenant::{Applied, Install, Uninstall},

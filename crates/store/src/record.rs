@@ -136,8 +136,12 @@ pub struct TenantRecord {
     pub solution_id: Option<SolutionId>,
     /// The solution's partner portfolio ids.
     pub solution_partner_business_ids: Vec<BusinessId>,
-    /// The WABA's phone number ids, merged in from Embedded Signup session events.
+    /// The WABA's phone number ids: Graph's list once a token is held (see
+    /// `phone_numbers_verified`), before that the ids Embedded Signup finish events claimed.
     pub phone_number_ids: Vec<PhoneNumberId>,
+    /// `phone_number_ids` is Graph's list for the WABA (read with the business token), not
+    /// claims from the browser.
+    pub phone_numbers_verified: bool,
     /// `event_time` of the install currently in effect.
     pub installed_at: Option<i64>,
     /// `event_time` of the uninstall currently in effect; cleared by a newer install.
@@ -177,6 +181,7 @@ impl TenantRecord {
             solution_id: f.id("solution_id")?,
             solution_partner_business_ids: f.json("solution_partner_business_ids")?,
             phone_number_ids: f.json("phone_number_ids")?,
+            phone_numbers_verified: f.flag("phone_numbers_verified")?,
             installed_at: f.int("installed_at")?,
             uninstalled_at: f.int("uninstalled_at")?,
             last_event_time: f.int("last_event_time")?.unwrap_or(0),
@@ -273,7 +278,7 @@ mod tests {
         let spec: Value = serde_json::from_str(
             r#"{"waba_id": "1", "owner_business_id": "2", "status": "installed",
              "partner_app_id": "3", "solution_id": null, "solution_partner_business_ids": ["4"],
-             "phone_number_ids": [], "installed_at": 1730000000, "uninstalled_at": null,
+             "phone_number_ids": [], "phone_numbers_verified": false, "installed_at": 1730000000, "uninstalled_at": null,
              "last_event_time": 1730000000,
              "token": {"status": "active", "fetched_at": 1730000001, "error": null},
              "subscribed": true,

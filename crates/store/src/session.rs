@@ -49,8 +49,9 @@ pub const SESSION_LOG_LEN: usize = 100;
 pub const FUNNEL_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How many distinct labels (steps, codes, event names) one hour of the funnel keeps.
 pub const FUNNEL_LABELS: usize = 256;
-/// How many phone number ids one tenant record keeps.
-pub const MAX_PHONE_NUMBERS: usize = 100;
+/// How many phone number ids claims from the browser may put on one record (a WABA has a
+/// few; Graph's verified list replaces them, see [`Store::store_phone_numbers`]).
+pub const MAX_CLAIMED_PHONE_NUMBERS: usize = 20;
 
 const HOUR: i64 = 3600;
 
@@ -225,7 +226,8 @@ fn secs(d: Duration) -> u64 {
 
 impl Store {
     /// Merges an Embedded Signup `FINISH…` into tenant `waba_id`: adds `phone_number_id` (if
-    /// any) to its phone numbers, and creates the record in status `pending` if the WABA has
+    /// any) to its phone numbers, unless they are Graph's verified list (a claim never
+    /// replaces or extends it), and creates the record in status `pending` if the WABA has
     /// no status yet. Idempotent; never changes an existing status (see the module docs).
     ///
     /// # Errors
@@ -242,7 +244,7 @@ impl Store {
             .key(&key)
             .arg(waba_id.as_str())
             .arg(phone_number_id.map_or("", PhoneNumberId::as_str))
-            .arg(MAX_PHONE_NUMBERS)
+            .arg(MAX_CLAIMED_PHONE_NUMBERS)
             .invoke_async(&mut self.conn())
             .await?;
         let status = Status::parse(&status)

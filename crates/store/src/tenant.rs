@@ -7,9 +7,15 @@
 //! Ordering rules (all times are Meta's `entry.time`, unix seconds):
 //!
 //! - Install and uninstall are ordered by the time of the newest one applied (kept in the
-//!   hash as `status_time`). An older one is ignored ([`Applied::stale`]); at the same second
-//!   an uninstall wins over an install, whatever the arrival order; re-applying the same
-//!   event changes nothing.
+//!   hash as `status_time`). An older one is ignored ([`Applied::stale`]); re-applying the
+//!   same event changes nothing. An install and an uninstall at the same second are a tie
+//!   ([`Applied::tie`]) that `entry.time` cannot settle: the install is not applied and the
+//!   uninstall ([`Store::apply_uninstall_unless_tied`]) not either, so that the worker asks
+//!   Graph, then applies the side Graph confirms ([`Store::apply_install_at_tie`],
+//!   [`Store::apply_uninstall`]).
+//! - Only a redelivery of the install in effect keeps the stored token: an install that
+//!   follows an uninstall, or names another owner business, destroys it, so the new
+//!   installation gets its own token and subscription.
 //! - Account events do not take part in that order (they have their own, per attribute), so
 //!   an install is never ignored because some unrelated account event was newer. They do
 //!   move `last_event_time`, which is the newest time applied by any event.
@@ -85,6 +91,9 @@ pub struct Applied {
     pub token_status: Option<TokenStatus>,
     /// Whether the app is subscribed to the WABA now.
     pub subscribed: bool,
+    /// `true` if the event was not applied because it ties (same `entry.time`) with the
+    /// opposite event in effect: only Graph can say which one stands. `stale` is `true` too.
+    pub tie: bool,
 }
 
 impl Applied {
@@ -111,6 +120,7 @@ impl Applied {
         status: &str,
         token_status: &str,
         subscribed: &str,
+        tie: i64,
     ) -> Result<Self> {
         let bad = |what: &str, v: &str| StoreError::corrupt(key, format!("{what} {v:?}"));
         let parse_status = |v: &str| Status::parse(v).ok_or_else(|| bad("status", v));
@@ -129,25 +139,45 @@ impl Applied {
                 v => Some(TokenStatus::parse(v).ok_or_else(|| bad("token status", v))?),
             },
             subscribed: subscribed == "1",
+            tie: tie == 1,
         })
     }
 }
 
 /// The reply of the install and uninstall scripts.
-type StatusReply = (i64, String, String, String, String, String);
+type StatusReply = (i64, String, String, String, String, String, i64);
 
 impl Store {
     /// Applies `PARTNER_APP_INSTALLED`: status `installed`, `installed_at` = the event time,
     /// `uninstalled_at` cleared, the app/solution fields replaced, and token status
-    /// `pending`, unless a token is already active (then it is kept).
+    /// `pending`, unless this is the installation in effect again (installed, same owner)
+    /// with its token active: then the token is kept. Otherwise a stored token is destroyed
+    /// and `subscribed` and `phone_numbers_verified` are cleared.
+    ///
+    /// At the same second as the uninstall in effect nothing is applied and
+    /// [`Applied::tie`] is set: see [`Store::apply_install_at_tie`].
     ///
     /// Also adds the WABA to its owner's index, idempotently, outside the atomic step.
     ///
     /// # Errors
     ///
     /// [`StoreError::Redis`].
-    #[tracing::instrument(name = "redis apply_install", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn apply_install(&self, ev: &Install) -> Result<Applied> {
+        self.install(ev, false).await
+    }
+
+    /// As [`Store::apply_install`], but applied at a tie with an uninstall too: for when
+    /// Graph confirmed the app is installed (a business token fetch succeeded).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`].
+    pub async fn apply_install_at_tie(&self, ev: &Install) -> Result<Applied> {
+        self.install(ev, true).await
+    }
+
+    #[tracing::instrument(name = "redis apply_install", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
+    async fn install(&self, ev: &Install, at_tie: bool) -> Result<Applied> {
         let mut conn = self.conn();
         // Index first: the index may list a WABA whose install is not applied (yet), never
         // the reverse. `tenants_owned_by` checks every entry against the record.
@@ -157,7 +187,7 @@ impl Store {
         let key = self.keys.tenant(&ev.waba_id);
         let partners = serde_json::to_string(&ev.solution_partner_business_ids)
             .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
-        let (applied, prev, status, token, subscribed, prev_owner): StatusReply = INSTALL
+        let (applied, prev, status, token, subscribed, prev_owner, tie): StatusReply = INSTALL
             .key(&key)
             .key(self.keys.token(&ev.waba_id))
             .arg(ev.waba_id.as_str())
@@ -166,6 +196,7 @@ impl Store {
             .arg(ev.partner_app_id.as_ref().map_or("", AppId::as_str))
             .arg(ev.solution_id.as_ref().map_or("", SolutionId::as_str))
             .arg(partners)
+            .arg(if at_tie { "1" } else { "" })
             .invoke_async(&mut conn)
             .await?;
         if applied == 1 && !prev_owner.is_empty() && ev.owner_business_id != prev_owner.as_str() {
@@ -176,9 +207,9 @@ impl Store {
                 .srem(self.keys.owner(&prev_owner), ev.waba_id.as_str())
                 .await?;
         }
-        let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed)?;
+        let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed, tie)?;
         tracing::debug!(waba_id = %ev.waba_id, event_time = ev.event_time, stale = out.stale,
-            "install applied");
+            tie = out.tie, "install applied");
         Ok(out)
     }
 
@@ -186,12 +217,28 @@ impl Store {
     /// time, the stored token destroyed, token status `revoked` (if the tenant ever had one),
     /// `subscribed` false. For a WABA never seen, creates the record (status `uninstalled`,
     /// token status `null`), so that its install, arriving late, is ignored as older.
+    /// At the same second as the install in effect it is applied (see
+    /// [`Store::apply_uninstall_unless_tied`] to ask Graph first).
     ///
     /// # Errors
     ///
     /// [`StoreError::Redis`].
-    #[tracing::instrument(name = "redis apply_uninstall", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn apply_uninstall(&self, ev: &Uninstall) -> Result<Applied> {
+        self.uninstall(ev, false).await
+    }
+
+    /// As [`Store::apply_uninstall`], except at the same second as the install in effect:
+    /// then nothing is changed and [`Applied::tie`] is set, for the worker to ask Graph.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`].
+    pub async fn apply_uninstall_unless_tied(&self, ev: &Uninstall) -> Result<Applied> {
+        self.uninstall(ev, true).await
+    }
+
+    #[tracing::instrument(name = "redis apply_uninstall", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
+    async fn uninstall(&self, ev: &Uninstall, report_tie: bool) -> Result<Applied> {
         let mut conn = self.conn();
         if let Some(owner) = &ev.owner_business_id {
             let () = conn
@@ -199,17 +246,18 @@ impl Store {
                 .await?;
         }
         let key = self.keys.tenant(&ev.waba_id);
-        let (applied, prev, status, token, subscribed, _): StatusReply = UNINSTALL
+        let (applied, prev, status, token, subscribed, _, tie): StatusReply = UNINSTALL
             .key(&key)
             .key(self.keys.token(&ev.waba_id))
             .arg(ev.waba_id.as_str())
             .arg(ev.event_time)
             .arg(ev.owner_business_id.as_ref().map_or("", BusinessId::as_str))
+            .arg(if report_tie { "1" } else { "" })
             .invoke_async(&mut conn)
             .await?;
-        let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed)?;
+        let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed, tie)?;
         tracing::debug!(waba_id = %ev.waba_id, event_time = ev.event_time, stale = out.stale,
-            "uninstall applied");
+            tie = out.tie, "uninstall applied");
         Ok(out)
     }
 
@@ -220,7 +268,7 @@ impl Store {
     /// [`Install::event_time`]) is still the one in effect, as for
     /// [`crate::TokenVault::store_token`]: the failure of a fetch that outlived an uninstall
     /// and a newer install must not be recorded against the newer one. Does nothing either if
-    /// the token is already active.
+    /// the token is already active. Returns whether it was recorded.
     ///
     /// # Errors
     ///
@@ -231,14 +279,14 @@ impl Store {
         waba_id: &WabaId,
         error: &str,
         install_time: i64,
-    ) -> Result<()> {
-        let _: i64 = MARK_FAILED
+    ) -> Result<bool> {
+        let recorded: i64 = MARK_FAILED
             .key(self.keys.tenant(waba_id))
             .arg(error)
             .arg(install_time)
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(())
+        Ok(recorded == 1)
     }
 
     /// Records that the app is subscribed to the WABA (`subscribed: true`).

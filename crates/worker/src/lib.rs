@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use wa_broker::{Broker, BrokerConfig};
 use wa_graph::{GraphClient, GraphConfig};
-use wa_ids::BusinessId;
+use wa_ids::{AppId, BusinessId};
 use wa_store::{Store, TokenKey};
 
 pub use metrics::Metrics;
@@ -61,6 +61,9 @@ pub struct WorkerConfig {
     pub graph: GraphConfig,
     /// `WA_PARTNER_BUSINESS_IDS`: the partner's own portfolio ids, never a tenant.
     pub partner_business_ids: HashSet<BusinessId>,
+    /// `WA_APP_ID`: the partner's Meta app; installs and uninstalls naming another app are
+    /// not applied.
+    pub app_id: AppId,
     /// `WA_SUBSCRIBE_APP`.
     pub subscribe_app: bool,
     /// `WA_DEDUPE_TTL`: how long a done change is remembered (longer than Meta's 7 days).
@@ -121,7 +124,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let graph = GraphClient::new(config.graph.clone())?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(&config.broker.topology.retry_delays));
     let broker_shutdown = CancellationToken::new();
     let broker = Broker::start(config.broker.clone(), broker_shutdown.clone());
     let ops_shutdown = CancellationToken::new();
@@ -149,6 +152,7 @@ pub async fn run(
             topology.account_update_queue(),
             AccountUpdateHandler {
                 partner_business_ids: config.partner_business_ids.clone(),
+                app_id: config.app_id.clone(),
                 account_updates: AccountUpdates {
                     store: store.clone(),
                     vault: store.with_token_key(config.token_key.clone()),

@@ -3,10 +3,13 @@
 //!
 //! Every label comes from a fixed or bounded set: Meta's documented event names (anything
 //! else is `OTHER`), outcome names, delay tiers from configuration, and at most
-//! [`MAX_LABELS`] browser-supplied signup steps and error codes. This module imports nothing
-//! else of the crate; it never touches the broker, Redis or the Graph API.
+//! [`MAX_LABELS`] browser-supplied signup steps and error codes. Every label value known in
+//! advance (event × outcome, token fetch outcomes, configured delay tiers, signup kinds) is
+//! exported at 0 from the start, so a dashboard shows 0 rather than "no data" and a `rate()`
+//! alert sees the first increment. This module imports nothing else of the crate; it never
+//! touches the broker, Redis or the Graph API.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::{collections::HashSet, sync::Mutex, time::Duration};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -38,6 +41,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in label order.
+    pub const ALL: [Self; 3] = [Self::Done, Self::Retry, Self::DeadLetter];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,6 +100,14 @@ struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OtherAppLabels {
+    event: &'static str,
+}
+
+/// The events `wa_worker_other_app_events_total` counts.
+const APP_EVENTS: [&str; 2] = ["PARTNER_APP_INSTALLED", "PARTNER_APP_UNINSTALLED"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -111,6 +125,8 @@ pub struct Metrics {
     retries: Family<TierLabels, Counter>,
     dead_letters: Counter,
     duplicates: Counter,
+    stale: Counter,
+    other_app: Family<OtherAppLabels, Counter>,
     /// Time to process one message, from delivery to ack.
     pub processing_seconds: Histogram,
     /// Messages being processed.
@@ -119,8 +135,20 @@ pub struct Metrics {
     pub session: SessionMetrics,
 }
 
+/// The outcomes `wa_worker_token_fetches_total` counts.
+const TOKEN_FETCH_OUTCOMES: [&str; 3] = ["ok", "transient", "permanent"];
+
 impl Default for Metrics {
+    /// The metrics of a worker without delay tiers.
     fn default() -> Self {
+        Self::new(&[])
+    }
+}
+
+impl Metrics {
+    /// Registers every metric, with a series at 0 for each label value known in advance:
+    /// `retry_tiers` are the configured delay tiers (`WA_RETRY_DELAYS`).
+    pub fn new(retry_tiers: &[Duration]) -> Self {
         let mut registry = Registry::default();
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
@@ -152,6 +180,21 @@ impl Default for Metrics {
             "Deliveries whose dedupe key was already done",
             duplicates.clone(),
         );
+        let stale = Counter::default();
+        registry.register(
+            "wa_worker_stale",
+            "Messages acked as stale: older than the tenant's state, or superseded while their effects ran",
+            stale.clone(),
+        );
+        let other_app = Family::<OtherAppLabels, Counter>::default();
+        for event in APP_EVENTS {
+            other_app.get_or_create(&OtherAppLabels { event }).inc_by(0);
+        }
+        registry.register(
+            "wa_worker_other_app_events",
+            "Installs and uninstalls naming another app than WA_APP_ID: acked, not applied",
+            other_app.clone(),
+        );
         let processing_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "wa_worker_processing_seconds",
@@ -165,6 +208,22 @@ impl Default for Metrics {
             in_flight.clone(),
         );
         let session = SessionMetrics::register(&mut registry);
+        for event in KNOWN_EVENTS.iter().chain(&["NONE", "OTHER"]) {
+            for outcome in Outcome::ALL {
+                let _ = events.get_or_create(&EventLabels {
+                    event,
+                    outcome: outcome.as_str(),
+                });
+            }
+        }
+        for outcome in TOKEN_FETCH_OUTCOMES {
+            let _ = token_fetches.get_or_create(&OutcomeLabels { outcome });
+        }
+        for tier in retry_tiers {
+            let _ = retries.get_or_create(&TierLabels {
+                tier: wa_broker::delay_label(*tier),
+            });
+        }
         let build = Gauge::<i64>::default();
         build.set(1);
         registry
@@ -177,14 +236,14 @@ impl Default for Metrics {
             retries,
             dead_letters,
             duplicates,
+            stale,
+            other_app,
             processing_seconds,
             in_flight,
             session,
         }
     }
-}
 
-impl Metrics {
     /// Counts one processed event.
     pub fn event(&self, event: Option<&str>, outcome: Outcome) {
         self.events
@@ -197,10 +256,11 @@ impl Metrics {
 
     /// Counts one token fetch.
     pub fn token_fetch<T>(&self, result: &Result<T, GraphError>) {
+        let [ok, transient, permanent] = TOKEN_FETCH_OUTCOMES;
         let outcome = match result {
-            Ok(_) => "ok",
-            Err(e) if e.is_transient() => "transient",
-            Err(_) => "permanent",
+            Ok(_) => ok,
+            Err(e) if e.is_transient() => transient,
+            Err(_) => permanent,
         };
         self.token_fetches
             .get_or_create(&OutcomeLabels { outcome })
@@ -219,6 +279,23 @@ impl Metrics {
     /// Counts one message sent to the dead-letter queue.
     pub fn dead_letter(&self) {
         self.dead_letters.inc();
+    }
+
+    /// Counts one message acked as stale.
+    pub fn stale(&self) {
+        self.stale.inc();
+    }
+
+    /// Counts one install or uninstall naming another app.
+    pub fn other_app(&self, event: &str) {
+        let event = APP_EVENTS
+            .iter()
+            .find(|e| **e == event)
+            .copied()
+            .unwrap_or("OTHER");
+        self.other_app
+            .get_or_create(&OtherAppLabels { event })
+            .inc();
     }
 
     /// Counts one duplicate delivery.
@@ -308,6 +385,15 @@ impl SessionMetrics {
             "Embedded Signup errors reported, by error code",
             errors.clone(),
         );
+        let finishes = FINISH_EVENTS.iter().map(|event| ("finish", *event));
+        let others = [
+            ("cancel", "CANCEL"),
+            ("error", "CANCEL"),
+            ("other", "OTHER"),
+        ];
+        for (kind, event) in finishes.chain(others) {
+            let _ = events.get_or_create(&SignupLabels { kind, event });
+        }
         Self {
             events,
             cancels,
@@ -360,7 +446,7 @@ mod tests {
 
     #[test]
     fn outcome_labels_are_the_ones_dashboards_query() {
-        let labels = [Outcome::Done, Outcome::Retry, Outcome::DeadLetter].map(Outcome::as_str);
+        let labels = Outcome::ALL.map(Outcome::as_str);
         assert_eq!(labels, ["done", "retry", "dead_letter"]);
     }
 }

@@ -1,5 +1,6 @@
 //! The worker's operations endpoint on `WA_METRICS_LISTEN`: `/healthz` (alive), `/readyz`
-//! (broker channel up and Redis answering), `/metrics` (Prometheus text).
+//! (broker connection up and not blocked by a resource alarm, and Redis answering),
+//! `/metrics` (Prometheus text).
 
 use std::{
     convert::Infallible,
@@ -60,6 +61,11 @@ async fn route(
         (&http::Method::GET, "/readyz") if ready.broker.is_ready() => {
             text(StatusCode::OK, PLAIN, "ready\n")
         }
+        (&http::Method::GET, "/readyz") if ready.broker.blocked().is_some() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            PLAIN,
+            "broker blocks publishing (resource alarm)\n",
+        ),
         (&http::Method::GET, "/readyz") => text(
             StatusCode::SERVICE_UNAVAILABLE,
             PLAIN,

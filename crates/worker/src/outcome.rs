@@ -14,8 +14,11 @@ use wa_store::StoreError;
 pub enum Applied {
     /// Something changed.
     Changed,
-    /// Nothing to change: the state already reflects this message or a newer one.
+    /// Nothing to change: the state already reflects this message or a newer one (or, for
+    /// an effect, the tenant moved on while it ran).
     Stale,
+    /// Not ours: an install or uninstall naming another app (`WA_APP_ID`).
+    OtherApp,
 }
 
 /// A message that could not be applied now.

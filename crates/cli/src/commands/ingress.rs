@@ -36,10 +36,19 @@ pub struct IngressArgs {
     pub max_body_bytes: u64,
     #[command(flatten)]
     pub amqp: AmqpArgs,
-    /// Publisher-confirm channels in the pool.
-    #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 8,
+    /// Publisher-confirm channels in the pool: deliveries published at once.
+    #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 32,
           value_parser = settings::count::<u16>("WA_PUBLISH_CHANNELS", 1, 256))]
     pub publish_channels: u16,
+    /// Most client connections open at once; past it a new one is closed unread.
+    #[arg(long, env = "WA_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = settings::count::<u32>("WA_MAX_CONNECTIONS", 1, 65536))]
+    pub max_connections: u32,
+    /// Most bytes of webhook bodies held, across every request, before their signature is
+    /// checked (at least WA_MAX_BODY_BYTES); past it a delivery gets 503 with Retry-After.
+    #[arg(long, env = "WA_MAX_UNVERIFIED_BYTES", default_value_t = 64 * 1024 * 1024,
+          value_parser = settings::count::<u64>("WA_MAX_UNVERIFIED_BYTES", 1024, 1024 * 1024 * 1024))]
+    pub max_unverified_bytes: u64,
     /// Bearer the partner's backend sends with Embedded Signup session events
     /// (`POST /v1/signup-events`); unset, the route is off. At least 16 characters.
     #[arg(long, env = "WA_SIGNUP_API_TOKEN", hide_env_values = true)]
@@ -63,6 +72,10 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<ExitCode> {
     AmqpArgs::refuse_inequivalent(&broker).await?;
     let mut config = IngressConfig::new(app_secrets, SecretString::from(verify_token), broker);
     config.max_body_bytes = usize::try_from(args.max_body_bytes).context("WA_MAX_BODY_BYTES")?;
+    config.max_connections = usize::try_from(args.max_connections).context("WA_MAX_CONNECTIONS")?;
+    config.max_unverified_bytes =
+        usize::try_from(args.max_unverified_bytes).context("WA_MAX_UNVERIFIED_BYTES")?;
+    // wa_ingress::run refuses bounds that cannot work, naming the variable.
     config.signup_api_token = signup_api_token(
         args.signup_api_token.as_deref(),
         args.signup_api_token_file.as_deref(),

@@ -2,9 +2,9 @@
 
 use std::{collections::HashSet, net::SocketAddr, process::ExitCode, time::Duration};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{ArgAction, Args};
-use wa_ids::BusinessId;
+use wa_ids::{AppId, BusinessId};
 use wa_worker::WorkerConfig;
 
 use crate::{
@@ -56,6 +56,17 @@ pub struct WorkerArgs {
     #[arg(long, env = "WA_CONCURRENCY", default_value_t = 32,
           value_parser = settings::count::<u16>("WA_CONCURRENCY", 1, 4096))]
     pub concurrency: u16,
+    /// The partner's Meta app id: installs and uninstalls naming another app are not applied.
+    #[arg(long, env = "WA_APP_ID")]
+    pub app_id: Option<String>,
+}
+
+/// `WA_APP_ID`: required, one Meta object id.
+fn app_id(value: Option<&str>) -> anyhow::Result<AppId> {
+    let Some(value) = value.map(str::trim).filter(|s| !s.is_empty()) else {
+        bail!("WA_APP_ID is required");
+    };
+    AppId::parse(value).context("WA_APP_ID")
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -63,6 +74,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 const DAYS_365: Duration = Duration::from_secs(365 * 86_400);
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let app_id = app_id(args.app_id.as_deref())?;
     let app_secret = args.secret.signing()?;
     let graph = args.graph.config(app_secret)?;
     let partner_business_ids = args
@@ -86,6 +98,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         token_key,
         graph,
         partner_business_ids,
+        app_id,
         subscribe_app: args.subscribe_app,
         dedupe_ttl: args.dedupe_ttl,
         lease: args.claim_lease,

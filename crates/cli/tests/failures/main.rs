@@ -19,6 +19,9 @@
 //! on `PATH`). Needs Redis (`REDIS_URL`). Each test runs under its own exchange/queue prefix
 //! and Redis key prefix and removes both, even after a panic.
 
+/// A RabbitMQ memory alarm (connection.blocked) under load: not ready, 503 at once, nothing
+/// lost once it clears.
+mod broker_blocked;
 /// RabbitMQ stopped (`rabbitmqctl -n NODE stop_app`) and started again while webhooks stream in.
 mod broker_outage;
 /// The Graph API failing every call for a while, then back: the delay tiers carry installs.

@@ -342,6 +342,7 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
         .env("WA_METRICS_LISTEN", "127.0.0.1:0")
         .env("WA_APP_SECRET", APP_SECRET)
         .env("WA_SYSTEM_USER_ID", "61550000000001")
+        .env("WA_APP_ID", "1061231232323117")
         .env("WA_SYSTEM_USER_TOKEN", "deploy-test-system-user-token")
         .env("WA_TOKEN_KEY", &tenants.key_base64)
         .env("WA_GRAPH_BASE", &graph_base)

@@ -23,6 +23,7 @@ fn worker() -> Command {
     cmd.arg("worker")
         .env("WA_APP_SECRET", "settings-test-secret")
         .env("WA_SYSTEM_USER_ID", "61550000000001")
+        .env("WA_APP_ID", "1061231232323117")
         .env("WA_SYSTEM_USER_TOKEN", "settings-test-token")
         .env("WA_TOKEN_KEY", KEY)
         .env("WA_METRICS_LISTEN", "127.0.0.1:0")
@@ -110,6 +111,20 @@ async fn a_zero_publish_channel_pool_is_refused() {
 }
 
 #[tokio::test]
+async fn unauthenticated_bounds_that_cannot_work_are_refused() {
+    for bad in ["0", "many", "70000"] {
+        refused(ingress(), "WA_MAX_CONNECTIONS", bad).await;
+    }
+    for bad in ["0", "2000000000"] {
+        refused(ingress(), "WA_MAX_UNVERIFIED_BYTES", bad).await;
+    }
+    // Less room for unverified bodies than one body may take.
+    let mut small = ingress();
+    small.env("WA_MAX_BODY_BYTES", "1048576");
+    refused(small, "WA_MAX_UNVERIFIED_BYTES", "65536").await;
+}
+
+#[tokio::test]
 async fn an_unrouted_bound_that_cannot_work_is_refused() {
     for cmd in [ingress, worker] {
         refused(cmd(), "WA_UNROUTED_MAX_LENGTH", "0").await;
@@ -187,4 +202,18 @@ async fn an_unrouted_queue_without_its_bound_stops_the_ingress_with_what_to_do()
             out.stderr
         );
     }
+}
+
+#[tokio::test]
+async fn the_worker_refuses_a_missing_or_malformed_app_id() {
+    refused(worker(), "WA_APP_ID", "app-1061231232323117").await;
+    let mut cmd = worker();
+    cmd.env_remove("WA_APP_ID");
+    let out = run(&mut cmd).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("WA_APP_ID is required"),
+        "{}",
+        out.stderr
+    );
 }

@@ -14,4 +14,5 @@ mod openapi;
 // The simulator driven by the real client, its admin routes, and secret-free logs.
 mod sim;
 // What the simulator says it was asked: `GET /_sim/calls`'s `received`, by route.
+mod phone_numbers;
 mod sim_calls;

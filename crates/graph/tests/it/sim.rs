@@ -18,7 +18,7 @@ use crate::helpers::*;
 
 /// A running simulator and a plain HTTP client for its admin routes.
 pub(crate) struct Sim {
-    base: String,
+    pub(crate) base: String,
     http: reqwest::Client,
     stop: oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,

@@ -28,7 +28,7 @@ use wa_broker::Outgoing;
 use wa_envelope::session::{MAX_BODY_BYTES, SessionEvent};
 use wa_telemetry::{TRACEPARENT, traceparent};
 
-use super::{App, Reply, reply, text, unavailable, unix_now};
+use super::{App, Reply, not_published, reply, text, unix_now};
 
 /// The route's path.
 pub const SIGNUP_PATH: &str = "/v1/signup-events";
@@ -134,7 +134,7 @@ pub(super) async fn receive(app: &App, req: Request<Incoming>) -> Reply {
         }
         Err(e) => {
             warn!(error = %e, "signup event not confirmed; asking the sender to retry");
-            unavailable(app, "broker did not confirm")
+            not_published(app, &e)
         }
     }
 }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::helpers::{Options, eventually, install_body, spawn_with};
+use crate::helpers::{Options, eventually, field_body, install_body, spawn_with};
 
 fn proxied() -> Options {
     Options {
@@ -92,5 +92,53 @@ async fn the_ingress_reconnects_by_itself_after_the_connection_is_cut() {
         })
         .collect();
     assert_eq!(wabas, ["1001", "1003"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_returned_message_fails_its_own_request_and_never_another() {
+    // One confirm channel: every request shares it, which is where lapin could hand one
+    // request's returned message to another's confirm.
+    let app = spawn_with(Options {
+        channels: 1,
+        ..Options::default()
+    })
+    .await;
+    app.wait_ready().await;
+    // Without the queue behind the alternate exchange, an unconsumed field routes nowhere:
+    // the broker returns it (mandatory).
+    app.channel
+        .queue_delete(app.topology.unrouted().as_str().into(), Default::default())
+        .await
+        .unwrap();
+    const PAIRS: i64 = 20;
+    let shared = &app;
+    let requests = (0..PAIRS).map(|i| async move {
+        let (routable, unroutable) = (
+            install_body(&format!("5{i:03}"), i),
+            field_body("messages", i),
+        );
+        let (routable, unroutable) = tokio::join!(
+            shared.post_signed(&routable),
+            shared.post_signed(&unroutable)
+        );
+        (routable.status(), unroutable.status())
+    });
+    for (i, (routable, unroutable)) in futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            unroutable, 503,
+            "pair {i}: a returned message is never a 200"
+        );
+        assert_eq!(routable, 200, "pair {i}: a routed message is never a 503");
+    }
+    // Exactly the routable ones are stored.
+    assert_eq!(
+        app.drain(&app.account_update(), PAIRS as usize).await.len(),
+        PAIRS as usize
+    );
     app.stop().await;
 }

@@ -48,6 +48,12 @@ pub struct Options {
     /// `WA_SIGNUP_API_TOKEN`: `None` leaves `/v1/signup-events` off.
     pub signup_api_token: Option<&'static str>,
     pub confirm_timeout: Duration,
+    /// Confirm channels in the publisher pool.
+    pub channels: usize,
+    /// `WA_MAX_CONNECTIONS`.
+    pub max_connections: usize,
+    /// `WA_MAX_UNVERIFIED_BYTES`.
+    pub max_unverified_bytes: usize,
 }
 
 impl Default for Options {
@@ -58,6 +64,9 @@ impl Default for Options {
             through_proxy: false,
             confirm_timeout: Duration::from_secs(10),
             signup_api_token: None,
+            channels: 4,
+            max_connections: 1024,
+            max_unverified_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -102,7 +111,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     broker.reconnect_max = Duration::from_millis(300);
     broker.confirm_timeout = options.confirm_timeout;
     broker.connect_timeout = Duration::from_secs(2);
-    broker.channels = 4;
+    broker.channels = options.channels;
     let mut config = IngressConfig::new(
         options
             .secrets
@@ -113,6 +122,8 @@ pub async fn spawn_with(options: Options) -> TestApp {
         broker,
     );
     config.max_body_bytes = options.max_body_bytes;
+    config.max_connections = options.max_connections;
+    config.max_unverified_bytes = options.max_unverified_bytes;
     config.retry_after_secs = 7;
     config.signup_api_token = options
         .signup_api_token
@@ -163,6 +174,20 @@ impl TestApp {
             self.ready().await.then_some(())
         })
         .await;
+    }
+
+    /// The Prometheus exposition, scraped with the test's client.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await;
+        r.expect("GET /metrics").text().await.expect("metrics body")
+    }
+
+    /// The value of one series of the exposition (`name{labels}` as exported), if present.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
     }
 
     /// POSTs `body` signed with `secret`.
@@ -309,6 +334,20 @@ pub fn install_body(waba: &str, time: i64) -> Vec<u8> {
             "field": "account_update",
             "value": {"event": "PARTNER_APP_INSTALLED", "waba_info": {
                 "waba_id": waba, "owner_business_id": "942647313864044", "partner_app_id": "1"}}
+        }]}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A one-change envelope for a `field` no queue is bound to (it goes to the alternate
+/// exchange).
+pub fn field_body(field: &str, time: i64) -> Vec<u8> {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "2949482758682047", "time": time, "changes": [{
+            "field": field,
+            "value": {"messaging_product": "whatsapp", "statuses": []}
         }]}]
     })
     .to_string()

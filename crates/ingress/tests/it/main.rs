@@ -1,5 +1,7 @@
 //! The ingress against a real RabbitMQ: one test binary, one module per concern.
 
+/// Unauthenticated bounds (connections, unverified bytes) and the metrics exported at start.
+mod bounds;
 /// The broker refusing, never confirming, going away and coming back.
 mod broker_faults;
 /// Signed deliveries: signatures, bounds, envelopes, what lands on the broker.

@@ -1,9 +1,14 @@
 -- Apply PARTNER_APP_INSTALLED. KEYS[1] = tenant hash, KEYS[2] = token ciphertext.
 -- ARGV: [1] waba_id, [2] event_time, [3] owner_business_id, [4] partner_app_id,
---       [5] solution_id ('' = none), [6] solution_partner_business_ids (JSON array text).
--- Ignored (stale) if older than the newest install/uninstall applied, or at the same second
--- as an uninstall (uninstall wins ties). Re-applying the same install is a no-op.
--- Returns {applied, previous status, status, token status, subscribed, previous owner}.
+--       [5] solution_id ('' = none), [6] solution_partner_business_ids (JSON array text),
+--       [7] '1' to apply at a tie (Graph confirmed the app is installed), else ''.
+-- Ignored (stale) if older than the newest install/uninstall applied. At the same second as
+-- an uninstall it is a tie: not applied, reported (tie = 1) so that the worker asks Graph,
+-- unless ARGV[7] says Graph already answered. Re-applying the same install is a no-op.
+-- Only a redelivery of the install in effect (or a later one of the same owner, with no
+-- uninstall between) keeps the stored token: an install following an uninstall, or naming
+-- another owner business, destroys it and asks for a new one (and a new subscription).
+-- Returns {applied, previous status, status, token status, subscribed, previous owner, tie}.
 local h = KEYS[1]
 local t = tonumber(ARGV[2])
 local function s(v) if v then return v end return '' end
@@ -11,9 +16,11 @@ local prev = redis.call('HGET', h, 'status')
 local prev_owner = redis.call('HGET', h, 'owner_business_id')
 local st = redis.call('HGET', h, 'status_time')
 local applied = 1
+local tie = 0
 if st then
   st = tonumber(st)
-  if t < st or (t == st and prev == 'uninstalled') then applied = 0 end
+  if t < st then applied = 0 end
+  if t == st and prev == 'uninstalled' and ARGV[7] ~= '1' then applied = 0; tie = 1 end
 end
 if applied == 1 then
   redis.call('HSET', h, 'waba_id', ARGV[1], 'status', 'installed', 'status_time', ARGV[2],
@@ -25,9 +32,15 @@ if applied == 1 then
   else
     redis.call('HSET', h, 'solution_id', ARGV[5])
   end
-  -- A token already active (a redelivered or repeated install) is kept: the work resumes.
   local ts = redis.call('HGET', h, 'token_status')
-  if not (ts == 'active' and redis.call('EXISTS', KEYS[2]) == 1) then
+  local same = prev == 'installed' and prev_owner == ARGV[3]
+  if same and ts == 'active' and redis.call('EXISTS', KEYS[2]) == 1 then
+    -- The same installation (a redelivery): the work resumes with the token held.
+  else
+    if not same then
+      redis.call('DEL', KEYS[2])
+      redis.call('HSET', h, 'subscribed', '0', 'phone_numbers_verified', '0')
+    end
     redis.call('HSET', h, 'token_status', 'pending')
     redis.call('HDEL', h, 'token_error', 'token_fetched_at')
   end
@@ -37,4 +50,5 @@ if applied == 1 then
   end
 end
 return {applied, s(prev), s(redis.call('HGET', h, 'status')),
-  s(redis.call('HGET', h, 'token_status')), s(redis.call('HGET', h, 'subscribed')), s(prev_owner)}
+  s(redis.call('HGET', h, 'token_status')), s(redis.call('HGET', h, 'subscribed')), s(prev_owner),
+  tie}

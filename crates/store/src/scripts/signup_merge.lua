@@ -5,6 +5,7 @@
 -- or created by an account event) becomes `pending`; any other status is kept.
 -- `phone_number_ids` is JSON text; ids are [A-Za-z0-9_-] (checked by Rust), so the array is
 -- written by concatenation (cjson would turn an empty array into `{}`).
+-- A claim never replaces or extends a verified list (`phone_numbers_verified` = '1': Graph's).
 -- Returns {record was new or had no status, phone number added, status}.
 local h = KEYS[1]
 redis.call('HSETNX', h, 'waba_id', ARGV[1])
@@ -14,7 +15,7 @@ if not redis.call('HGET', h, 'status') then
   created = 1
 end
 local added = 0
-if ARGV[2] ~= '' then
+if ARGV[2] ~= '' and redis.call('HGET', h, 'phone_numbers_verified') ~= '1' then
   local cur = redis.call('HGET', h, 'phone_number_ids')
   local ids = {}
   if cur and cur ~= '' then ids = cjson.decode(cur) end

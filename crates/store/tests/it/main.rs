@@ -23,6 +23,8 @@ mod properties;
 mod reconnect;
 /// `tenants rekey`: key rotation without downtime.
 mod rekey;
+/// Owner change, reinstall, ties, and verified phone numbers.
+mod semantics;
 /// Embedded Signup: phone numbers merged into tenants, session logs, the funnel, integration
 /// install/uninstall times.
 mod signup;

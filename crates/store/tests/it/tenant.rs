@@ -33,6 +33,7 @@ async fn install_fills_the_record() {
         json!({"waba_id": "1001", "owner_business_id": "2002", "status": "installed",
             "partner_app_id": "3003", "solution_id": "4004",
             "solution_partner_business_ids": ["5005", "6006"], "phone_number_ids": [],
+            "phone_numbers_verified": false,
             "installed_at": 1_730_000_000, "uninstalled_at": null,
             "last_event_time": 1_730_000_000,
             "token": {"status": "pending", "fetched_at": null, "error": null},

@@ -318,7 +318,10 @@ impl<H: Handler> Running<H> {
             }
         };
         match self.consumer.handler.apply(message).await {
-            Ok(Applied::Changed | Applied::Stale) => {
+            Ok(applied) => {
+                if applied == Applied::Stale {
+                    self.services.metrics.stale();
+                }
                 // The effects are durable and idempotent either way: a redelivery re-applies
                 // nothing. A lost claim means the lease ran out mid-processing and another
                 // delivery may have run the same steps: worth knowing, so it is logged.

@@ -2,6 +2,12 @@
 //! dead-letter queue, and only then acked. A delivery whose move cannot be confirmed is
 //! requeued instead: never lost.
 //!
+//! Every step is bounded in time, so a settle never holds its concurrency permit for long
+//! whatever the broker does: the move is bounded by the broker's confirm timeout and fails at
+//! once while the broker blocks publishing (a resource alarm); the ack and the requeue are
+//! bounded by [`ACK_TIMEOUT`] (an unanswered ack is redelivered later, which the dedupe
+//! marker makes harmless).
+//!
 //! Owns the delay tier choice and the headers of moved messages; never looks inside a body.
 
 use std::time::Duration;
@@ -20,6 +26,11 @@ use crate::{
     metrics::{Metrics, Outcome},
     outcome::Failure,
 };
+
+/// The longest an ack or a requeue may take before the settle gives up on it.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a refused move waits for the broker to be ready again before requeueing.
+const REQUEUE_PAUSE: Duration = Duration::from_secs(5);
 
 /// What to do with a delivery once handled.
 pub(super) enum Disposition {
@@ -112,19 +123,24 @@ impl Settle<'_> {
                 .await
         {
             warn!(error = %e, "could not move the message; requeueing it");
-            // Not at once: whatever refused it is unlikely to have changed yet.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
-                .await;
+            // Not at once: whatever refused it (a blocked or lost broker, a full pool) is
+            // unlikely to have changed yet. At least a moment, at most REQUEUE_PAUSE.
+            let pause = tokio::time::sleep(Duration::from_millis(500));
+            let _ = tokio::join!(pause, self.broker.wait_ready(REQUEUE_PAUSE));
+            let requeue = delivery.nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            });
+            if tokio::time::timeout(ACK_TIMEOUT, requeue).await.is_err() {
+                warn!("requeue not sent in time; the broker redelivers it with the channel");
+            }
             return;
         }
-        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+        match tokio::time::timeout(ACK_TIMEOUT, delivery.ack(BasicAckOptions::default())).await {
+            Ok(Ok(_)) => {}
             // The broker will redeliver it; the dedupe marker makes that harmless.
-            warn!(error = %e, "ack failed");
+            Ok(Err(e)) => warn!(error = %e, "ack failed"),
+            Err(_) => warn!("ack not sent in time; the broker redelivers it with the channel"),
         }
     }
 

@@ -1,7 +1,13 @@
 //! Carrying out an `account_update` plan: tenant state in Redis, the business token fetched
-//! from Graph and stored encrypted, the app subscribed to the WABA; an uninstall destroys the
-//! token. Each step is idempotent so that a redelivery resumes where a crashed attempt
-//! stopped.
+//! from Graph and stored encrypted, the app subscribed to the WABA, the WABA's phone numbers
+//! read from Graph; an uninstall destroys the token. Each step is idempotent so that a
+//! redelivery resumes where a crashed attempt stopped.
+//!
+//! - Ties: an install and an uninstall with the same `entry.time` are settled by Graph
+//!   (`crate::effects::tie`), never by a fixed rule.
+//! - Stale outcomes: a Graph failure for an install that is no longer the one in effect (an
+//!   uninstall or a newer install landed while it ran) is acked as stale, never retried or
+//!   dead-lettered.
 //!
 //! Never decides what a payload means (`crate::plan::account_update` did) and never logs a
 //! token.
@@ -12,9 +18,9 @@ use secrecy::SecretString;
 use tracing::{info, warn};
 use wa_graph::{GraphClient, GraphError};
 use wa_ids::{BusinessId, WabaId};
-use wa_store::{Install, Store, TokenVault, Uninstall};
+use wa_store::{Install, Status, Store, TokenVault, Uninstall};
 
-use super::integration::removed_by_integration;
+use super::{integration::removed_by_integration, tie};
 use crate::{
     metrics::Metrics,
     outcome::{Applied, Failure},
@@ -36,7 +42,7 @@ pub struct AccountUpdates {
     pub metrics: Arc<Metrics>,
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -60,6 +66,16 @@ impl AccountUpdates {
                 self.uninstall_by_entry(&entry_id, &entry_owner, event_time)
                     .await
             }
+            Plan::OtherApp {
+                event,
+                waba_id,
+                partner_app_id,
+            } => {
+                info!(waba_id = ?waba_id.as_ref().map(WabaId::as_str), %partner_app_id, event,
+                    "event for another app; not applied");
+                self.metrics.other_app(&event);
+                Ok(Applied::OtherApp)
+            }
             Plan::Account {
                 waba_id,
                 event,
@@ -79,8 +95,23 @@ impl AccountUpdates {
         }
     }
 
+    /// Fetches the business token of `owner`, counted.
+    pub(super) async fn fetch_token(&self, owner: &BusinessId) -> Result<SecretString, GraphError> {
+        let fetched = self.graph.fetch_business_token(owner).await;
+        self.metrics.token_fetch(&fetched);
+        fetched
+    }
+
     async fn install(&self, ev: &Install) -> Result<Applied, Failure> {
-        let applied = self.store.apply_install(ev).await?;
+        let mut applied = self.store.apply_install(ev).await?;
+        let mut token: Option<SecretString> = None;
+        if applied.tie {
+            let Some((settled, fetched)) = tie::settle_install(self, ev).await? else {
+                return Ok(Applied::Stale);
+            };
+            applied = settled;
+            token = Some(fetched);
+        }
         if applied.stale {
             info!(waba_id = %ev.waba_id, "install older than the tenant's state; ignored");
             return Ok(Applied::Stale);
@@ -89,13 +120,13 @@ impl AccountUpdates {
         if let Some(applied) = removed_by_integration(&self.store, ev).await? {
             return Ok(applied);
         }
-        let mut token: Option<SecretString> = None;
         if applied.needs_token() {
-            let fetched = self.graph.fetch_business_token(&ev.owner_business_id).await;
-            self.metrics.token_fetch(&fetched);
-            let fetched = match fetched {
-                Ok(t) => t,
-                Err(e) => return Err(self.graph_failure(ev, &e, true).await),
+            let fetched = match token {
+                Some(t) => t,
+                None => match self.fetch_token(&ev.owner_business_id).await {
+                    Ok(t) => t,
+                    Err(e) => return self.graph_failure(ev, &e, true).await,
+                },
             };
             // Only for this install: an uninstall (and maybe a newer install) while the fetch
             // was in flight makes this token stale.
@@ -111,51 +142,126 @@ impl AccountUpdates {
             token = Some(fetched);
         }
         if self.subscribe_app && applied.needs_subscription() {
-            let token = match token {
-                Some(t) => t,
-                None => match self.vault.token(&ev.waba_id).await? {
-                    Some(t) => t,
-                    None => {
-                        return Err(Failure::Retry {
-                            error: "no stored token to subscribe with".into(),
-                            after: None,
-                        });
-                    }
-                },
+            let held = match self.held_token(ev, token.take()).await? {
+                Ok(t) => t,
+                Err(stale) => return Ok(stale),
             };
-            if let Err(e) = self.graph.subscribe_app(&ev.waba_id, &token).await {
-                return Err(self.graph_failure(ev, &e, false).await);
+            if let Err(e) = self.graph.subscribe_app(&ev.waba_id, &held).await {
+                return self.graph_failure(ev, &e, false).await;
             }
             self.store
                 .mark_subscribed(&ev.waba_id, ev.event_time)
                 .await?;
             info!(waba_id = %ev.waba_id, "app subscribed to the WABA");
+            token = Some(held);
+        }
+        self.verify_phone_numbers(ev, token).await
+    }
+
+    /// Once a token is held, the record's phone numbers are Graph's list. A permanent
+    /// failure leaves the claims in place (unverified) and is logged: the install stands.
+    async fn verify_phone_numbers(
+        &self,
+        ev: &Install,
+        token: Option<SecretString>,
+    ) -> Result<Applied, Failure> {
+        let verified = self
+            .store
+            .get(&ev.waba_id)
+            .await?
+            .is_some_and(|t| t.phone_numbers_verified);
+        if verified {
+            return Ok(Applied::Changed);
+        }
+        let held = match self.held_token(ev, token).await? {
+            Ok(t) => t,
+            Err(stale) => return Ok(stale),
+        };
+        let ids = match self.graph.phone_numbers(&ev.waba_id, &held).await {
+            Ok(ids) => ids,
+            Err(e) if !e.is_transient() => {
+                warn!(waba_id = %ev.waba_id, error = %e.summary(),
+                    "phone numbers not readable; the claimed ones stay unverified");
+                return Ok(Applied::Changed);
+            }
+            Err(e) => return self.graph_failure(ev, &e, false).await,
+        };
+        if self
+            .store
+            .store_phone_numbers(&ev.waba_id, &ids, ev.event_time)
+            .await?
+        {
+            info!(waba_id = %ev.waba_id, count = ids.len(), "phone numbers verified with Graph");
         }
         Ok(Applied::Changed)
     }
 
-    /// A Graph error during `ev`: logged; a permanent one on the token call is recorded on
-    /// the tenant (`token.status = failed`).
-    async fn graph_failure(&self, ev: &Install, e: &GraphError, token_call: bool) -> Failure {
-        let waba_id = &ev.waba_id;
-        if e.is_transient() {
-            warn!(%waba_id, error = %e.summary(), "transient Graph error");
-            return Failure::graph(e);
+    /// The token just fetched, or the stored one; `Err(Applied::Stale)` if none is held
+    /// because the install was superseded.
+    async fn held_token(
+        &self,
+        ev: &Install,
+        token: Option<SecretString>,
+    ) -> Result<Result<SecretString, Applied>, Failure> {
+        if let Some(t) = token {
+            return Ok(Ok(t));
         }
-        warn!(%waba_id, error = %e.summary(), "permanent Graph error");
-        if token_call
-            && let Err(store) = self
-                .store
-                .mark_token_failed(waba_id, &e.summary(), ev.event_time)
-                .await
-        {
-            return Failure::from(store);
+        if let Some(t) = self.vault.token(&ev.waba_id).await? {
+            return Ok(Ok(t));
         }
-        Failure::graph(e)
+        if self.superseded(ev).await? {
+            return Ok(Err(Applied::Stale));
+        }
+        Err(Failure::Retry {
+            error: "no stored token to use".into(),
+            after: None,
+        })
     }
 
-    async fn uninstall(&self, ev: &Uninstall) -> Result<Applied, Failure> {
-        let applied = self.store.apply_uninstall(ev).await?;
+    /// Whether `ev` is no longer the install in effect: an uninstall or a newer install
+    /// landed since it was applied.
+    pub(super) async fn superseded(&self, ev: &Install) -> Result<bool, Failure> {
+        let tenant = self.store.get(&ev.waba_id).await?;
+        Ok(!tenant.is_some_and(|t| {
+            t.status == Status::Installed
+                && t.installed_at == Some(ev.event_time)
+                && t.owner_business_id.as_ref() == Some(&ev.owner_business_id)
+        }))
+    }
+
+    /// A Graph error during `ev`: stale if the install was superseded meanwhile (acked,
+    /// never retried or dead-lettered); otherwise logged, and a permanent one on the token
+    /// call is recorded on the tenant (`token.status = failed`).
+    async fn graph_failure(
+        &self,
+        ev: &Install,
+        e: &GraphError,
+        token_call: bool,
+    ) -> Result<Applied, Failure> {
+        let waba_id = &ev.waba_id;
+        let recorded = !e.is_transient()
+            && token_call
+            && self
+                .store
+                .mark_token_failed(waba_id, &e.summary(), ev.event_time)
+                .await?;
+        if !recorded && self.superseded(ev).await? {
+            info!(%waba_id, error = %e.summary(), "Graph error for a superseded install; stale");
+            return Ok(Applied::Stale);
+        }
+        if e.is_transient() {
+            warn!(%waba_id, error = %e.summary(), "transient Graph error");
+        } else {
+            warn!(%waba_id, error = %e.summary(), "permanent Graph error");
+        }
+        Err(Failure::graph(e))
+    }
+
+    pub(super) async fn uninstall(&self, ev: &Uninstall) -> Result<Applied, Failure> {
+        let applied = self.store.apply_uninstall_unless_tied(ev).await?;
+        if applied.tie {
+            return tie::settle_uninstall(self, ev).await;
+        }
         if applied.stale {
             return Ok(Applied::Stale);
         }
@@ -163,9 +269,10 @@ impl AccountUpdates {
         Ok(Applied::Changed)
     }
 
-    /// docs/REFERENCE.md, "Semantics the tests hold the project to": applied to the tenant
-    /// whose WABA id, or the tenants whose owner business id, equals `entry.id`; nothing
-    /// matching goes to the dead-letter queue. Never guess.
+    /// docs/REFERENCE.md, "Semantics": applied to the tenant whose WABA id, or the tenants
+    /// whose owner business id, equals `entry.id`. Nothing matching yet goes through the
+    /// delay tiers (its install may be on its way), then to the dead-letter queue. Never
+    /// guess.
     async fn uninstall_by_entry(
         &self,
         entry_id: &WabaId,
@@ -186,9 +293,12 @@ impl AccountUpdates {
             self.store.tenants_owned_by(entry_owner).await?
         };
         if wabas.is_empty() {
-            return Err(Failure::dead_letter(format!(
-                "uninstall without waba_info: entry.id {entry_id} matches no known WABA or owner business"
-            )));
+            return Err(Failure::Retry {
+                error: format!(
+                    "uninstall without waba_info: entry.id {entry_id} matches no known WABA or owner business (yet)"
+                ),
+                after: None,
+            });
         }
         let mut any_applied = false;
         for waba_id in wabas {

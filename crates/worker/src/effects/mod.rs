@@ -9,3 +9,4 @@
 pub mod account_update;
 pub mod integration;
 pub mod session;
+mod tie;

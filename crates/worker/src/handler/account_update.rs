@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use wa_envelope::ChangeMessage;
-use wa_ids::{BusinessId, DedupeKey};
+use wa_ids::{AppId, BusinessId, DedupeKey};
 
 use crate::{
     consumer::{Handler, Message},
@@ -38,6 +38,8 @@ impl Message for ChangeMessage {
 pub struct AccountUpdateHandler {
     /// `WA_PARTNER_BUSINESS_IDS`: the partner's own portfolio ids, never a tenant.
     pub partner_business_ids: HashSet<BusinessId>,
+    /// `WA_APP_ID`: installs and uninstalls naming another app are not applied.
+    pub app_id: AppId,
     /// Effects of `account_update` changes.
     pub account_updates: AccountUpdates,
     /// Effects of business integration webhooks.
@@ -63,8 +65,8 @@ impl Handler for AccountUpdateHandler {
                 plan::integration::plan(change, &self.partner_business_ids).map_err(dead_letter)?;
             return self.integrations.apply(&plan).await;
         }
-        let plan =
-            plan::account_update::plan(change, &self.partner_business_ids).map_err(dead_letter)?;
+        let plan = plan::account_update::plan(change, &self.partner_business_ids, &self.app_id)
+            .map_err(dead_letter)?;
         self.account_updates.apply(plan).await
     }
 }

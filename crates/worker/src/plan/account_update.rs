@@ -3,13 +3,15 @@
 //! Which WABA an event is about (`waba_info.waba_id` when present, else `entry.id`), what an
 //! uninstall without `waba_info` needs resolved, and which changes cannot be attributed and
 //! go to the dead-letter queue with their reason. Never guess. The partner's own portfolio
-//! (`WA_PARTNER_BUSINESS_IDS`) is never a tenant. No I/O.
+//! (`WA_PARTNER_BUSINESS_IDS`) is never a tenant, and an install or uninstall whose
+//! `waba_info.partner_app_id` names another app than `WA_APP_ID` is not ours (with
+//! Multi-Partner Solutions several apps share a WABA). No I/O.
 
 use std::collections::HashSet;
 
 use serde_json::Value;
 use wa_envelope::ChangeMessage;
-use wa_ids::{BusinessId, WabaId};
+use wa_ids::{AppId, BusinessId, WabaId};
 use wa_store::{Install, Uninstall};
 
 use super::{Rejected, id, optional_id, text};
@@ -31,6 +33,16 @@ pub enum Plan {
         /// `entry.time`.
         event_time: i64,
     },
+    /// `PARTNER_APP_INSTALLED` or `PARTNER_APP_UNINSTALLED` naming another app: not ours,
+    /// changes no tenant.
+    OtherApp {
+        /// `value.event`.
+        event: String,
+        /// The WABA it names, if it names one.
+        waba_id: Option<WabaId>,
+        /// `waba_info.partner_app_id`.
+        partner_app_id: AppId,
+    },
     /// Any other `account_update` event, known or not: recorded on the tenant.
     Account {
         /// The WABA it is about.
@@ -45,8 +57,9 @@ pub enum Plan {
 }
 
 /// Decides what `change` asks for. `partner_business_ids` are the partner's own portfolio
-/// ids (`WA_PARTNER_BUSINESS_IDS`): never a tenant. Every id it names is parsed here, once:
-/// a malformed id is a malformed change.
+/// ids (`WA_PARTNER_BUSINESS_IDS`): never a tenant; `app_id` is the partner's app
+/// (`WA_APP_ID`). Every id it names is parsed here, once: a malformed id is a malformed
+/// change.
 ///
 /// # Errors
 ///
@@ -54,6 +67,7 @@ pub enum Plan {
 pub fn plan(
     change: &ChangeMessage,
     partner_business_ids: &HashSet<BusinessId>,
+    app_id: &AppId,
 ) -> Result<Plan, Rejected> {
     if change.field != "account_update" {
         return Err(Rejected(format!(
@@ -73,6 +87,9 @@ pub fn plan(
     let waba_info = value.get("waba_info").filter(|w| w.is_object());
     let partner_entry = partner_business_ids.contains(change.entry_id.as_str());
     let named_waba = waba_info.and_then(|info| text(info, "waba_id"));
+    if let Some(plan) = other_app(&event, waba_info, app_id)? {
+        return Ok(plan);
+    }
     match event.as_str() {
         "PARTNER_APP_INSTALLED" => {
             let Some(info) = waba_info else {
@@ -118,6 +135,33 @@ pub fn plan(
             })
         }
     }
+}
+
+/// An install or uninstall whose `waba_info` names another app than `app_id`.
+fn other_app(
+    event: &str,
+    waba_info: Option<&Value>,
+    app_id: &AppId,
+) -> Result<Option<Plan>, Rejected> {
+    if !matches!(event, "PARTNER_APP_INSTALLED" | "PARTNER_APP_UNINSTALLED") {
+        return Ok(None);
+    }
+    let Some(info) = waba_info else {
+        return Ok(None);
+    };
+    let Some(partner_app_id) =
+        optional_id::<AppId>(text(info, "partner_app_id"), "waba_info.partner_app_id")?
+    else {
+        return Ok(None);
+    };
+    if &partner_app_id == app_id {
+        return Ok(None);
+    }
+    Ok(Some(Plan::OtherApp {
+        event: event.to_owned(),
+        waba_id: optional_id(text(info, "waba_id"), "waba_info.waba_id")?,
+        partner_app_id,
+    }))
 }
 
 /// A `PARTNER_APP_INSTALLED` from its `waba_info`.
@@ -185,6 +229,34 @@ mod tests {
 
     fn partners() -> HashSet<BusinessId> {
         HashSet::from(["2949482758682047".parse().unwrap()])
+    }
+
+    const APP: &str = "1061231232323117";
+
+    fn plan(change: &ChangeMessage, partners: &HashSet<BusinessId>) -> Result<Plan, Rejected> {
+        super::plan(change, partners, &APP.parse().unwrap())
+    }
+
+    #[test]
+    fn install_and_uninstall_naming_another_app_are_not_ours() {
+        for event in ["PARTNER_APP_INSTALLED", "PARTNER_APP_UNINSTALLED"] {
+            let v = json!({"event": event, "waba_info": {"waba_id": "5",
+                "owner_business_id": "6", "partner_app_id": "777"}});
+            assert_eq!(
+                plan(&change("9", Some(1), v), &partners()),
+                Ok(Plan::OtherApp {
+                    event: event.into(),
+                    waba_id: Some("5".parse().unwrap()),
+                    partner_app_id: "777".parse().unwrap()
+                })
+            );
+            let ours = json!({"event": event, "waba_info": {"waba_id": "5",
+                "owner_business_id": "6", "partner_app_id": APP}});
+            assert!(!matches!(
+                plan(&change("9", Some(1), ours), &partners()),
+                Ok(Plan::OtherApp { .. })
+            ));
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use wa_broker::{Broker, BrokerConfig, Outgoing, Topology};
 use wa_envelope::Envelope;
 use wa_graph::{GraphConfig, RetryPolicy};
-use wa_ids::{BusinessId, SessionId, SystemUserId, WabaId};
+use wa_ids::{AppId, BusinessId, SessionId, SystemUserId, WabaId};
 use wa_store::{Store, TenantRecord, TokenKey, TokenVault};
 pub use wa_testkit::{Proxy, amqp_url, eventually, redis_url};
 use wa_worker::WorkerConfig;
@@ -25,6 +25,8 @@ pub const APP_SECRET: &str = "worker-test-app-secret";
 pub const SYSTEM_USER_TOKEN: &str = "system-user-token-xyz";
 pub const SYSTEM_USER_ID: &str = "61550000000001";
 pub const PARTNER: &str = "2949482758682047";
+/// `WA_APP_ID` of the workers under test, and the `partner_app_id` of [`installed`].
+pub const APP_ID: &str = "1061231232323117";
 
 /// Every span the worker tests produce, exported in memory. One global subscriber for the
 /// whole test binary: tracing caches per-callsite interest process-wide, so per-test
@@ -81,10 +83,15 @@ pub struct Worker {
 }
 
 pub async fn spawn_env() -> Env {
+    spawn_env_with_delays(vec![Duration::from_millis(200), Duration::from_millis(400)]).await
+}
+
+/// As [`spawn_env`], with the delay tiers `retry_delays`.
+pub async fn spawn_env_with_delays(retry_delays: Vec<Duration>) -> Env {
     init_tracing();
     let id = format!("{:016x}", rand::random::<u64>());
     let mut topology = Topology::new(format!("w{id}"));
-    topology.retry_delays = vec![Duration::from_millis(200), Duration::from_millis(400)];
+    topology.retry_delays = retry_delays;
     let redis_prefix = format!("test:{id}:");
     let key_bytes: [u8; 32] = rand::random();
     let key = TokenKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(key_bytes))
@@ -136,6 +143,7 @@ impl Env {
             token_key: self.key.clone(),
             graph,
             partner_business_ids: HashSet::from([business(PARTNER)]),
+            app_id: AppId::parse(APP_ID).expect("an app id"),
             subscribe_app: true,
             dedupe_ttl: Duration::from_secs(3600),
             lease: Duration::from_secs(2),
@@ -341,7 +349,8 @@ pub fn bare_uninstall(entry_id: &str, time: i64) -> Value {
     webhook(entry_id, time, json!({"event": "PARTNER_APP_UNINSTALLED"}))
 }
 
-/// Graph answers every token request with `token`, and every subscription with success.
+/// Graph answers every token request with `token`, every subscription with success, and
+/// every phone number listing with [`PHONE_NUMBER`].
 pub async fn graph_ok(env: &Env, token: &str) {
     use wiremock::{
         Mock, ResponseTemplate,
@@ -357,7 +366,18 @@ pub async fn graph_ok(env: &Env, token: &str) {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
         .mount(&env.graph)
         .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v22\.0/[0-9]+/phone_numbers$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": [{"id": PHONE_NUMBER, "verified_name": "Acme"}]})),
+        )
+        .mount(&env.graph)
+        .await;
 }
+
+/// The phone number id Graph lists for every WABA in [`graph_ok`].
+pub const PHONE_NUMBER: &str = "106540352299999";
 
 pub fn status(t: &TenantRecord) -> &'static str {
     t.status.as_str()

@@ -9,6 +9,10 @@ mod helpers;
 mod install;
 /// The business integration webhooks: an uninstall revokes every tenant of the business.
 mod integration;
+/// The metrics exported before the first message.
+mod metrics;
+/// Another app's events, owner change, reinstall, early bare uninstall, stale outcomes, ties.
+mod semantics;
 /// Embedded Signup session events (pending tenants, phone numbers, the funnel).
 mod signup;
 /// One trace from the ingress request to the worker.

@@ -70,7 +70,7 @@ async fn publish_to(env: &Env, exchange: &str, routing_key: &str, change: &Chang
 }
 
 #[tokio::test]
-async fn a_finish_before_the_webhook_ends_with_its_number_on_the_installed_tenant() {
+async fn a_claim_before_the_install_is_replaced_by_graphs_list() {
     let mut env = spawn_env().await;
     graph_ok(&env, TOKEN).await;
     env.spawn_worker().await;
@@ -100,19 +100,33 @@ async fn a_finish_before_the_webhook_ends_with_its_number_on_the_installed_tenan
     ))
     .await;
     let t = env
-        .wait_tenant("524126980791429", "installed, token active", |t| {
-            token_status(t) == Some("active") && t.subscribed
+        .wait_tenant("524126980791429", "installed, numbers verified", |t| {
+            token_status(t) == Some("active") && t.subscribed && t.phone_numbers_verified
         })
         .await;
     assert_eq!(status(&t), "installed");
-    assert_eq!(t.phone_number_ids, ["106540352242922"]);
+    assert_eq!(
+        t.phone_number_ids,
+        [PHONE_NUMBER],
+        "Graph's list replaces the browser's claim"
+    );
+    let listings = env.graph_calls("/phone_numbers").await;
+    assert_eq!(listings.len(), 1);
+    assert_eq!(
+        listings[0]
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("Bearer {TOKEN}").as_str()),
+        "read with the business token"
+    );
     assert_eq!(t.owner_business_id.unwrap(), "942647313864044");
     assert_eq!(env.graph_calls("/system_user_access_tokens").await.len(), 1);
     env.stop().await;
 }
 
 #[tokio::test]
-async fn a_finish_after_the_webhook_adds_its_number_to_the_installed_tenant() {
+async fn a_claim_after_the_install_is_ignored() {
     let mut env = spawn_env().await;
     graph_ok(&env, TOKEN).await;
     env.spawn_worker().await;
@@ -122,19 +136,26 @@ async fn a_finish_after_the_webhook_adds_its_number_to_the_installed_tenant() {
         1_763_900_000,
     ))
     .await;
-    env.wait_tenant("524126980791430", "installed", |t| {
-        token_status(t) == Some("active")
+    env.wait_tenant("524126980791430", "installed, numbers verified", |t| {
+        token_status(t) == Some("active") && t.phone_numbers_verified
     })
     .await;
     forward(&env, finish("FINISH", "524126980791430", "106540352242923")).await;
-    let t = env
-        .wait_tenant("524126980791430", "its number", |t| {
-            !t.phone_number_ids.is_empty()
-        })
-        .await;
+    wait_metric(
+        &env,
+        r#"wa_worker_events_total{event="FINISH",outcome="done"}"#,
+        1.0,
+    )
+    .await;
+    let t = env.tenant("524126980791430").await.unwrap();
     assert_eq!(status(&t), "installed");
     assert_eq!(token_status(&t), Some("active"));
-    assert_eq!(t.phone_number_ids, ["106540352242923"]);
+    assert_eq!(
+        t.phone_number_ids,
+        [PHONE_NUMBER],
+        "a claim never extends a verified list"
+    );
+    assert!(t.phone_numbers_verified);
     assert_eq!(
         t.last_event_time, 1_763_900_000,
         "browser events order nothing"

@@ -141,7 +141,8 @@ async fn bare_uninstall_naming_an_owner_business_applies_to_all_its_tenants() {
 }
 
 #[tokio::test]
-async fn bare_uninstall_for_the_partner_portfolio_or_an_unknown_id_goes_to_the_dlq() {
+async fn bare_uninstall_for_the_partner_portfolio_goes_to_the_dlq_at_once_an_unknown_id_after_the_tiers()
+ {
     let mut env = spawn_env().await;
     graph_ok(&env, TOKEN).await;
     env.spawn_worker().await;
@@ -161,6 +162,15 @@ async fn bare_uninstall_for_the_partner_portfolio_or_an_unknown_id_goes_to_the_d
     );
     for l in &letters {
         assert_eq!(l.routing_key, "whatsapp_business_account.account_update");
+        let reason = l.reason.as_deref().unwrap_or_default();
+        if reason.contains("partner") {
+            assert_eq!(l.attempts, 0, "the partner's portfolio: to the DLQ at once");
+        } else {
+            assert!(
+                l.attempts >= 2,
+                "an unknown id waits through the tiers: {l:?}"
+            );
+        }
     }
     let t = env.tenant("80").await.unwrap();
     assert_eq!(t.status.as_str(), "installed", "nothing changed");

@@ -15,7 +15,7 @@
 pub use wa_testkit::redis_addr;
 
 pub use self::{
-    rabbitmq::BrokerStopped,
+    rabbitmq::{BrokerAlarm, BrokerStopped},
     stack::{Options, Stack},
 };
 

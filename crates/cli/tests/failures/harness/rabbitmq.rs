@@ -2,7 +2,8 @@
 //! `wa-failures@localhost`, AMQP at `WA_FAILURES_AMQP_URL`, default
 //! `amqp://guest:guest@127.0.0.1:5673/%2f`): started by `scripts/failures-rabbitmq.sh` when it
 //! is not running, and stopped and started by the broker test with
-//! `rabbitmqctl -n NODE stop_app|start_app`. The machine's shared RabbitMQ (`AMQP_URL`) is never
+//! `rabbitmqctl -n NODE stop_app|start_app`, or put under a memory alarm by the blocked-broker
+//! test (`set_vm_memory_high_watermark`). The machine's shared RabbitMQ (`AMQP_URL`) is never
 //! used here, so the other test suites do not see these outages.
 
 use std::{
@@ -49,8 +50,13 @@ pub fn ensure_node() {
 }
 
 fn rabbitmqctl(command: &str) -> bool {
+    rabbitmqctl_args(&[command])
+}
+
+fn rabbitmqctl_args(args: &[&str]) -> bool {
     Command::new("rabbitmqctl")
-        .args(["-n", &node(), command])
+        .args(["-n", &node()])
+        .args(args)
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
@@ -126,6 +132,57 @@ impl Drop for BrokerStopped {
             let started = rabbitmqctl("start_app");
             let pinged = wait_for_ping(Duration::from_secs(60));
             eprintln!("broker restored after a failure: start_app {started}, ping {pinged}");
+        }
+    }
+}
+
+/// The node's memory high watermark as RabbitMQ ships it, restored after an alarm.
+const DEFAULT_WATERMARK: &str = "0.4";
+
+/// A memory alarm raised by a test (`set_vm_memory_high_watermark 0.00001`: every
+/// publishing connection is blocked). Dropping it, even during a panic, puts the default
+/// watermark back: the next test needs a broker that takes messages.
+pub struct BrokerAlarm {
+    cleared: bool,
+}
+
+impl BrokerAlarm {
+    /// Raises the alarm.
+    ///
+    /// # Panics
+    ///
+    /// When `rabbitmqctl` fails.
+    pub fn raise() -> Self {
+        let guard = Self { cleared: false };
+        assert!(
+            rabbitmqctl_args(&["set_vm_memory_high_watermark", "0.00001"]),
+            "rabbitmqctl -n {} set_vm_memory_high_watermark failed",
+            node()
+        );
+        guard
+    }
+
+    /// Clears the alarm (the default watermark again); the instant it was cleared.
+    ///
+    /// # Panics
+    ///
+    /// When `rabbitmqctl` fails.
+    pub fn clear(&mut self) -> Instant {
+        self.cleared = true;
+        assert!(
+            rabbitmqctl_args(&["set_vm_memory_high_watermark", DEFAULT_WATERMARK]),
+            "rabbitmqctl -n {} set_vm_memory_high_watermark {DEFAULT_WATERMARK} failed",
+            node()
+        );
+        Instant::now()
+    }
+}
+
+impl Drop for BrokerAlarm {
+    fn drop(&mut self) {
+        if !self.cleared {
+            let cleared = rabbitmqctl_args(&["set_vm_memory_high_watermark", DEFAULT_WATERMARK]);
+            eprintln!("broker alarm cleared after a failure: {cleared}");
         }
     }
 }

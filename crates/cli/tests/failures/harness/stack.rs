@@ -192,6 +192,7 @@ impl Stack {
         cmd.env("WA_METRICS_LISTEN", "127.0.0.1:0")
             .env("WA_APP_SECRET", APP_SECRET)
             .env("WA_SYSTEM_USER_ID", "61550000000001")
+            .env("WA_APP_ID", "1061231232323117")
             .env("WA_SYSTEM_USER_TOKEN", "failure-test-system-user-token")
             .env("WA_TOKEN_KEY", &self.key_base64)
             .env("WA_GRAPH_BASE", self.graph.base())

@@ -71,6 +71,17 @@ impl Stack {
         .await
     }
 
+    /// Posts one signed install for `index`; its HTTP status and body (`None`: no answer).
+    pub async fn send_install_reply(&self, index: u32) -> Option<(u16, String)> {
+        let url = self.webhook_url();
+        let reply = install_request(&self.http, &url, &self.waba(index), &self.owner(index))
+            .send()
+            .await
+            .ok()?;
+        let status = reply.status().as_u16();
+        Some((status, reply.text().await.unwrap_or_default()))
+    }
+
     /// Posts installs `from..from + n` all at once; the WABAs answered 200.
     pub async fn burst(&self, from: u32, n: u32) -> Vec<String> {
         let sends = (from..from + n).map(|i| async move {
@@ -99,8 +110,22 @@ pub fn owner_of(waba: &str) -> String {
     format!("2{}", &waba[1..])
 }
 
-/// One signed install as Meta sends it: a batch of one change, `waba_info` complete.
+/// One signed install as Meta sends it; its HTTP status (`None`: no answer).
 async fn post_install(http: &reqwest::Client, url: &str, waba: &str, owner: &str) -> Option<u16> {
+    install_request(http, url, waba, owner)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// One signed install as Meta sends it: a batch of one change, `waba_info` complete.
+fn install_request(
+    http: &reqwest::Client,
+    url: &str,
+    waba: &str,
+    owner: &str,
+) -> reqwest::RequestBuilder {
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -131,10 +156,6 @@ async fn post_install(http: &reqwest::Client, url: &str, waba: &str, owner: &str
             wa_envelope::sign(APP_SECRET.as_bytes(), &body),
         )
         .body(body)
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
 }
 
 /// One install sent by an [`InstallStream`] and the answer it got.
