@@ -5,9 +5,12 @@
 -- Ignored (stale) if older than the newest install/uninstall applied. At the same second as
 -- an uninstall it is a tie: not applied, reported (tie = 1) so that the worker asks Graph,
 -- unless ARGV[7] says Graph already answered. Re-applying the same install is a no-op.
--- Only a redelivery of the install in effect (or a later one of the same owner, with no
--- uninstall between) keeps the stored token: an install following an uninstall, or naming
--- another owner business, destroys it and asks for a new one (and a new subscription).
+-- Only a redelivery of the install in effect (installed, same owner, same event time) keeps
+-- the stored token. Any other install destroys it and asks for a new one (and a new
+-- subscription): one naming another owner business, one following an uninstall, and a later
+-- one of the same owner too, since an uninstall between them may still be on its way (Meta
+-- retries, or a bare uninstall waiting in the delay tiers) and would then be ignored as
+-- older, leaving a token Meta has invalidated. A re-stamped retry costs one more fetch.
 -- Returns {applied, previous status, status, token status, subscribed, previous owner, tie}.
 local h = KEYS[1]
 local t = tonumber(ARGV[2])
@@ -33,7 +36,7 @@ if applied == 1 then
     redis.call('HSET', h, 'solution_id', ARGV[5])
   end
   local ts = redis.call('HGET', h, 'token_status')
-  local same = prev == 'installed' and prev_owner == ARGV[3]
+  local same = prev == 'installed' and prev_owner == ARGV[3] and st == t
   if same and ts == 'active' and redis.call('EXISTS', KEYS[2]) == 1 then
     -- The same installation (a redelivery): the work resumes with the token held.
   else

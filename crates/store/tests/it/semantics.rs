@@ -61,6 +61,29 @@ async fn only_the_same_installation_keeps_its_token() {
         .unwrap();
     assert!(reinstall.needs_token() && reinstall.needs_subscription());
     assert_eq!(reinstall.token_status, Some(TokenStatus::Pending));
+
+    // A later install of the same owner applied before the uninstall between them (still on
+    // its way) must not keep the token that uninstall invalidated.
+    t.vault
+        .store_token(&waba_id("1001"), &secret("EAAG-2"), 201, 200)
+        .await
+        .unwrap();
+    let later = t
+        .store
+        .apply_install(&install("1001", "2001", 300))
+        .await
+        .unwrap();
+    assert!(
+        later.needs_token() && later.needs_subscription(),
+        "{later:?}"
+    );
+    assert!(t.vault.token(&waba_id("1001")).await.unwrap().is_none());
+    let late_uninstall = t
+        .store
+        .apply_uninstall(&uninstall("1001", 250))
+        .await
+        .unwrap();
+    assert!(late_uninstall.stale, "older than the install in effect");
 }
 
 #[tokio::test]
