@@ -52,7 +52,8 @@ impl Callers {
     ///
     /// # Errors
     ///
-    /// [`ApiError::Tokens`], saying what is wrong and naming the caller, never a token.
+    /// [`ApiError::Tokens`], saying what is wrong and naming the entry by its position, never
+    /// by its text.
     pub fn parse(list: &str) -> Result<Self, ApiError> {
         let mut callers: Vec<Caller> = Vec::new();
         for (i, pair) in list.split(',').map(str::trim).enumerate() {
@@ -73,20 +74,28 @@ impl Callers {
                     i + 1
                 )));
             }
+            // Errors name an entry by its position, never by its text: an entry written the
+            // wrong way round (`token:name`) would otherwise print the token.
             if token.chars().count() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
                 return Err(bad(format!(
-                    "the token of `{name}` must be at least {MIN_TOKEN_LEN} characters, without \
-                     white space (e.g. `openssl rand -hex 32`)"
+                    "entry {}: the token must be at least {MIN_TOKEN_LEN} characters, without \
+                     white space (e.g. `openssl rand -hex 32`)",
+                    i + 1
                 )));
             }
-            if callers.iter().any(|c| c.name == name) {
-                return Err(bad(format!("the name `{name}` is given twice")));
+            if let Some(first) = callers.iter().position(|c| c.name == name) {
+                return Err(bad(format!(
+                    "entry {}: its name is already the name of entry {}",
+                    i + 1,
+                    first + 1
+                )));
             }
             let digest = digest(token.as_bytes());
-            if let Some(other) = callers.iter().find(|c| c.digest == digest) {
+            if let Some(other) = callers.iter().position(|c| c.digest == digest) {
                 return Err(bad(format!(
-                    "`{name}` and `{}` share a token: each caller needs its own",
-                    other.name
+                    "entries {} and {} share a token: each caller needs its own",
+                    other + 1,
+                    i + 1
                 )));
             }
             callers.push(Caller {
@@ -170,9 +179,14 @@ mod tests {
             ("billing:short", "at least 16"),
             (":0123456789abcdef0", "a name is"),
             ("bad name:0123456789abcdef0", "a name is"),
-            ("a:0123456789abcdef0,a:0123456789abcdef1", "given twice"),
+            (
+                "a:0123456789abcdef0,a:0123456789abcdef1",
+                "already the name of entry 1",
+            ),
             ("a:0123456789abcdef0,b:0123456789abcdef0", "share a token"),
             ("a:0123456789 abcdef0", "white space"),
+            // Written the wrong way round: the token sits where the name goes.
+            ("0123456789abcdef0:billing", "entry 1: the token must be"),
         ] {
             let err = Callers::parse(list).unwrap_err().to_string();
             assert!(err.contains(says), "{list:?}: {err}");

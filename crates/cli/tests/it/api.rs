@@ -17,7 +17,7 @@ async fn bad_tokens_are_refused_at_start_naming_the_variable() {
         (Some("crm"), "not `name:token`"),
         (
             Some("crm:crm-token-0123456789abcdef,crm:other-token-0123456789"),
-            "given twice",
+            "already the name of entry 1",
         ),
     ] {
         let mut cmd = wa_onboard();
