@@ -26,9 +26,12 @@ export WA_TOKEN_KEY="${WA_TOKEN_KEY:-bG9jYWwtZGVtby1rZXktMzItYnl0ZXMtbG9uZyEhISE
 export WA_PARTNER_BUSINESS_IDS="${WA_PARTNER_BUSINESS_IDS:-2949482758682047}"
 export WA_REDIS_PREFIX="${WA_REDIS_PREFIX:-wa-local:}"
 export WA_API_LISTEN="${WA_API_LISTEN:-127.0.0.1:8090}"
-# name:token pairs for the internal API. Local demo only.
+# name:token pairs for the internal API. Local demo only. The demo reads through the API as
+# the first caller of WA_API_TOKENS (or as `crm` with API_TOKEN when WA_API_TOKENS is unset).
 api_token="${API_TOKEN:-local-crm-api-token-0123456789}"
 export WA_API_TOKENS="${WA_API_TOKENS:-crm:$api_token}"
+first_pair="${WA_API_TOKENS%%,*}"
+api_token="${first_pair#*:}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 pids=()
