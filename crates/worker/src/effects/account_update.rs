@@ -3,8 +3,9 @@
 //! read from Graph; an uninstall destroys the token. Each step is idempotent so that a
 //! redelivery resumes where a crashed attempt stopped.
 //!
-//! - Ties: an install and an uninstall with the same `entry.time` are settled by Graph
-//!   (`crate::effects::tie`), never by a fixed rule.
+//! - Ties: an install and an uninstall with the same `entry.time` (of the WABA, or of its
+//!   business's integration) are settled by Graph for this WABA (`crate::effects::tie`,
+//!   `crate::effects::installed`), never by a fixed rule.
 //! - Stale outcomes: a Graph failure for an install that is no longer the one in effect (an
 //!   uninstall or a newer install landed while it ran) is acked as stale, never retried or
 //!   dead-lettered.
@@ -20,7 +21,11 @@ use wa_graph::{GraphClient, GraphError};
 use wa_ids::{BusinessId, WabaId};
 use wa_store::{Install, Status, Store, TokenVault, Uninstall};
 
-use super::{integration::removed_by_integration, tie};
+use super::{
+    installed::{self, Installed},
+    integration::removed_by_integration,
+    tie,
+};
 use crate::{
     metrics::Metrics,
     outcome::{Applied, Failure},
@@ -96,10 +101,13 @@ impl AccountUpdates {
     }
 
     /// Fetches the business token of `owner`, counted.
-    pub(super) async fn fetch_token(&self, owner: &BusinessId) -> Result<SecretString, GraphError> {
-        let fetched = self.graph.fetch_business_token(owner).await;
-        self.metrics.token_fetch(&fetched);
-        fetched
+    async fn fetch_token(&self, owner: &BusinessId) -> Result<SecretString, GraphError> {
+        installed::fetch_token(&self.graph, &self.metrics, owner).await
+    }
+
+    /// Graph's answer to whether the app is installed on `waba_id`, owned by `owner`.
+    pub(super) async fn installed_on(&self, owner: &BusinessId, waba_id: &WabaId) -> Installed {
+        installed::on_waba(&self.graph, &self.metrics, owner, waba_id).await
     }
 
     async fn install(&self, ev: &Install) -> Result<Applied, Failure> {
@@ -116,8 +124,10 @@ impl AccountUpdates {
             info!(waba_id = %ev.waba_id, "install older than the tenant's state; ignored");
             return Ok(Applied::Stale);
         }
-        // The business removed the integration since (see `crate::effects::integration`).
-        if let Some(applied) = removed_by_integration(&self.store, ev).await? {
+        // The business removed the integration since, or in the same second (Graph settles
+        // that one; see `crate::effects::integration`).
+        let ask = || self.installed_on(&ev.owner_business_id, &ev.waba_id);
+        if let Some(applied) = removed_by_integration(&self.store, ev, ask).await? {
             return Ok(applied);
         }
         if applied.needs_token() {

@@ -9,17 +9,21 @@
 //!   than the integration uninstall and arrives after it (late, or for a WABA not known yet)
 //!   is applied and at once uninstalled at the integration uninstall's time
 //!   ([`removed_by_integration`], called by `crate::effects::account_update`): the tenant ends
-//!   `uninstalled` and no token is fetched. An install newer than it is a real re-install.
+//!   `uninstalled` and no token is held. An install newer than it is a real re-install. At
+//!   the same second Graph settles it for this WABA, through a question the caller passes
+//!   (`crate::effects::installed`), never a fixed rule.
 //! - An install is recorded on the business only: it names no WABA, so there is nothing to
 //!   fetch a token for (the WABA's own `PARTNER_APP_INSTALLED`, which carries `waba_info`,
 //!   does that).
 //!
-//! Redis only; never the Graph API.
+//! Redis only; Graph is reached only through the question passed to
+//! [`removed_by_integration`].
 
 use tracing::info;
 use wa_ids::BusinessId;
 use wa_store::{Install, IntegrationChange, Store, Uninstall};
 
+use super::installed::{Installed, unsettled};
 use crate::{
     outcome::{Applied, Failure},
     plan::integration::{Change, Plan},
@@ -92,26 +96,43 @@ impl Integrations {
     }
 }
 
-/// For an install just applied: if its business removed the integration at or after the
-/// install's time, uninstalls the tenant at that time and returns [`Applied::Stale`] (no
-/// token is fetched); `None` if the install stands.
+/// For an install just applied: if its business removed the integration after the install's
+/// time, uninstalls the tenant at that time and returns [`Applied::Stale`] (no token is
+/// fetched); `None` if the install stands. At the same second, `ask` (Graph, for this WABA)
+/// settles it: installed, the install stands; not installed, the uninstall is applied.
 ///
 /// # Errors
 ///
-/// [`Failure`] from Redis.
-pub async fn removed_by_integration(
+/// [`Failure`] from Redis, or Graph answering neither way at the same second (retried if
+/// transient, dead-lettered otherwise).
+pub(super) async fn removed_by_integration<F, Fut>(
     store: &Store,
     ev: &Install,
-) -> Result<Option<Applied>, Failure> {
+    ask: F,
+) -> Result<Option<Applied>, Failure>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Installed>,
+{
     let Some(removed_at) = store
         .integration_uninstalled_at(&ev.owner_business_id)
         .await?
     else {
         return Ok(None);
     };
-    // At the same second the uninstall wins, as for the WABA's own events.
     if removed_at < ev.event_time {
         return Ok(None);
+    }
+    if removed_at == ev.event_time {
+        match ask().await {
+            Installed::Yes(_) => {
+                info!(waba_id = %ev.waba_id, business_id = %ev.owner_business_id, removed_at,
+                    "install and integration uninstall in one second: Graph says installed; the install stands");
+                return Ok(None);
+            }
+            Installed::No => {}
+            Installed::Unknown(e) => return Err(unsettled(&e, ev.event_time)),
+        }
     }
     store
         .apply_uninstall(&Uninstall {
@@ -121,6 +142,6 @@ pub async fn removed_by_integration(
         })
         .await?;
     info!(waba_id = %ev.waba_id, business_id = %ev.owner_business_id, removed_at,
-        "install older than its business's integration uninstall; uninstalled, no token");
+        "install not newer than its business's integration uninstall; uninstalled, no token");
     Ok(Some(Applied::Stale))
 }

@@ -7,6 +7,7 @@
 //! plans come from `crate::plan`; nothing here reads a message body or touches the broker.
 
 pub mod account_update;
+mod installed;
 pub mod integration;
 pub mod session;
 mod tie;

@@ -1,44 +1,49 @@
 //! Ties on `entry.time`: an install and an uninstall of one WABA sent in the same second.
 //! `entry.time` is when Meta sent the notification, so it cannot say which came last; Graph
-//! can. A business token fetch that succeeds proves the app is installed; error 190 with
-//! subcode 458 proves it is not. The side Graph confirms is applied; any other answer is
-//! retried (transient) or dead-lettered with the reason (permanent), never guessed.
+//! can, for this WABA (`crate::effects::installed`: the business token fetch, then the
+//! WABA's phone numbers read with it). The side Graph confirms is applied; any other answer
+//! is retried (transient) or dead-lettered with the reason (permanent), never guessed.
 //!
 //! Called by `crate::effects::account_update` only; never reads a message.
 
 use secrecy::SecretString;
 use tracing::info;
-use wa_graph::GraphError;
 use wa_store::{Install, Uninstall};
 
-use super::account_update::AccountUpdates;
+use super::{
+    account_update::AccountUpdates,
+    installed::{Installed, unsettled},
+};
 use crate::outcome::{Applied, Failure};
 
 /// An install at the same second as the uninstall in effect. `Some` (the install applied,
-/// and the token that proved it) if Graph says the app is installed; `None` (nothing
-/// changed: stale) if Graph says it is not.
+/// and the token that proved it) if Graph says the app is installed on the WABA; `None`
+/// (nothing changed: stale) if Graph says it is not.
 pub(super) async fn settle_install(
     effects: &AccountUpdates,
     ev: &Install,
 ) -> Result<Option<(wa_store::Applied, SecretString)>, Failure> {
-    match effects.fetch_token(&ev.owner_business_id).await {
-        Ok(token) => {
+    match effects
+        .installed_on(&ev.owner_business_id, &ev.waba_id)
+        .await
+    {
+        Installed::Yes(token) => {
             info!(waba_id = %ev.waba_id, event_time = ev.event_time,
                 "install and uninstall in one second: Graph says installed");
             let applied = effects.store.apply_install_at_tie(ev).await?;
             Ok(Some((applied, token)))
         }
-        Err(e) if e.app_not_installed() => {
+        Installed::No => {
             info!(waba_id = %ev.waba_id, event_time = ev.event_time,
                 "install and uninstall in one second: Graph says not installed; the uninstall stands");
             Ok(None)
         }
-        Err(e) => Err(unsettled(&e, ev.event_time)),
+        Installed::Unknown(e) => Err(unsettled(&e, ev.event_time)),
     }
 }
 
 /// An uninstall at the same second as the install in effect: applied if Graph says the app
-/// is not installed, stale if Graph says it is.
+/// is not installed on the WABA, stale if Graph says it is.
 pub(super) async fn settle_uninstall(
     effects: &AccountUpdates,
     ev: &Uninstall,
@@ -55,13 +60,13 @@ pub(super) async fn settle_uninstall(
             ev.waba_id
         )));
     };
-    match effects.fetch_token(&owner).await {
-        Ok(_) => {
+    match effects.installed_on(&owner, &ev.waba_id).await {
+        Installed::Yes(_) => {
             info!(waba_id = %ev.waba_id, event_time = ev.event_time,
                 "install and uninstall in one second: Graph says installed; the install stands");
             Ok(Applied::Stale)
         }
-        Err(e) if e.app_not_installed() => {
+        Installed::No => {
             let applied = effects.store.apply_uninstall(ev).await?;
             info!(waba_id = %ev.waba_id, event_time = ev.event_time,
                 "install and uninstall in one second: Graph says not installed; uninstalled");
@@ -71,17 +76,6 @@ pub(super) async fn settle_uninstall(
                 Applied::Changed
             })
         }
-        Err(e) => Err(unsettled(&e, ev.event_time)),
+        Installed::Unknown(e) => Err(unsettled(&e, ev.event_time)),
     }
-}
-
-/// Graph answered neither way: retry a transient error, dead-letter any other.
-fn unsettled(e: &GraphError, event_time: i64) -> Failure {
-    if e.is_transient() {
-        return Failure::graph(e);
-    }
-    Failure::dead_letter(format!(
-        "install and uninstall both at entry.time {event_time}; Graph could not settle it: {}",
-        e.summary()
-    ))
 }

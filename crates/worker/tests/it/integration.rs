@@ -121,3 +121,71 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
     );
     env.stop().await;
 }
+
+/// An integration uninstall and an install of one of the business's WABAs, both at
+/// `entry.time` 100, in that order.
+async fn integration_uninstall_then_install(env: &Env, business: &str, waba: &str) {
+    env.deliver(&integration(
+        "business_integration_uninstall",
+        business,
+        100,
+    ))
+    .await;
+    wait_metric(
+        env,
+        r#"wa_worker_events_total{event="business_integration_uninstall",outcome="done"}"#,
+        1.0,
+    )
+    .await;
+    env.deliver(&installed(waba, business, 100)).await;
+}
+
+#[tokio::test]
+async fn a_same_second_integration_uninstall_and_install_graph_says_installed() {
+    let mut env = spawn_env().await;
+    graph_ok(&env, TOKEN).await;
+    env.spawn_worker().await;
+    integration_uninstall_then_install(&env, "942647313864077", "811").await;
+    let t = env
+        .wait_tenant("811", "installed: Graph says so for this WABA", |t| {
+            token_status(t) == Some("active")
+        })
+        .await;
+    assert_eq!(status(&t), "installed");
+    assert!(env.vault.token(&waba_id("811")).await.unwrap().is_some());
+    assert!(env.dead_letters().await.is_empty());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_same_second_integration_uninstall_and_install_graph_says_not_installed() {
+    use wiremock::{
+        Mock, ResponseTemplate,
+        matchers::{method, path_regex},
+    };
+    let mut env = spawn_env().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v22\.0/[0-9]+/system_user_access_tokens$"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Error validating access token: The user has not authorized application",
+            "type": "OAuthException", "code": 190, "error_subcode": 458, "fbtrace_id": "T1"}})))
+        .mount(&env.graph)
+        .await;
+    env.spawn_worker().await;
+    integration_uninstall_then_install(&env, "942647313864066", "812").await;
+    let t = env
+        .wait_tenant("812", "uninstalled: Graph says 190/458", |t| {
+            status(t) == "uninstalled"
+        })
+        .await;
+    assert_eq!(t.uninstalled_at, Some(100));
+    assert_ne!(token_status(&t), Some("active"));
+    assert!(env.vault.token(&waba_id("812")).await.unwrap().is_none());
+    assert_eq!(
+        env.graph_calls("/system_user_access_tokens").await.len(),
+        1,
+        "Graph was asked, once"
+    );
+    assert!(env.dead_letters().await.is_empty());
+    env.stop().await;
+}

@@ -34,13 +34,18 @@ fn for_app(event: &str, waba: &str, app: &str, time: i64) -> serde_json::Value {
     )
 }
 
-/// Subscriptions and phone number listings succeed (token fetches are mounted by each test).
-async fn graph_rest_ok(env: &Env) {
+/// Subscriptions succeed.
+async fn subscribe_ok(env: &Env) {
     Mock::given(method("POST"))
         .and(path_regex(r"^/v22\.0/[0-9]+/subscribed_apps$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
         .mount(&env.graph)
         .await;
+}
+
+/// Subscriptions and phone number listings succeed (token fetches are mounted by each test).
+async fn graph_rest_ok(env: &Env) {
+    subscribe_ok(env).await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/v22\.0/[0-9]+/phone_numbers$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
@@ -63,6 +68,26 @@ impl Respond for FreshTokens {
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
         ResponseTemplate::new(200).set_body_json(json!({"access_token": format!("token-{n}")}))
     }
+}
+
+/// An uninstall of [`WABA`] at 100, then an install at 100 that Graph settles as stale: the
+/// tenant afterwards.
+async fn install_tied_with_uninstall(env: &Env) -> wa_store::TenantRecord {
+    env.deliver(&uninstalled(WABA, OWNER, 100)).await;
+    env.wait_tenant(WABA, "uninstalled", |t| status(t) == "uninstalled")
+        .await;
+    env.deliver(&installed(WABA, OWNER, 100)).await;
+    wait_metric(env, "wa_worker_stale_total", 1.0).await;
+    env.tenant(WABA).await.unwrap()
+}
+
+/// Every token fetch succeeds, with a new token each time.
+async fn fresh_tokens(env: &Env) {
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/v22\.0/[0-9]+/system_user_access_tokens$"))
+        .respond_with(FreshTokens(AtomicUsize::new(0)))
+        .mount(&env.graph)
+        .await;
 }
 
 async fn held_token(env: &Env, waba: &str) -> Option<String> {
@@ -175,11 +200,7 @@ async fn an_owner_change_fetches_the_new_owners_token_and_destroys_the_old_one()
 #[tokio::test]
 async fn a_reinstall_fetches_a_new_token_and_subscribes_again() {
     let mut env = spawn_env().await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/v22\.0/[0-9]+/system_user_access_tokens$"))
-        .respond_with(FreshTokens(AtomicUsize::new(0)))
-        .mount(&env.graph)
-        .await;
+    fresh_tokens(&env).await;
     graph_rest_ok(&env).await;
     env.spawn_worker().await;
     env.deliver(&installed(WABA, OWNER, 100)).await;
@@ -327,12 +348,7 @@ async fn a_tie_is_settled_by_graph_saying_not_installed() {
         .await;
     graph_rest_ok(&env).await;
     env.spawn_worker().await;
-    env.deliver(&uninstalled(WABA, OWNER, 100)).await;
-    env.wait_tenant(WABA, "uninstalled", |t| status(t) == "uninstalled")
-        .await;
-    env.deliver(&installed(WABA, OWNER, 100)).await;
-    wait_metric(&env, "wa_worker_stale_total", 1.0).await;
-    let t = env.tenant(WABA).await.unwrap();
+    let t = install_tied_with_uninstall(&env).await;
     assert_eq!(
         status(&t),
         "uninstalled",
@@ -340,6 +356,61 @@ async fn a_tie_is_settled_by_graph_saying_not_installed() {
     );
     assert_eq!(held_token(&env, WABA).await, None);
     assert_eq!(env.graph_calls("/system_user_access_tokens").await.len(), 1);
+    assert!(env.dead_letters().await.is_empty());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_tie_is_settled_for_this_waba_not_for_the_business() {
+    // The owner has the app (another WABA of its own): the token fetch succeeds. This WABA
+    // refuses the token: the app is not installed on it.
+    let mut env = spawn_env().await;
+    fresh_tokens(&env).await;
+    subscribe_ok(&env).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v22.0/{WABA}/phone_numbers")))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {
+            "message": "(#200) Permission error", "type": "OAuthException",
+            "code": 200, "fbtrace_id": "P1"}})))
+        .mount(&env.graph)
+        .await;
+    env.spawn_worker().await;
+
+    // An install tied with the uninstall in effect.
+    let t = install_tied_with_uninstall(&env).await;
+    assert_eq!(
+        status(&t),
+        "uninstalled",
+        "the business has the app, this WABA does not: the uninstall stands"
+    );
+    assert_eq!(held_token(&env, WABA).await, None);
+
+    // An uninstall tied with the install in effect.
+    let other = "495709166956426";
+    Mock::given(method("GET"))
+        .and(path(format!("/v22.0/{other}/phone_numbers")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .up_to_n_times(1)
+        .mount(&env.graph)
+        .await;
+    env.deliver(&installed(other, OWNER, 300)).await;
+    env.wait_tenant(other, "installed", |t| token_status(t) == Some("active"))
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v22.0/{other}/phone_numbers")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Error validating access token", "type": "OAuthException",
+            "code": 190, "error_subcode": 460, "fbtrace_id": "P2"}})))
+        .mount(&env.graph)
+        .await;
+    env.deliver(&bare_uninstall(other, 300)).await;
+    let t = env
+        .wait_tenant(other, "uninstalled: Graph refused this WABA", |t| {
+            status(t) == "uninstalled"
+        })
+        .await;
+    assert_eq!(t.uninstalled_at, Some(300));
+    assert_eq!(held_token(&env, other).await, None, "no token held");
     assert!(env.dead_letters().await.is_empty());
     env.stop().await;
 }
