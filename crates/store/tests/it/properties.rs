@@ -72,11 +72,13 @@ impl Model {
         if stale {
             return;
         }
+        let redelivery = self.status == Some(Status::Installed) && self.status_time == Some(t);
         self.status_time = Some(t);
         if is_install {
             self.status = Some(Status::Installed);
-            // An active token is kept by a re-install; otherwise this install fetches its own.
-            if self.token.is_none() {
+            // Only a redelivery of the install in effect keeps its token; any other install
+            // (a later one of the same owner included) fetches its own.
+            if !(redelivery && self.token.is_some()) {
                 self.token = Some(t);
             }
         } else {
@@ -157,7 +159,7 @@ async fn run_case(
     }
     if !concurrent {
         // One after the other, the exact outcome is known, down to which install's token is
-        // kept (a newer install keeps an active token rather than fetching again).
+        // kept (only a redelivery of the install in effect keeps it).
         let mut model = Model::default();
         for &ev in events {
             model.apply(ev);
