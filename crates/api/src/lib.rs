@@ -61,7 +61,8 @@ impl ApiConfig {
 /// What can go wrong: a configuration refused at start, a request refused, the listener.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// `WA_API_TOKENS` cannot be used (the message names the caller, never a token).
+    /// `WA_API_TOKENS` cannot be used (the message names an entry by its position, never its
+    /// text, so never a token).
     #[error("invalid API tokens: {0}")]
     Tokens(String),
     /// A request breaks a rule of its route (a `400`).

@@ -3,7 +3,7 @@
 //! route's and every caller's series exist, at 0, from the start.
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
@@ -86,11 +86,7 @@ impl Metrics {
             "1 while Redis answered the last readiness check",
             redis_ready.clone(),
         );
-        let build = Gauge::<i64>::default();
-        build.set(1);
-        registry
-            .sub_registry_with_label(("version".into(), env!("CARGO_PKG_VERSION").into()))
-            .register("wa_build_info", "Build of the running binary", build);
+        wa_telemetry::metrics::register_build_info(&mut registry);
         Self {
             registry,
             requests,
@@ -118,9 +114,6 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        wa_telemetry::metrics::encode(&self.registry)
     }
 }

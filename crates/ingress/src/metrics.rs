@@ -4,7 +4,7 @@
 //! rather than "no data", and a `rate()` alert sees the first failure.
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
@@ -152,11 +152,7 @@ impl Default for Metrics {
             "Requests being handled",
             in_flight.clone(),
         );
-        let build = Gauge::<i64>::default();
-        build.set(1);
-        registry
-            .sub_registry_with_label(("version".into(), env!("CARGO_PKG_VERSION").into()))
-            .register("wa_build_info", "Build of the running binary", build);
+        wa_telemetry::metrics::register_build_info(&mut registry);
         Self {
             registry,
             requests,
@@ -190,10 +186,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        wa_telemetry::metrics::encode(&self.registry)
     }
 }
 

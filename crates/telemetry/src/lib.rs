@@ -9,8 +9,12 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and nowhere
 //! otherwise; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER(_ARG)`
 //! are honoured by the SDK. Without an exporter the provider still gives every span real
-//! trace and span ids, so `traceparent` headers always link the ingress to the worker. It never sees a payload, a token or a secret: callers put
-//! only identifiers in span fields.
+//! trace and span ids, so `traceparent` headers always link the ingress to the worker. It
+//! never sees a payload, a token or a secret: callers put only identifiers in span fields.
+//!
+//! [`metrics`] holds the Prometheus pieces every role shares (`wa_build_info`, encoding).
+
+pub mod metrics;
 
 use std::{collections::HashMap, io::IsTerminal};
 

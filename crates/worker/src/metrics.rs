@@ -12,7 +12,7 @@
 use std::{collections::HashSet, sync::Mutex, time::Duration};
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::EncodeLabelSet,
     metrics::{
         counter::Counter,
         family::Family,
@@ -224,11 +224,7 @@ impl Metrics {
                 tier: wa_broker::delay_label(*tier),
             });
         }
-        let build = Gauge::<i64>::default();
-        build.set(1);
-        registry
-            .sub_registry_with_label(("version".into(), env!("CARGO_PKG_VERSION").into()))
-            .register("wa_build_info", "Build of the running binary", build);
+        wa_telemetry::metrics::register_build_info(&mut registry);
         Self {
             registry,
             events,
@@ -305,9 +301,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let _ = encode(&mut out, &self.registry);
-        out
+        wa_telemetry::metrics::encode(&self.registry)
     }
 }
 
