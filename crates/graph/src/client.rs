@@ -187,11 +187,7 @@ impl GraphClient {
             error.type = Empty,
         );
         async {
-            let token = business_token.expose_secret();
-            if token.is_empty() {
-                return Err(GraphError::Config("business token is empty".into()));
-            }
-            let token_proof = proof(&self.inner.app_secret, token);
+            let (token, token_proof) = self.business_credentials(business_token)?;
             let call = Call {
                 otel_name: "POST /{waba_id}/subscribed_apps",
                 template: "/{waba_id}/subscribed_apps",
@@ -231,11 +227,7 @@ impl GraphClient {
             error.type = Empty,
         );
         async {
-            let token = business_token.expose_secret();
-            if token.is_empty() {
-                return Err(GraphError::Config("business token is empty".into()));
-            }
-            let token_proof = proof(&self.inner.app_secret, token);
+            let (token, token_proof) = self.business_credentials(business_token)?;
             let limit = MAX_PHONE_NUMBERS.to_string();
             let call = Call {
                 otel_name: "GET /{waba_id}/phone_numbers",
@@ -399,6 +391,20 @@ impl GraphClient {
             return Err(parse_error(status.as_u16(), &headers, &body));
         }
         extract(value)
+    }
+}
+
+impl GraphClient {
+    /// A business token and its `appsecret_proof`, for the calls made with that token.
+    fn business_credentials<'a>(
+        &self,
+        business_token: &'a SecretString,
+    ) -> Result<(&'a str, String)> {
+        let token = business_token.expose_secret();
+        if token.is_empty() {
+            return Err(GraphError::Config("business token is empty".into()));
+        }
+        Ok((token, proof(&self.inner.app_secret, token)))
     }
 }
 
