@@ -100,6 +100,7 @@ impl Store {
             value: value.clone(),
         })
         .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
+        let mut conn = self.conn();
         let mut call = ACCOUNT.key(&key);
         call.key(self.keys.events(waba_id))
             .arg(waba_id.as_str())
@@ -116,7 +117,8 @@ impl Store {
             String,
             String,
             String,
-        ) = call.invoke_async(&mut self.conn()).await?;
+        ) = call.invoke_async(&mut conn).await?;
+        conn.replicated(&key).await?;
         let applied = i64::from(set > 0 || offered == 0);
         let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed, 0)?;
         tracing::debug!(

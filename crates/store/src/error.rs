@@ -28,6 +28,18 @@ pub enum StoreError {
     /// The token encryption key (`WA_TOKEN_KEY`) is unusable.
     #[error("bad token key: {0}")]
     BadKey(String),
+    /// Fewer replicas than `WA_REDIS_WAIT_REPLICAS` acknowledged a write in time (`WAIT`):
+    /// it is applied on the primary but could be lost by a failover, so the change is not
+    /// done yet. Transient: the change is retried, and re-applying it is a no-op.
+    #[error("write to `{key}` held by {acked} of {wanted} replicas in time")]
+    NotReplicated {
+        /// A key of the write (never a value).
+        key: String,
+        /// Replicas that acknowledged it.
+        acked: u64,
+        /// Replicas asked for.
+        wanted: u16,
+    },
     /// A prefix, funnel label or funnel window that cannot be used: a prefix containing
     /// `{`/`}` (which would break the Redis Cluster hash tags), a label outside its character
     /// set, an unordered or too long window. (Ids are typed and cannot be invalid.)
@@ -45,6 +57,12 @@ pub enum StoreError {
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
         Self::Redis(e)
+    }
+}
+
+impl From<redis::ParsingError> for StoreError {
+    fn from(e: redis::ParsingError) -> Self {
+        Self::Redis(e.into())
     }
 }
 
@@ -70,6 +88,7 @@ impl StoreError {
                     // Busy with a slow script, or out of memory: both pass with time.
                     || matches!(e.code(), Some("BUSY" | "OOM"))
             }
+            Self::NotReplicated { .. } => true,
             Self::Crypto(_)
             | Self::Corrupt { .. }
             | Self::BadKey(_)
@@ -130,5 +149,11 @@ mod tests {
         assert!(!StoreError::from(client).is_transient());
         assert!(!StoreError::Crypto("x".into()).is_transient());
         assert!(!StoreError::corrupt("k", "r").is_transient());
+        let unreplicated = StoreError::NotReplicated {
+            key: "k".into(),
+            acked: 0,
+            wanted: 1,
+        };
+        assert!(unreplicated.is_transient());
     }
 }

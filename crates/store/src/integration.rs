@@ -60,12 +60,15 @@ impl Store {
         change: IntegrationChange,
         event_time: i64,
     ) -> Result<bool> {
+        let key = self.keys.business(business_id);
+        let mut conn = self.conn();
         let newer: i64 = INTEGRATION
-            .key(self.keys.business(business_id))
+            .key(&key)
             .arg(change.field())
             .arg(event_time)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await?;
+        conn.replicated(&key).await?;
         Ok(newer == 1)
     }
 

@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+mod conn;
 pub mod crypto;
 mod dedupe;
 mod error;
@@ -54,16 +55,15 @@ pub mod session;
 mod tenant;
 mod vault;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc};
 
-use redis::{
-    Client,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use crate::conn::Conn;
+
 use wa_ids::{BusinessId, DedupeKey, WabaId};
 
 pub use crate::{
     account::{AccountEvent, EVENT_LOG_LEN},
+    conn::{RedisConfig, WAIT_TIMEOUT, redacted},
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
     error::{Result, StoreError},
@@ -82,18 +82,9 @@ pub use crate::{
 /// The key prefix used when the operator does not choose one.
 pub const DEFAULT_PREFIX: &str = "wa:";
 
-/// How long to wait for a TCP connection to Redis before reporting a transient error.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long to wait for any reply (a page of `SCAN` + `HGETALL` included).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connection attempts per (re)connection before a call fails: with backoff from 100 ms,
-/// capped at 1 s, a call made while Redis is down fails after about 2 s, so the worker can
-/// requeue the message instead of holding it.
-const CONNECT_ATTEMPTS: usize = 4;
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
-
-/// A handle on wa-onboard's Redis state. Cheap to clone; clones share one multiplexed
-/// connection that reconnects by itself (with backoff) after Redis restarts.
+/// A handle on wa-onboard's Redis state, on one Redis or a Redis Cluster, plain or TLS
+/// ([`RedisConfig`]). Cheap to clone; clones share one multiplexed connection (one per node
+/// on a cluster) that reconnects by itself (with backoff) after Redis restarts or fails over.
 ///
 /// Every method is safe to call concurrently from many tasks and many processes: each state
 /// change is one atomic script, and re-applying the same event is a no-op.
@@ -102,7 +93,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// Business tokens need a [`TokenVault`] ([`Store::with_token_key`]).
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Arc<Keys>,
 }
 
@@ -115,8 +106,10 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connects to Redis at `url` (e.g. `redis://127.0.0.1:6379/0`), keeping every key under
-    /// `prefix` (e.g. [`DEFAULT_PREFIX`]). No token key is needed: see [`Store::with_token_key`].
+    /// Connects to Redis at `url` (e.g. `redis://127.0.0.1:6379/0`; several comma-separated
+    /// node URLs for a Redis Cluster, as [`RedisConfig::parse`] reads them), keeping every
+    /// key under `prefix` (e.g. [`DEFAULT_PREFIX`]). No token key is needed: see
+    /// [`Store::with_token_key`].
     ///
     /// Connecting waits at most 2 s per attempt, with a few attempts under backoff; every
     /// later reply at most 5 s. After that the call fails with a
@@ -127,9 +120,19 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::InvalidInput`] if `prefix` contains `{` or `}` (it would break the
-    /// Cluster hash tags); [`StoreError::Redis`] if the URL is malformed or Redis is
+    /// Cluster hash tags) or `url` is not a Redis URL; [`StoreError::Redis`] if Redis is
     /// unreachable.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        Self::open(&RedisConfig::parse(url, false)?, prefix).await
+    }
+
+    /// As [`Store::connect`], with every setting of [`RedisConfig`] (cluster, TLS roots,
+    /// replicas to wait for).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::connect`].
+    pub async fn open(config: &RedisConfig, prefix: &str) -> Result<Self> {
         if prefix.contains(['{', '}']) {
             return Err(StoreError::InvalidInput {
                 what: "prefix",
@@ -137,14 +140,8 @@ impl Store {
                 reason: "must not contain `{` or `}`",
             });
         }
-        let client = Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(CONNECT_ATTEMPTS)
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        tracing::debug!(prefix, "connected to redis");
+        let conn = Conn::open(config).await?;
+        tracing::debug!(prefix, cluster = config.is_cluster(), "connected to redis");
         Ok(Self {
             conn,
             keys: Arc::new(Keys {
@@ -168,7 +165,7 @@ impl Store {
     }
 
     /// A connection handle for one call (clones share the multiplexed connection).
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.conn.clone()
     }
 }

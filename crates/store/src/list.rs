@@ -15,6 +15,10 @@ const SCAN_COUNT: usize = 500;
 struct Cursor {
     store: Store,
     pattern: String,
+    /// The primaries to walk (see `Conn::primaries`), read at the first page.
+    nodes: Option<Vec<Option<u16>>>,
+    /// The index in `nodes` of the primary being walked.
+    node: usize,
     cursor: u64,
     finished: bool,
     /// `SCAN` may return a key twice (while the keyspace is rehashed); each record is
@@ -28,14 +32,16 @@ impl Store {
     /// Pages through the keyspace with `SCAN MATCH {prefix}tenant:{*} COUNT 500` and reads
     /// each page's hashes in one pipeline, so it never blocks Redis. As with any `SCAN`, a
     /// tenant created or removed during the listing may or may not appear; every tenant that
-    /// exists throughout appears exactly once. (On Redis Cluster this lists the node the
-    /// connection points at; a cluster-wide listing would scan every primary.)
+    /// exists throughout appears exactly once. On a Redis Cluster it walks every primary in
+    /// turn (each key lives on exactly one).
     ///
     /// Errors are items of the stream: a Redis failure ends it after that item.
     pub fn list(&self) -> impl Stream<Item = Result<TenantRecord>> + Send + Unpin + 'static {
         let start = Cursor {
             store: self.clone(),
             pattern: self.keys.tenant_pattern(),
+            nodes: None,
+            node: 0,
             cursor: 0,
             finished: false,
             seen: HashSet::new(),
@@ -75,11 +81,16 @@ impl Store {
             return Ok(members);
         }
         members.sort();
-        let mut pipe = redis::pipe();
-        for waba_id in &members {
-            pipe.hget(self.keys.tenant(waba_id), "owner_business_id");
-        }
-        let owners: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        // One tenant hash per WABA, each in its own slot.
+        let reads = members
+            .iter()
+            .map(|waba_id| {
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(self.keys.tenant(waba_id)).arg("owner_business_id");
+                cmd
+            })
+            .collect();
+        let owners: Vec<Option<String>> = conn.each(reads).await?;
         Ok(members
             .into_iter()
             .zip(owners)
@@ -93,16 +104,23 @@ impl Cursor {
     /// One `SCAN` step and the records it names (those not seen before and still present).
     async fn next_page(&mut self) -> Result<Vec<TenantRecord>> {
         let mut conn = self.store.conn();
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(self.cursor)
+        if self.nodes.is_none() {
+            self.nodes = Some(conn.primaries().await?);
+        }
+        let nodes = self.nodes.as_deref().unwrap_or_default();
+        let mut step = redis::cmd("SCAN");
+        step.arg(self.cursor)
             .arg("MATCH")
             .arg(&self.pattern)
             .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(&mut conn)
-            .await?;
+            .arg(SCAN_COUNT);
+        let node = nodes.get(self.node).copied().flatten();
+        let (next, keys): (u64, Vec<String>) = conn.on_primary(node, step).await?;
         self.cursor = next;
-        self.finished = next == 0;
+        if next == 0 {
+            self.node += 1;
+            self.finished = self.node >= nodes.len();
+        }
         let keys: Vec<String> = keys
             .into_iter()
             .filter(|k| self.seen.insert(k.clone()))
@@ -110,11 +128,8 @@ impl Cursor {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for key in &keys {
-            pipe.hgetall(key);
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let hashes: Vec<HashMap<String, String>> =
+            conn.each(crate::page::hgetall_each(&keys)).await?;
         let mut records = Vec::with_capacity(keys.len());
         for (key, fields) in keys.iter().zip(&hashes) {
             // An empty hash: the key vanished between SCAN and HGETALL.

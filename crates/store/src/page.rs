@@ -17,8 +17,9 @@
 //! makes one request walk the whole keyspace: such a page holds fewer records (maybe none)
 //! and a position to resume from.
 //!
-//! The position carries the index of the Redis node being scanned (always `0` on one Redis),
-//! so a listing across the primaries of a Redis Cluster can resume on the right node.
+//! On a Redis Cluster the listing walks every primary in turn (in the order of their lowest
+//! slot, which a failover keeps); the position carries the index of the primary being
+//! scanned (always `0` on one Redis), so a page resumes on the right node.
 //!
 //! It reads only; it never writes a key, and never reads a token.
 
@@ -27,7 +28,7 @@ use std::collections::HashMap;
 use redis::AsyncCommands as _;
 use wa_ids::WabaId;
 
-use crate::{Result, Store, TenantRecord};
+use crate::{Result, Store, TenantRecord, conn::Conn};
 
 /// How many `SCAN` steps one page may take at most.
 pub const MAX_SCAN_STEPS: usize = 16;
@@ -37,8 +38,8 @@ const SCAN_COUNT: usize = 256;
 /// Where a paged listing resumes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PagePosition {
-    /// The Redis node being scanned, by its index in a stable order of the primaries;
-    /// always `0` on one Redis.
+    /// The Redis node being scanned, by its index among the primaries ordered by their lowest
+    /// slot; always `0` on one Redis.
     pub node: u16,
     /// The `SCAN` cursor of the step to read (`0` with no `after`: the start).
     pub scan: u64,
@@ -67,8 +68,8 @@ impl Store {
     /// # Errors
     ///
     /// [`crate::StoreError::Redis`]; [`crate::StoreError::Corrupt`] for a record that cannot
-    /// be read back; [`crate::StoreError::InvalidInput`] for a position on a node other than
-    /// `0` (one Redis has one node).
+    /// be read back; [`crate::StoreError::InvalidInput`] for a position on a node Redis does
+    /// not have (one Redis has only node `0`).
     #[tracing::instrument(name = "redis tenant_page", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn tenant_page(
         &self,
@@ -76,7 +77,10 @@ impl Store {
         limit: usize,
         keep: impl Fn(&TenantRecord) -> bool + Send,
     ) -> Result<Page> {
-        if from.node != 0 {
+        let mut conn = self.conn();
+        let primaries = conn.primaries().await?;
+        let mut node = usize::from(from.node);
+        if node >= primaries.len() {
             return Err(crate::StoreError::InvalidInput {
                 what: "page position",
                 value: format!("node {}", from.node),
@@ -85,20 +89,25 @@ impl Store {
         }
         let limit = limit.max(1);
         let pattern = self.keys.tenant_pattern();
-        let mut conn = self.conn();
         let mut scan = from.scan;
         let mut after = from.after.as_ref().map(|w| self.keys.tenant(w));
         let mut records: Vec<TenantRecord> = Vec::new();
+        let at = |node: usize, scan: u64, after: Option<WabaId>| PagePosition {
+            node: u16::try_from(node).unwrap_or(u16::MAX),
+            scan,
+            after,
+        };
         for _ in 0..MAX_SCAN_STEPS {
             let remaining = limit - records.len();
-            let (next, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            let mut step_cmd = redis::cmd("SCAN");
+            step_cmd
                 .arg(scan)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(remaining.min(SCAN_COUNT))
-                .query_async(&mut conn)
-                .await?;
+                .arg(remaining.min(SCAN_COUNT));
+            let (next, mut keys): (u64, Vec<String>) =
+                conn.on_primary(primaries[node], step_cmd).await?;
             keys.sort_unstable();
             keys.dedup();
             if let Some(after) = after.take() {
@@ -110,11 +119,7 @@ impl Store {
                     // This step does not fit: the next page reads it again, whole.
                     return Ok(Page {
                         records,
-                        next: Some(PagePosition {
-                            node: 0,
-                            scan,
-                            after: None,
-                        }),
+                        next: Some(at(node, scan, None)),
                     });
                 }
                 // One step holds more than a page: take its first `limit` keys (in sorted
@@ -123,19 +128,19 @@ impl Store {
                 let last = step.last().map(|r| r.waba_id.clone());
                 return Ok(Page {
                     records: step,
-                    next: Some(PagePosition {
-                        node: 0,
-                        scan,
-                        after: last,
-                    }),
+                    next: Some(at(node, scan, last)),
                 });
             }
             records.append(&mut step);
             if next == 0 {
-                return Ok(Page {
-                    records,
-                    next: None,
-                });
+                // This primary is walked: the next one, from its start.
+                node += 1;
+                if node == primaries.len() {
+                    return Ok(Page {
+                        records,
+                        next: None,
+                    });
+                }
             }
             scan = next;
             if records.len() == limit {
@@ -144,29 +149,18 @@ impl Store {
         }
         Ok(Page {
             records,
-            next: Some(PagePosition {
-                node: 0,
-                scan,
-                after: None,
-            }),
+            next: Some(at(node, scan, None)),
         })
     }
 
     /// The records at `keys` (in that order) for which `keep` is true.
     async fn matching(
         &self,
-        conn: &mut redis::aio::ConnectionManager,
+        conn: &mut Conn,
         keys: &[String],
         keep: &(impl Fn(&TenantRecord) -> bool + Send),
     ) -> Result<Vec<TenantRecord>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.hgetall(key);
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
+        let hashes: Vec<HashMap<String, String>> = conn.each(hgetall_each(keys)).await?;
         let mut out = Vec::new();
         for (key, fields) in keys.iter().zip(&hashes) {
             // An empty hash: the key vanished between SCAN and HGETALL.
@@ -189,4 +183,15 @@ impl Store {
         let _: String = self.conn().ping().await?;
         Ok(())
     }
+}
+
+/// `HGETALL` of each key.
+pub(crate) fn hgetall_each(keys: &[String]) -> Vec<redis::Cmd> {
+    keys.iter()
+        .map(|key| {
+            let mut cmd = redis::cmd("HGETALL");
+            cmd.arg(key);
+            cmd
+        })
+        .collect()
 }

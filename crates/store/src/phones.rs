@@ -44,12 +44,14 @@ impl Store {
         }
         let json =
             serde_json::to_string(ids).map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
+        let mut conn = self.conn();
         let stored: i64 = STORE_PHONE_NUMBERS
             .key(&key)
             .arg(json)
             .arg(install_time)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await?;
+        conn.replicated(&key).await?;
         Ok(stored == 1)
     }
 }

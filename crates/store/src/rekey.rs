@@ -4,6 +4,7 @@
 //! compare-and-set (only if the stored ciphertext is still the one that was read), so a token
 //! a worker wrote or destroyed meanwhile is never overwritten with a stale one. Run it with
 //! `WA_TOKEN_KEY=new,old` on both the workers and this command; afterwards `old` can go.
+//! On a Redis Cluster it scans every primary, so no token is left under the old key.
 
 use std::sync::LazyLock;
 
@@ -44,20 +45,22 @@ impl TokenVault {
         let mut conn = self.store.conn();
         let pattern = self.store.keys.pattern("token");
         let mut keys = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await?;
-            keys.extend(page);
-            cursor = next;
-            if cursor == 0 {
-                break;
+        // Every primary of a Redis Cluster holds its own share of the tokens.
+        for node in conn.primaries().await? {
+            let mut cursor = 0u64;
+            loop {
+                let mut step = redis::cmd("SCAN");
+                step.arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500);
+                let (next, page): (u64, Vec<String>) = conn.on_primary(node, step).await?;
+                keys.extend(page);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
             }
         }
         keys.sort_unstable();
@@ -87,6 +90,7 @@ impl TokenVault {
                         .invoke_async(&mut conn)
                         .await?;
                     if swapped == 1 {
+                        conn.replicated(key).await?;
                         out.rekeyed += 1;
                     } else {
                         out.raced += 1;

@@ -181,9 +181,9 @@ impl Store {
         let mut conn = self.conn();
         // Index first: the index may list a WABA whose install is not applied (yet), never
         // the reverse. `tenants_owned_by` checks every entry against the record.
-        let () = conn
-            .sadd(self.keys.owner(&ev.owner_business_id), ev.waba_id.as_str())
-            .await?;
+        let owner = self.keys.owner(&ev.owner_business_id);
+        let () = conn.sadd(&owner, ev.waba_id.as_str()).await?;
+        conn.replicated(&owner).await?;
         let key = self.keys.tenant(&ev.waba_id);
         let partners = serde_json::to_string(&ev.solution_partner_business_ids)
             .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
@@ -199,6 +199,7 @@ impl Store {
             .arg(if at_tie { "1" } else { "" })
             .invoke_async(&mut conn)
             .await?;
+        conn.replicated(&key).await?;
         if applied == 1 && !prev_owner.is_empty() && ev.owner_business_id != prev_owner.as_str() {
             // The WABA changed hands: the old owner's index entry is no longer true.
             let prev_owner = BusinessId::try_from(prev_owner)
@@ -241,9 +242,9 @@ impl Store {
     async fn uninstall(&self, ev: &Uninstall, report_tie: bool) -> Result<Applied> {
         let mut conn = self.conn();
         if let Some(owner) = &ev.owner_business_id {
-            let () = conn
-                .sadd(self.keys.owner(owner), ev.waba_id.as_str())
-                .await?;
+            let owner = self.keys.owner(owner);
+            let () = conn.sadd(&owner, ev.waba_id.as_str()).await?;
+            conn.replicated(&owner).await?;
         }
         let key = self.keys.tenant(&ev.waba_id);
         let (applied, prev, status, token, subscribed, _, tie): StatusReply = UNINSTALL
@@ -255,6 +256,7 @@ impl Store {
             .arg(if report_tie { "1" } else { "" })
             .invoke_async(&mut conn)
             .await?;
+        conn.replicated(&key).await?;
         let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed, tie)?;
         tracing::debug!(waba_id = %ev.waba_id, event_time = ev.event_time, stale = out.stale,
             tie = out.tie, "uninstall applied");
@@ -280,12 +282,15 @@ impl Store {
         error: &str,
         install_time: i64,
     ) -> Result<bool> {
+        let key = self.keys.tenant(waba_id);
+        let mut conn = self.conn();
         let recorded: i64 = MARK_FAILED
-            .key(self.keys.tenant(waba_id))
+            .key(&key)
             .arg(error)
             .arg(install_time)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await?;
+        conn.replicated(&key).await?;
         Ok(recorded == 1)
     }
 
@@ -301,12 +306,14 @@ impl Store {
     /// [`StoreError::Redis`].
     #[tracing::instrument(name = "redis mark_subscribed", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn mark_subscribed(&self, waba_id: &WabaId, install_time: i64) -> Result<()> {
+        let key = self.keys.tenant(waba_id);
+        let mut conn = self.conn();
         let _: i64 = MARK_SUBSCRIBED
-            .key(self.keys.tenant(waba_id))
+            .key(&key)
             .arg(install_time)
-            .invoke_async(&mut self.conn())
+            .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        conn.replicated(&key).await
     }
 
     /// The tenant record, or `None` for a WABA never seen.

@@ -71,14 +71,17 @@ impl TokenVault {
     ) -> Result<bool> {
         let keys = &self.store.keys;
         let sealed = self.key.seal(waba_id.as_str(), token)?;
+        let tenant = keys.tenant(waba_id);
+        let mut conn = self.store.conn();
         let stored: i64 = STORE_TOKEN
-            .key(keys.tenant(waba_id))
+            .key(&tenant)
             .key(keys.token(waba_id))
             .arg(sealed)
             .arg(fetched_at)
             .arg(install_time)
-            .invoke_async(&mut self.store.conn())
+            .invoke_async(&mut conn)
             .await?;
+        conn.replicated(&tenant).await?;
         Ok(stored == 1)
     }
 

@@ -3,9 +3,9 @@
 
 use redis::aio::MultiplexedConnection;
 use wa_ids::{AppId, BusinessId, DedupeKey, PhoneNumberId, SessionId, WabaId};
-use wa_store::{Install, Store, TenantRecord, TokenKey, TokenVault, Uninstall};
+use wa_store::{Install, RedisConfig, Store, TenantRecord, TokenKey, TokenVault, Uninstall};
 
-pub use wa_testkit::{eventually, redis_url};
+pub use wa_testkit::{eventually, redis_cluster_urls, redis_url};
 
 pub fn test_key() -> TokenKey {
     TokenKey::from_bytes(&rand::random::<[u8; 32]>()).unwrap()
@@ -18,6 +18,8 @@ pub struct TestStore {
     pub vault: TokenVault,
     pub prefix: String,
     pub key: TokenKey,
+    /// The Redis (or the cluster's nodes, comma-separated) the keys are on.
+    url: String,
 }
 
 impl TestStore {
@@ -26,16 +28,29 @@ impl TestStore {
     }
 
     pub async fn with_key(key: TokenKey) -> Self {
+        let config = RedisConfig::parse(&redis_url(), false).unwrap();
+        Self::on(config, redis_url(), key).await
+    }
+
+    /// A store on the Redis Cluster of scripts/redis-cluster.sh (3 masters, 3 replicas), as
+    /// the seeds `redis_cluster_urls()` make it.
+    pub async fn cluster() -> Self {
+        let config = RedisConfig::parse(&redis_cluster_urls(), true).unwrap();
+        Self::on(config, redis_cluster_urls(), test_key()).await
+    }
+
+    pub async fn on(config: RedisConfig, url: String, key: TokenKey) -> Self {
         let prefix = format!("watest:{:016x}:", rand::random::<u64>());
-        let store = Store::connect(&redis_url(), &prefix)
-            .await
-            .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+        let store = Store::open(&config, &prefix).await.unwrap_or_else(|e| {
+            panic!("Redis must be running at {url} (scripts/services.sh): {e}")
+        });
         let vault = store.with_token_key(key.clone());
         Self {
             store,
             vault,
             prefix,
             key,
+            url,
         }
     }
 
@@ -151,7 +166,7 @@ impl TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         // Synchronous on purpose: runs even when the test panicked.
-        wa_testkit::forget_redis_prefix(&redis_url(), &self.prefix);
+        wa_testkit::forget_redis_prefix(&self.url, &self.prefix);
     }
 }
 

@@ -7,6 +7,9 @@ mod helpers;
 
 /// Account events: per-attribute ordering, unknown events kept.
 mod account;
+/// The same store on a Redis Cluster (3 masters, 3 replicas) and on TLS: round trips, every
+/// master scanned, replicas waited for, a lost write re-applied once.
+mod cluster;
 /// Many concurrent deliveries of one tenant's events converge on the newest.
 mod concurrency;
 /// Claims, completion, release and lease expiry of dedupe keys.
