@@ -149,7 +149,7 @@ async fn worker_phase(
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     let config = wa_worker::WorkerConfig {
         broker: BrokerConfig::new(&args.amqp_url, topology)?,
-        redis_url: args.redis_url.clone(),
+        redis: wa_store::RedisConfig::parse(&args.redis_url, false)?,
         redis_prefix: redis_prefix.to_owned(),
         token_key: wa_store::TokenKey::from_base64(&key)?,
         // Never called for state-only events.

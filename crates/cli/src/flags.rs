@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use wa_broker::{BrokerConfig, BrokerError, Topology};
 use wa_graph::GraphConfig;
 use wa_ids::SystemUserId;
-use wa_store::{Store, TokenKey};
+use wa_store::{RedisConfig, Store, TokenKey};
 
 use crate::{
     secrets,
@@ -51,18 +51,26 @@ impl AppSecret {
     }
 }
 
+/// `AMQP_URL` when neither it nor `AMQP_URL_FILE` is given.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// `REDIS_URL` when neither it nor `REDIS_URL_FILE` is given.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
 /// Where RabbitMQ is.
 #[derive(Debug, Args)]
 pub struct AmqpArgs {
-    /// AMQP URL(s), comma-separated: the nodes of a cluster, tried in turn.
+    /// AMQP URL(s), comma-separated: the nodes of a cluster, tried in turn
+    /// [default: amqp://guest:guest@127.0.0.1:5672/%2f].
     #[arg(
         id = "amqp_url",
         long = "amqp-url",
         env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
         hide_env_values = true
     )]
-    pub url: String,
+    pub url: Option<String>,
+    /// File holding the AMQP URL(s) (they may carry a password).
+    #[arg(id = "amqp_url_file", long = "amqp-url-file", env = "AMQP_URL_FILE")]
+    pub url_file: Option<PathBuf>,
     /// Prefix of every exchange and queue name (`wa` gives `wa.webhooks`, ...).
     #[arg(
         id = "amqp_prefix",
@@ -125,24 +133,46 @@ impl AmqpArgs {
         topology: Topology,
         connection_name: &str,
     ) -> anyhow::Result<BrokerConfig> {
-        let mut config = BrokerConfig::new(&self.url, topology).context("AMQP_URL")?;
+        let url = secrets::or_default(
+            self.url.as_deref(),
+            self.url_file.as_deref(),
+            "AMQP_URL",
+            DEFAULT_AMQP_URL,
+        )?;
+        let mut config = BrokerConfig::new(&url, topology).context("AMQP_URL")?;
         config.connection_name = connection_name.to_owned();
         Ok(config)
     }
 }
 
-/// Where Redis is, and under which key prefix.
+/// Where Redis is, how to reach it, and under which key prefix.
 #[derive(Debug, Args)]
 pub struct RedisArgs {
-    /// Redis URL.
+    /// Redis URL (`rediss://` for TLS); several, comma-separated, are the seeds of a Redis
+    /// Cluster [default: redis://127.0.0.1:6379/0].
     #[arg(
         id = "redis_url",
         long = "redis-url",
         env = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379/0",
         hide_env_values = true
     )]
-    pub url: String,
+    pub url: Option<String>,
+    /// File holding the Redis URL(s) (they may carry a password).
+    #[arg(id = "redis_url_file", long = "redis-url-file", env = "REDIS_URL_FILE")]
+    pub url_file: Option<PathBuf>,
+    /// Treat the URL(s) as seeds of a Redis Cluster (implied by several URLs).
+    #[arg(long = "redis-cluster", env = "WA_REDIS_CLUSTER", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub cluster: bool,
+    /// PEM file of the CA(s) that sign the Redis servers' TLS certificates (`rediss://`);
+    /// unset, the system's roots.
+    #[arg(long = "redis-ca-file", env = "WA_REDIS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Replicas that must hold each tenant and token write before it counts (`WAIT`, at
+    /// most 1 s) [default: 1 on a Redis Cluster, 0 on one Redis].
+    #[arg(long = "redis-wait-replicas", env = "WA_REDIS_WAIT_REPLICAS",
+          value_parser = settings::count::<u16>("WA_REDIS_WAIT_REPLICAS", 0, 16))]
+    pub wait_replicas: Option<u16>,
     /// Prefix of every Redis key.
     #[arg(
         id = "redis_prefix",
@@ -154,29 +184,51 @@ pub struct RedisArgs {
 }
 
 impl RedisArgs {
+    /// How to reach Redis: `REDIS_URL` (or `_FILE`), `WA_REDIS_CLUSTER`, `WA_REDIS_CA_FILE`,
+    /// `WA_REDIS_WAIT_REPLICAS`.
+    ///
+    /// # Errors
+    ///
+    /// When one of them is unusable; the message names the variable and never repeats a
+    /// password from `REDIS_URL`.
+    pub fn config(&self) -> anyhow::Result<RedisConfig> {
+        let url = secrets::or_default(
+            self.url.as_deref(),
+            self.url_file.as_deref(),
+            "REDIS_URL",
+            DEFAULT_REDIS_URL,
+        )?;
+        let mut config = RedisConfig::parse(&url, self.cluster)?;
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading WA_REDIS_CA_FILE ({})", path.display()))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                bail!(
+                    "WA_REDIS_CA_FILE ({}) holds no PEM certificate",
+                    path.display()
+                );
+            }
+            config = config.with_ca(pem);
+        }
+        if let Some(replicas) = self.wait_replicas {
+            config = config.wait_replicas(replicas);
+        }
+        Ok(config)
+    }
+
     /// Opens the store (state only, no token key), which must answer.
     ///
     /// # Errors
     ///
-    /// When Redis is unreachable; the message names the variables and never repeats a
-    /// password from `REDIS_URL`.
+    /// As [`RedisArgs::config`], and when Redis is unreachable.
     pub async fn connect(&self) -> anyhow::Result<Store> {
-        Store::connect(&self.url, &self.prefix)
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to Redis at {} (REDIS_URL, WA_REDIS_PREFIX)",
-                    redacted(&self.url)
-                )
-            })
-    }
-}
-
-/// `url` without its credentials, for messages.
-fn redacted(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
-        _ => url.to_owned(),
+        let config = self.config()?;
+        Store::open(&config, &self.prefix).await.with_context(|| {
+            format!(
+                "connecting to Redis at {} (REDIS_URL, WA_REDIS_PREFIX)",
+                config.redacted()
+            )
+        })
     }
 }
 
@@ -265,23 +317,5 @@ impl GraphArgs {
             .validate()
             .context("WA_GRAPH_BASE / WA_GRAPH_VERSION")?;
         Ok(graph)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_credentials_only() {
-        assert_eq!(
-            redacted("redis://:hunter2@redis:6379/0"),
-            "redis://***@redis:6379/0"
-        );
-        assert_eq!(redacted("rediss://user:p@ss@host/1"), "rediss://***@host/1");
-        assert_eq!(
-            redacted("redis://127.0.0.1:6379/0"),
-            "redis://127.0.0.1:6379/0"
-        );
     }
 }

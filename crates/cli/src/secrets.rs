@@ -26,6 +26,25 @@ pub fn required(value: Option<&str>, file: Option<&Path>, var: &str) -> anyhow::
     }
 }
 
+/// As [`required`], but `default` when neither is given: a setting with a default that may
+/// hold a password (`AMQP_URL`, `REDIS_URL`).
+///
+/// # Errors
+///
+/// When the file cannot be read or is empty.
+pub fn or_default(
+    value: Option<&str>,
+    file: Option<&Path>,
+    var: &str,
+    default: &str,
+) -> anyhow::Result<String> {
+    match (value, file) {
+        (Some(v), _) if !v.is_empty() => Ok(v.to_owned()),
+        (_, Some(_)) => required(value, file, var),
+        _ => Ok(default.to_owned()),
+    }
+}
+
 /// A comma-separated list of secrets (app secret rotation), in order.
 ///
 /// # Errors

@@ -36,7 +36,7 @@ use tracing::{info, warn};
 use wa_broker::{Broker, BrokerConfig};
 use wa_graph::{GraphClient, GraphConfig};
 use wa_ids::{AppId, BusinessId};
-use wa_store::{Store, TokenKey};
+use wa_store::{RedisConfig, Store, TokenKey};
 
 pub use metrics::Metrics;
 
@@ -51,8 +51,8 @@ use crate::{
 pub struct WorkerConfig {
     /// RabbitMQ, with the delay tiers (`WA_RETRY_DELAYS`) set on its topology.
     pub broker: BrokerConfig,
-    /// `REDIS_URL`.
-    pub redis_url: String,
+    /// `REDIS_URL` and how to reach it (cluster, TLS, replicas to wait for).
+    pub redis: RedisConfig,
     /// Prefix of every Redis key.
     pub redis_prefix: String,
     /// `WA_TOKEN_KEY`: encrypts business tokens at rest.
@@ -91,7 +91,7 @@ pub enum WorkerError {
 async fn connect_store(config: &WorkerConfig, shutdown: &CancellationToken) -> Option<Store> {
     let mut delay = Duration::from_millis(100);
     loop {
-        match Store::connect(&config.redis_url, &config.redis_prefix).await {
+        match Store::open(&config.redis, &config.redis_prefix).await {
             Ok(store) => return Some(store),
             Err(e) => warn!(error = %e, retry_in = ?delay, "redis unreachable"),
         }

@@ -93,7 +93,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     AmqpArgs::refuse_inequivalent(&broker).await?;
     let config = WorkerConfig {
         broker,
-        redis_url: args.redis.url,
+        redis: args.redis.config()?,
         redis_prefix: args.redis.prefix,
         token_key,
         graph,

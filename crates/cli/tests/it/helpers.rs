@@ -12,7 +12,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD};
 use secrecy::SecretString;
 use tokio::process::Command;
 use wa_ids::WabaId;
-use wa_store::{Install, Store, TokenKey, TokenVault};
+use wa_store::{Install, RedisConfig, Store, TokenKey, TokenVault};
 
 /// The binary under test, built by Cargo for this test run.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wa-onboard");
@@ -21,7 +21,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_wa-onboard");
 /// reported after about 2.5 s).
 const RUN_DEADLINE: Duration = Duration::from_secs(30);
 
-pub use wa_testkit::{Listening, amqp_url, eventually, redis_url};
+pub use wa_testkit::{Listening, amqp_url, eventually, redis_cluster_urls, redis_url};
 
 /// `wa-onboard` with an environment holding only `PATH` and `RUST_LOG`: a `WA_*` variable
 /// from the developer's shell must not change what a test sees.
@@ -79,21 +79,34 @@ pub struct TestTenants {
     pub prefix: String,
     /// The token key as `WA_TOKEN_KEY` takes it.
     pub key_base64: String,
+    /// `REDIS_URL` of the store (the cluster's nodes, comma-separated, for a cluster).
+    pub url: String,
 }
 
 impl TestTenants {
     pub async fn new() -> Self {
+        Self::on(redis_url()).await
+    }
+
+    /// A store on the Redis Cluster of scripts/redis-cluster.sh.
+    pub async fn cluster() -> Self {
+        Self::on(redis_cluster_urls()).await
+    }
+
+    async fn on(url: String) -> Self {
         let key = rand::random::<[u8; 32]>();
         let prefix = format!("wa-cli-test:{:016x}:", rand::random::<u64>());
-        let store = Store::connect(&redis_url(), &prefix)
-            .await
-            .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+        let config = RedisConfig::parse(&url, false).expect("a Redis URL");
+        let store = Store::open(&config, &prefix).await.unwrap_or_else(|e| {
+            panic!("Redis must be running at {url} (scripts/services.sh): {e}")
+        });
         let vault = store.with_token_key(TokenKey::from_bytes(&key).expect("32 bytes"));
         Self {
             store,
             vault,
             prefix,
             key_base64: STANDARD.encode(key),
+            url,
         }
     }
 
@@ -102,7 +115,7 @@ impl TestTenants {
         let mut cmd = wa_onboard();
         cmd.arg("tenants")
             .args(args)
-            .env("REDIS_URL", redis_url())
+            .env("REDIS_URL", &self.url)
             .env("WA_REDIS_PREFIX", &self.prefix)
             .env("WA_TOKEN_KEY", &self.key_base64);
         cmd
@@ -143,7 +156,7 @@ impl TestTenants {
 impl Drop for TestTenants {
     fn drop(&mut self) {
         // Synchronous on purpose: runs even when the test panicked.
-        wa_testkit::forget_redis_prefix(&redis_url(), &self.prefix);
+        wa_testkit::forget_redis_prefix(&self.url, &self.prefix);
     }
 }
 

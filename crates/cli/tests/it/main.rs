@@ -5,6 +5,9 @@
 
 /// `api`: settings refused at start, a tenant and its token read through the running API.
 mod api;
+/// `tenants` and the API on a Redis Cluster; `REDIS_URL`/`AMQP_URL` from files; a bad
+/// `REDIS_URL` refused at start.
+mod cluster;
 /// deploy/: the dashboards and alert rules query only metrics the running binaries export.
 mod deploy;
 /// `graph-sim` as a child process on port 0: tokens, strict mode, failure flags, SIGTERM.

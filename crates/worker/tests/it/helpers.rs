@@ -138,7 +138,7 @@ impl Env {
         broker.reconnect_max = Duration::from_millis(300);
         WorkerConfig {
             broker,
-            redis_url: redis_url(),
+            redis: wa_store::RedisConfig::parse(&redis_url(), false).expect("REDIS_URL"),
             redis_prefix: self.redis_prefix.clone(),
             token_key: self.key.clone(),
             graph,

@@ -1,0 +1,183 @@
+//! The binary on the Redis Cluster of scripts/redis-cluster.sh (3 masters, 3 replicas):
+//! `tenants list|get|token|rekey` and the API's pages see tenants on every master;
+//! `REDIS_URL_FILE` and `AMQP_URL_FILE`; a `REDIS_URL` that is not one refused at start.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use serde_json::Value;
+
+use crate::helpers::{TempFile, TestTenants, install, run, serving, wa_onboard};
+
+/// WABA ids whose hash tags fall on all three masters' slot ranges (0-5460: 101, 104, 105;
+/// 5461-10922: 102, 106; 10923-16383: 103, 107).
+const WABAS: [&str; 7] = ["101", "102", "103", "104", "105", "106", "107"];
+const OWNER: &str = "900";
+
+async fn arranged() -> TestTenants {
+    let t = TestTenants::cluster().await;
+    for waba in WABAS {
+        t.install(&install(waba, OWNER, 1_730_000_000)).await;
+        t.store_token(waba, &format!("tok-{waba}"), 1_730_000_001, 1_730_000_000)
+            .await;
+    }
+    t
+}
+
+fn listed(stdout: &str) -> BTreeSet<String> {
+    stdout
+        .lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).expect("one JSON record a line");
+            record["waba_id"].as_str().expect("waba_id").to_owned()
+        })
+        .collect()
+}
+
+fn all() -> BTreeSet<String> {
+    WABAS.iter().map(|w| (*w).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn tenants_list_get_token_and_rekey_reach_every_master() {
+    let t = arranged().await;
+
+    let out = run(&mut t.tenants(&["list"])).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(listed(&out.stdout), all());
+
+    for waba in WABAS {
+        let out = run(&mut t.tenants(&["get", waba])).await;
+        assert_eq!(out.code, Some(0), "{waba}: {out:?}");
+        let out = run(&mut t.tenants(&["token", waba])).await;
+        assert_eq!(out.stdout, format!("tok-{waba}\n"), "{out:?}");
+    }
+
+    // Rotation: rekey under `new,old`, then the old key can go, on every master.
+    let new = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    };
+    let both = format!("{new},{}", t.key_base64);
+    let out = run(t.tenants(&["rekey"]).env("WA_TOKEN_KEY", &both)).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    for waba in WABAS {
+        let out = run(t.tenants(&["token", waba]).env("WA_TOKEN_KEY", &new)).await;
+        assert_eq!(out.stdout, format!("tok-{waba}\n"), "{waba}: {out:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_apis_pages_walk_every_master() {
+    let t = arranged().await;
+    let mut cmd = wa_onboard();
+    cmd.arg("api")
+        .env("WA_API_LISTEN", "127.0.0.1:0")
+        .env("WA_API_TOKENS", "crm:crm-token-0123456789abcdef")
+        .env("REDIS_URL", &t.url)
+        .env("WA_REDIS_PREFIX", &t.prefix)
+        .env("WA_TOKEN_KEY", &t.key_base64);
+    let child = serving(cmd).await;
+    let http = reqwest::Client::new();
+    let mut seen = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let mut url = format!("{}/v1/tenants?limit=2", child.base());
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(url)
+            .bearer_auth("crm-token-0123456789abcdef")
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for tenant in page["tenants"].as_array().unwrap() {
+            assert!(tenant["waba_id"].is_string(), "{tenant}");
+            seen.insert(tenant["waba_id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all());
+}
+
+#[tokio::test]
+async fn redis_and_amqp_urls_may_come_from_files() {
+    let t = arranged().await;
+    let urls = TempFile::new(format!("{}\n", t.url));
+    let out = run(t
+        .tenants(&["list"])
+        .env_remove("REDIS_URL")
+        .env("REDIS_URL_FILE", urls.path()))
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(listed(&out.stdout), all());
+
+    // The broker's URLs are read from their file: what it holds is what is refused.
+    let amqp = TempFile::new("http://:hunter2@from-the-file/\n");
+    let out = run(wa_onboard()
+        .args(["dlq", "list"])
+        .env("AMQP_URL_FILE", amqp.path()))
+    .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("AMQP_URL"), "{}", out.stderr);
+    assert!(out.stderr.contains("from-the-file"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    let missing = run(wa_onboard()
+        .args(["dlq", "list"])
+        .env("AMQP_URL_FILE", "/nonexistent/amqp-url"))
+    .await;
+    assert!(
+        missing.stderr.contains("AMQP_URL_FILE"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_redis_url_that_is_not_one_is_refused_at_start_naming_it() {
+    for url in [
+        "http://:hunter2@127.0.0.1:6379",
+        "redis://:hunter2@127.0.0.1:7001,rediss://127.0.0.1:7002",
+        " , ",
+    ] {
+        let out = run(wa_onboard().args(["tenants", "list"]).env("REDIS_URL", url)).await;
+        assert_eq!(out.code, Some(1), "{url}: {out:?}");
+        assert!(out.stderr.contains("REDIS_URL"), "{url}: {}", out.stderr);
+        assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+
+        let out = run(wa_onboard()
+            .arg("worker")
+            .env("WA_APP_SECRET", "settings-test-secret")
+            .env("WA_SYSTEM_USER_ID", "61550000000001")
+            .env("WA_APP_ID", "1061231232323117")
+            .env("WA_SYSTEM_USER_TOKEN", "settings-test-token")
+            .env(
+                "WA_TOKEN_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+            .env("WA_METRICS_LISTEN", "127.0.0.1:0")
+            .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+            .env("REDIS_URL", url))
+        .await;
+        assert_eq!(out.code, Some(1), "worker, {url}: {out:?}");
+        assert!(
+            out.stderr.contains("REDIS_URL"),
+            "worker, {url}: {}",
+            out.stderr
+        );
+    }
+    let out = run(wa_onboard()
+        .args(["tenants", "list"])
+        .env("WA_REDIS_CA_FILE", "/nonexistent/ca.pem"))
+    .await;
+    assert!(out.stderr.contains("WA_REDIS_CA_FILE"), "{}", out.stderr);
+}
