@@ -16,7 +16,7 @@
 //! 127.0.0.1:5673; `WA_FAILURES_RABBITMQ_NODE`, `WA_FAILURES_AMQP_URL`), started by
 //! `scripts/failures-rabbitmq.sh` when needed, so stopping it leaves the machine's RabbitMQ
 //! and the other suites alone (`rabbitmq-server`, `rabbitmqctl` and `rabbitmq-diagnostics`
-//! on `PATH`). Needs Redis (`REDIS_URL`). Each test runs under its own exchange/queue prefix
+//! on `PATH`). Needs Redis (`REDIS_URL`) and the Redis Cluster of scripts/redis-cluster.sh. Each test runs under its own exchange/queue prefix
 //! and Redis key prefix and removes both, even after a panic.
 
 /// A RabbitMQ memory alarm (connection.blocked) under load: not ready, 503 at once, nothing
@@ -29,6 +29,8 @@ mod graph_outage;
 /// The suite's RabbitMQ node, the stack under test, the webhook stream, what the system says
 /// afterwards, and the checks every test shares.
 mod harness;
+/// A Redis Cluster master killed under load: its replica promoted, the node restored.
+mod redis_failover;
 /// Redis unreachable (connections dropped, then frozen) under load.
 mod redis_outage;
 /// Workers killed with SIGKILL, again and again, while installs stream in.

@@ -90,10 +90,12 @@ impl Role {
     }
 }
 
-/// Where the workers reach Redis (a test may put a proxy in between).
+/// Where the workers reach Redis (a test may put a proxy in between), and where the test
+/// reads and removes the run's keys (a Redis Cluster's nodes, comma-separated).
 pub struct Options {
     pub workers: usize,
     pub worker_redis_url: String,
+    pub redis_url: String,
 }
 
 impl Default for Options {
@@ -101,6 +103,7 @@ impl Default for Options {
         Self {
             workers: 2,
             worker_redis_url: redis_url(),
+            redis_url: redis_url(),
         }
     }
 }
@@ -112,6 +115,7 @@ pub struct Stack {
     pub redis_prefix: String,
     key_base64: String,
     worker_redis_url: String,
+    redis_url: String,
     /// The test's own view of the tenants (same prefix and key as the workers).
     pub store: Store,
     /// The store's tokens, readable with the workers' key.
@@ -128,9 +132,9 @@ impl Stack {
         rabbitmq::ensure_node();
         let key = rand::random::<[u8; 32]>();
         let redis_prefix = format!("wa-failures:{:016x}:", rand::random::<u64>());
-        let store = Store::connect(&redis_url(), &redis_prefix)
+        let store = Store::connect(&options.redis_url, &redis_prefix)
             .await
-            .expect("Redis must be running (REDIS_URL or redis://127.0.0.1:6379/0)");
+            .expect("Redis must be running (REDIS_URL, or scripts/services.sh)");
         let vault = store.with_token_key(TokenKey::from_bytes(&key).expect("32 bytes"));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
@@ -157,6 +161,7 @@ impl Stack {
             redis_prefix,
             key_base64: STANDARD.encode(key),
             worker_redis_url: options.worker_redis_url,
+            redis_url: options.redis_url,
             store,
             vault,
             graph,
@@ -212,6 +217,26 @@ impl Stack {
         self.workers[i] = worker;
     }
 
+    /// What `wa-onboard tenants list` prints for this run (on the Redis the test reads): the
+    /// WABA id of each record, in the order printed.
+    pub async fn tenants_list(&self) -> Vec<String> {
+        let out = wa_onboard("tenants")
+            .arg("list")
+            .env("REDIS_URL", &self.redis_url)
+            .env("WA_REDIS_PREFIX", &self.redis_prefix)
+            .output()
+            .await
+            .expect("run wa-onboard tenants list");
+        assert!(out.status.success(), "tenants list: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let record: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+                record["waba_id"].as_str().expect("waba_id").to_owned()
+            })
+            .collect()
+    }
+
     /// This run's exchanges and queues.
     pub(super) fn topology(&self) -> wa_broker::Topology {
         let mut topology = wa_broker::Topology::new(self.amqp_prefix.clone());
@@ -234,8 +259,9 @@ impl Drop for Stack {
         }
         let topology = self.topology();
         let prefix = self.redis_prefix.clone();
+        let url = self.redis_url.clone();
         let cleanup = std::thread::spawn(move || {
-            wa_testkit::forget_redis_prefix(&redis_url(), &prefix);
+            wa_testkit::forget_redis_prefix(&url, &prefix);
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
