@@ -17,7 +17,7 @@ use wa_envelope::Envelope;
 use wa_graph::{GraphConfig, RetryPolicy};
 use wa_ids::{AppId, BusinessId, SessionId, SystemUserId, WabaId};
 use wa_store::{Store, TenantRecord, TokenKey, TokenVault};
-pub use wa_testkit::{Proxy, amqp_url, eventually, redis_url};
+pub use wa_testkit::{Proxy, amqp_url, eventually, redis_cluster_urls, redis_url};
 use wa_worker::WorkerConfig;
 use wiremock::MockServer;
 
@@ -62,6 +62,8 @@ fn init_tracing() {
 
 pub struct Env {
     pub topology: Topology,
+    /// `REDIS_URL` of the store and the workers (several nodes: the Redis Cluster).
+    pub redis_url: String,
     pub redis_prefix: String,
     pub key: TokenKey,
     pub store: Store,
@@ -86,8 +88,18 @@ pub async fn spawn_env() -> Env {
     spawn_env_with_delays(vec![Duration::from_millis(200), Duration::from_millis(400)]).await
 }
 
+/// As [`spawn_env`], on the Redis Cluster of scripts/redis-cluster.sh.
+pub async fn spawn_env_on_cluster() -> Env {
+    let delays = vec![Duration::from_millis(200), Duration::from_millis(400)];
+    spawn_env_on(redis_cluster_urls(), delays).await
+}
+
 /// As [`spawn_env`], with the delay tiers `retry_delays`.
 pub async fn spawn_env_with_delays(retry_delays: Vec<Duration>) -> Env {
+    spawn_env_on(redis_url(), retry_delays).await
+}
+
+async fn spawn_env_on(redis_url: String, retry_delays: Vec<Duration>) -> Env {
     init_tracing();
     let id = format!("{:016x}", rand::random::<u64>());
     let mut topology = Topology::new(format!("w{id}"));
@@ -96,7 +108,7 @@ pub async fn spawn_env_with_delays(retry_delays: Vec<Duration>) -> Env {
     let key_bytes: [u8; 32] = rand::random();
     let key = TokenKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(key_bytes))
         .expect("key");
-    let store = Store::connect(&redis_url(), &redis_prefix)
+    let store = Store::connect(&redis_url, &redis_prefix)
         .await
         .expect("redis");
     let vault = store.with_token_key(key.clone());
@@ -108,6 +120,7 @@ pub async fn spawn_env_with_delays(retry_delays: Vec<Duration>) -> Env {
     assert!(broker.wait_ready(Duration::from_secs(10)).await, "RabbitMQ");
     Env {
         topology,
+        redis_url,
         redis_prefix,
         key,
         store,
@@ -138,7 +151,7 @@ impl Env {
         broker.reconnect_max = Duration::from_millis(300);
         WorkerConfig {
             broker,
-            redis: wa_store::RedisConfig::parse(&redis_url(), false).expect("REDIS_URL"),
+            redis: wa_store::RedisConfig::parse(&self.redis_url, false).expect("REDIS_URL"),
             redis_prefix: self.redis_prefix.clone(),
             token_key: self.key.clone(),
             graph,
@@ -317,7 +330,7 @@ impl Env {
             let _ = self.topology.delete(&ch).await;
         }
         self.broker_stop.cancel();
-        wa_testkit::forget_redis_prefix(&redis_url(), &self.redis_prefix);
+        wa_testkit::forget_redis_prefix(&self.redis_url, &self.redis_prefix);
     }
 }
 

@@ -1,5 +1,7 @@
 //! The worker against a real RabbitMQ and Redis, with the Graph API on wiremock.
 
+/// Installs, uninstalls (with and without `waba_info`) and account events on a Redis Cluster.
+mod cluster;
 /// `WA_CONCURRENCY` is one limit for the whole process, across both queues.
 mod concurrency;
 /// Transient and permanent Graph errors, delay tiers, the DLQ and its replay, crashes.
