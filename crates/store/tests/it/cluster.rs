@@ -86,6 +86,10 @@ async fn install_token_and_uninstall_round_trip_on_every_master() {
         3,
         "tenants on every master"
     );
+    t.store
+        .ping()
+        .await
+        .expect("the API's readiness check answers on a cluster");
     for waba in WABAS {
         let record = t.record(waba).await;
         assert_eq!(record.status, Status::Installed);
