@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wa_ids::WabaId;
 
-use crate::{Applied, Result, Store, StoreError};
+use crate::{Applied, Result, Store, StoreError, durable::Eval};
 
 static ACCOUNT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/account.lua")));
@@ -101,7 +101,8 @@ impl Store {
         })
         .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
         let mut conn = self.conn();
-        let mut call = ACCOUNT.key(&key);
+        let mut call = Eval::new(&ACCOUNT);
+        call.key(&key);
         call.key(self.keys.events(waba_id))
             .arg(waba_id.as_str())
             .arg(event_time)
@@ -117,8 +118,7 @@ impl Store {
             String,
             String,
             String,
-        ) = call.invoke_async(&mut conn).await?;
-        conn.replicated(&key).await?;
+        ) = conn.eval(&call).await?;
         let applied = i64::from(set > 0 || offered == 0);
         let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed, 0)?;
         tracing::debug!(

@@ -8,7 +8,7 @@
 //! unchanged (on a cluster, each is routed by its keys' hash tag). What differs by kind is
 //! here and only here: the list of primaries a scan must visit ([`Conn::primaries`]), a
 //! command sent to one of them ([`Conn::on_primary`]), reads of keys in different slots
-//! ([`Conn::each`]), and waiting for replicas ([`Conn::replicated`]).
+//! ([`Conn::each`]). Waiting for replicas is [`crate::durable`]'s.
 //!
 //! It knows nothing of keys' meaning or of any record.
 
@@ -292,37 +292,9 @@ impl Conn {
         }
     }
 
-    /// Waits until the configured number of replicas holds the writes made so far on the
-    /// connection to `key`'s primary (`WAIT`), at most [`WAIT_TIMEOUT`]; nothing to wait for
-    /// when none is configured.
-    pub(crate) async fn replicated(&mut self, key: &str) -> Result<()> {
-        if self.wait_replicas == 0 {
-            return Ok(());
-        }
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(self.wait_replicas)
-            .arg(u64::try_from(WAIT_TIMEOUT.as_millis()).unwrap_or(u64::MAX));
-        let acked: u64 = match &mut self.link {
-            Link::Cluster(conn) => {
-                let route = Route::with_key(key, SlotAddr::Master);
-                let value = conn
-                    .route_command(
-                        wait,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                    )
-                    .await?;
-                u64::from_redis_value(value)?
-            }
-            Link::Single(conn) => wait.query_async(conn).await?,
-        };
-        if acked < u64::from(self.wait_replicas) {
-            return Err(StoreError::NotReplicated {
-                key: key.to_owned(),
-                acked,
-                wanted: self.wait_replicas,
-            });
-        }
-        Ok(())
+    /// Replicas each write waits for (`0`: none).
+    pub(crate) fn wait_replicas(&self) -> u16 {
+        self.wait_replicas
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use redis::{AsyncCommands, Script};
 use wa_ids::BusinessId;
 
-use crate::{Keys, Result, Store};
+use crate::{Keys, Result, Store, durable::Eval};
 
 static INTEGRATION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/integration.lua")));
@@ -62,13 +62,14 @@ impl Store {
     ) -> Result<bool> {
         let key = self.keys.business(business_id);
         let mut conn = self.conn();
-        let newer: i64 = INTEGRATION
-            .key(&key)
-            .arg(change.field())
-            .arg(event_time)
-            .invoke_async(&mut conn)
+        let newer: i64 = conn
+            .eval(
+                Eval::new(&INTEGRATION)
+                    .key(&key)
+                    .arg(change.field())
+                    .arg(event_time),
+            )
             .await?;
-        conn.replicated(&key).await?;
         Ok(newer == 1)
     }
 

@@ -44,6 +44,7 @@ pub mod account;
 mod conn;
 pub mod crypto;
 mod dedupe;
+mod durable;
 mod error;
 pub mod integration;
 mod list;

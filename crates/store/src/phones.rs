@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use redis::Script;
 use wa_ids::{PhoneNumberId, WabaId};
 
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store, StoreError, durable::Eval};
 
 static STORE_PHONE_NUMBERS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/store_phone_numbers.lua")));
@@ -45,13 +45,14 @@ impl Store {
         let json =
             serde_json::to_string(ids).map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
         let mut conn = self.conn();
-        let stored: i64 = STORE_PHONE_NUMBERS
-            .key(&key)
-            .arg(json)
-            .arg(install_time)
-            .invoke_async(&mut conn)
+        let stored: i64 = conn
+            .eval(
+                Eval::new(&STORE_PHONE_NUMBERS)
+                    .key(&key)
+                    .arg(json)
+                    .arg(install_time),
+            )
             .await?;
-        conn.replicated(&key).await?;
         Ok(stored == 1)
     }
 }

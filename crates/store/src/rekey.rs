@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use crate::{Result, TokenVault};
+use crate::{Result, TokenVault, durable::Eval};
 
 static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -83,14 +83,15 @@ impl TokenVault {
                 Some(stored) => {
                     let token = self.key.open(waba_id, &stored)?;
                     let sealed = self.key.seal(waba_id, &token)?;
-                    let swapped: i64 = COMPARE_AND_SET
-                        .key(key)
-                        .arg(&stored)
-                        .arg(&sealed)
-                        .invoke_async(&mut conn)
+                    let swapped: i64 = conn
+                        .eval(
+                            Eval::new(&COMPARE_AND_SET)
+                                .key(key)
+                                .arg(&stored)
+                                .arg(&sealed),
+                        )
                         .await?;
                     if swapped == 1 {
-                        conn.replicated(key).await?;
                         out.rekeyed += 1;
                     } else {
                         out.raced += 1;

@@ -31,7 +31,7 @@ use std::sync::LazyLock;
 use redis::{AsyncCommands, Script};
 use wa_ids::{AppId, BusinessId, SolutionId, WabaId};
 
-use crate::{Result, Status, Store, StoreError, TenantRecord, TokenStatus};
+use crate::{Result, Status, Store, StoreError, TenantRecord, TokenStatus, durable::Eval};
 
 static INSTALL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/install.lua")));
@@ -182,24 +182,24 @@ impl Store {
         // Index first: the index may list a WABA whose install is not applied (yet), never
         // the reverse. `tenants_owned_by` checks every entry against the record.
         let owner = self.keys.owner(&ev.owner_business_id);
-        let () = conn.sadd(&owner, ev.waba_id.as_str()).await?;
-        conn.replicated(&owner).await?;
+        let () = conn.write(sadd(&owner, &ev.waba_id), &owner).await?;
         let key = self.keys.tenant(&ev.waba_id);
         let partners = serde_json::to_string(&ev.solution_partner_business_ids)
             .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
-        let (applied, prev, status, token, subscribed, prev_owner, tie): StatusReply = INSTALL
-            .key(&key)
-            .key(self.keys.token(&ev.waba_id))
-            .arg(ev.waba_id.as_str())
-            .arg(ev.event_time)
-            .arg(ev.owner_business_id.as_str())
-            .arg(ev.partner_app_id.as_ref().map_or("", AppId::as_str))
-            .arg(ev.solution_id.as_ref().map_or("", SolutionId::as_str))
-            .arg(partners)
-            .arg(if at_tie { "1" } else { "" })
-            .invoke_async(&mut conn)
+        let (applied, prev, status, token, subscribed, prev_owner, tie): StatusReply = conn
+            .eval(
+                Eval::new(&INSTALL)
+                    .key(&key)
+                    .key(self.keys.token(&ev.waba_id))
+                    .arg(ev.waba_id.as_str())
+                    .arg(ev.event_time)
+                    .arg(ev.owner_business_id.as_str())
+                    .arg(ev.partner_app_id.as_ref().map_or("", AppId::as_str))
+                    .arg(ev.solution_id.as_ref().map_or("", SolutionId::as_str))
+                    .arg(partners)
+                    .arg(if at_tie { "1" } else { "" }),
+            )
             .await?;
-        conn.replicated(&key).await?;
         if applied == 1 && !prev_owner.is_empty() && ev.owner_business_id != prev_owner.as_str() {
             // The WABA changed hands: the old owner's index entry is no longer true.
             let prev_owner = BusinessId::try_from(prev_owner)
@@ -243,20 +243,20 @@ impl Store {
         let mut conn = self.conn();
         if let Some(owner) = &ev.owner_business_id {
             let owner = self.keys.owner(owner);
-            let () = conn.sadd(&owner, ev.waba_id.as_str()).await?;
-            conn.replicated(&owner).await?;
+            let () = conn.write(sadd(&owner, &ev.waba_id), &owner).await?;
         }
         let key = self.keys.tenant(&ev.waba_id);
-        let (applied, prev, status, token, subscribed, _, tie): StatusReply = UNINSTALL
-            .key(&key)
-            .key(self.keys.token(&ev.waba_id))
-            .arg(ev.waba_id.as_str())
-            .arg(ev.event_time)
-            .arg(ev.owner_business_id.as_ref().map_or("", BusinessId::as_str))
-            .arg(if report_tie { "1" } else { "" })
-            .invoke_async(&mut conn)
+        let (applied, prev, status, token, subscribed, _, tie): StatusReply = conn
+            .eval(
+                Eval::new(&UNINSTALL)
+                    .key(&key)
+                    .key(self.keys.token(&ev.waba_id))
+                    .arg(ev.waba_id.as_str())
+                    .arg(ev.event_time)
+                    .arg(ev.owner_business_id.as_ref().map_or("", BusinessId::as_str))
+                    .arg(if report_tie { "1" } else { "" }),
+            )
             .await?;
-        conn.replicated(&key).await?;
         let out = Applied::from_reply(&key, applied, &prev, &status, &token, &subscribed, tie)?;
         tracing::debug!(waba_id = %ev.waba_id, event_time = ev.event_time, stale = out.stale,
             tie = out.tie, "uninstall applied");
@@ -284,13 +284,14 @@ impl Store {
     ) -> Result<bool> {
         let key = self.keys.tenant(waba_id);
         let mut conn = self.conn();
-        let recorded: i64 = MARK_FAILED
-            .key(&key)
-            .arg(error)
-            .arg(install_time)
-            .invoke_async(&mut conn)
+        let recorded: i64 = conn
+            .eval(
+                Eval::new(&MARK_FAILED)
+                    .key(&key)
+                    .arg(error)
+                    .arg(install_time),
+            )
             .await?;
-        conn.replicated(&key).await?;
         Ok(recorded == 1)
     }
 
@@ -308,12 +309,10 @@ impl Store {
     pub async fn mark_subscribed(&self, waba_id: &WabaId, install_time: i64) -> Result<()> {
         let key = self.keys.tenant(waba_id);
         let mut conn = self.conn();
-        let _: i64 = MARK_SUBSCRIBED
-            .key(&key)
-            .arg(install_time)
-            .invoke_async(&mut conn)
+        let _: i64 = conn
+            .eval(Eval::new(&MARK_SUBSCRIBED).key(&key).arg(install_time))
             .await?;
-        conn.replicated(&key).await
+        Ok(())
     }
 
     /// The tenant record, or `None` for a WABA never seen.
@@ -327,4 +326,11 @@ impl Store {
         let fields: std::collections::HashMap<String, String> = self.conn().hgetall(&key).await?;
         TenantRecord::from_hash(&key, &fields)
     }
+}
+
+/// `SADD index waba_id`: an owner index entry.
+fn sadd(index: &str, waba_id: &WabaId) -> redis::Cmd {
+    let mut cmd = redis::cmd("SADD");
+    cmd.arg(index).arg(waba_id.as_str());
+    cmd
 }

@@ -12,7 +12,7 @@ use redis::{AsyncCommands, Script};
 use secrecy::SecretString;
 use wa_ids::WabaId;
 
-use crate::{Result, Store, TokenKey};
+use crate::{Result, Store, TokenKey, durable::Eval};
 
 static STORE_TOKEN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/store_token.lua")));
@@ -73,15 +73,16 @@ impl TokenVault {
         let sealed = self.key.seal(waba_id.as_str(), token)?;
         let tenant = keys.tenant(waba_id);
         let mut conn = self.store.conn();
-        let stored: i64 = STORE_TOKEN
-            .key(&tenant)
-            .key(keys.token(waba_id))
-            .arg(sealed)
-            .arg(fetched_at)
-            .arg(install_time)
-            .invoke_async(&mut conn)
+        let stored: i64 = conn
+            .eval(
+                Eval::new(&STORE_TOKEN)
+                    .key(&tenant)
+                    .key(keys.token(waba_id))
+                    .arg(sealed)
+                    .arg(fetched_at)
+                    .arg(install_time),
+            )
             .await?;
-        conn.replicated(&tenant).await?;
         Ok(stored == 1)
     }
 

@@ -208,8 +208,18 @@ async fn rekey_reencrypts_every_token_on_every_master() {
 }
 
 #[tokio::test]
-async fn writes_wait_for_a_replica_and_say_so_when_none_holds_them() {
+async fn writes_load_their_scripts_wait_for_a_replica_and_say_so_when_none_holds_them() {
     let t = TestStore::cluster().await;
+    // No master knows the scripts (as after a restart): the write loads them and goes on.
+    let client =
+        redis::cluster::ClusterClient::new(redis_cluster_urls().split(',').collect::<Vec<_>>())
+            .unwrap();
+    let mut raw = client.get_async_connection().await.unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     // The default on a cluster: one replica; each master of the script has one.
     t.store
         .apply_install(&install("101", "900", 10))
