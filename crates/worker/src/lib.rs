@@ -10,6 +10,7 @@
 //! - `handler`: per queue, how a body is read and which plan and effects it gets;
 //! - [`plan`]: per message kind, the pure decision (no I/O);
 //! - `effects`: per message kind, carrying a plan out against Redis and the Graph API;
+//! - [`events`]: the tenant events (`wa.tenant_events`): their JSON, stable ids, publisher;
 //! - `outcome`, `headers`, [`metrics`]: leaves (how applying ended; AMQP header names; the
 //!   metrics and the outcome names logs, spans and metrics share);
 //! - [`dlq`] for operators, and `ops`, the health and metrics endpoint.
@@ -21,6 +22,7 @@
 mod consumer;
 pub mod dlq;
 mod effects;
+pub mod events;
 mod handler;
 mod headers;
 pub mod metrics;
