@@ -64,10 +64,46 @@ fn first<'a>(received: &'a [Tapped], r#type: &str) -> &'a Tapped {
         .unwrap_or_else(|| panic!("no {type} in {:?}", kinds(received)))
 }
 
+/// The body's JSON Schema, as docs/REFERENCE.md ("Tenant events") documents it.
+fn documented_schema() -> Value {
+    let reference = include_str!("../../../../docs/REFERENCE.md");
+    let (_, after) = reference
+        .split_once("JSON Schema (draft 2020-12) of the body:")
+        .expect("the schema's heading");
+    let (_, block) = after.split_once("```json\n").expect("the schema's block");
+    let (schema, _) = block.split_once("```").expect("the block's end");
+    serde_json::from_str(schema).expect("the documented schema is JSON")
+}
+
+/// The body has every field the schema requires, no field it does not name, and a type it
+/// lists.
+fn assert_documented(body: &Value) {
+    let schema = documented_schema();
+    let fields = schema["properties"].as_object().expect("properties");
+    for required in schema["required"].as_array().expect("required") {
+        assert!(
+            body.get(required.as_str().unwrap()).is_some(),
+            "{required} missing"
+        );
+    }
+    for field in body.as_object().expect("an object").keys() {
+        assert!(fields.contains_key(field), "{field} is not documented");
+    }
+    let types = schema["properties"]["type"]["enum"]
+        .as_array()
+        .expect("enum");
+    assert!(
+        types.contains(&body["type"]),
+        "{} undocumented",
+        body["type"]
+    );
+}
+
 /// What every event must be: routed by its type, persistent JSON, `message_id` = `id`, the
 /// record inside, and no token or secret anywhere.
 fn assert_well_formed(m: &Tapped, waba: &str) {
     let body = m.json();
+    assert_documented(&body);
     assert_eq!(m.routing_key, body["type"].as_str().unwrap());
     assert_eq!(m.message_id.as_deref(), body["id"].as_str());
     assert_eq!(body["id"].as_str().unwrap().len(), 64);
