@@ -261,10 +261,10 @@ async fn an_uninstall_and_account_events_publish_uninstalled_and_account_changed
     env.stop().await;
 }
 
-#[tokio::test]
-async fn a_business_integration_uninstall_publishes_one_uninstalled_per_waba() {
+/// Installs two WABAs of one business, delivers `uninstall` (about the business, at 2000),
+/// and checks it published one `tenant.uninstalled` per WABA, each with its own id.
+async fn one_uninstalled_per_waba(business: &str, uninstall: Value) {
     let (env, tap) = started().await;
-    let business = "942647313864004";
     for waba in ["801", "802"] {
         env.deliver(&installed(waba, business, 1000)).await;
     }
@@ -272,12 +272,7 @@ async fn a_business_integration_uninstall_publishes_one_uninstalled_per_waba() {
         count(r, "tenant.token_ready") == 2
     })
     .await;
-    env.deliver(&integration(
-        "business_integration_uninstall",
-        business,
-        2000,
-    ))
-    .await;
+    env.deliver(&uninstall).await;
     let received = tap
         .wait(WAIT, "one uninstalled per WABA", |r| {
             count(r, "tenant.uninstalled") == 2
@@ -300,6 +295,19 @@ async fn a_business_integration_uninstall_publishes_one_uninstalled_per_waba() {
     }
     tap.close().await;
     env.stop().await;
+}
+
+#[tokio::test]
+async fn a_business_integration_uninstall_publishes_one_uninstalled_per_waba() {
+    let business = "942647313864004";
+    let uninstall = integration("business_integration_uninstall", business, 2000);
+    one_uninstalled_per_waba(business, uninstall).await;
+}
+
+#[tokio::test]
+async fn an_uninstall_without_waba_info_publishes_one_uninstalled_per_waba_of_its_owner() {
+    let business = "942647313864009";
+    one_uninstalled_per_waba(business, bare_uninstall(business, 2000)).await;
 }
 
 #[tokio::test]
