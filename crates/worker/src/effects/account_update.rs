@@ -121,7 +121,7 @@ impl AccountUpdates {
     }
 
     /// Publishes the event `kind` about `waba_id`, caused by `cause` at `occurred_at`.
-    pub(super) async fn emit(
+    async fn emit(
         &self,
         kind: EventKind,
         cause: &DedupeKey,
