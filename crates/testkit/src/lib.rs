@@ -2,8 +2,9 @@
 //! own copy:
 //!
 //! - [`eventually`]: poll with a deadline instead of sleeping;
-//! - [`amqp_url`], [`redis_url`] (and their `host:port`), [`forget_redis_prefix`]: the
-//!   machine's services and a test's Redis keys removed, even from a `Drop` after a panic;
+//! - [`amqp_url`], [`redis_url`] (and their `host:port`), [`redis_cluster_urls`],
+//!   [`redis_tls_url`] (with [`redis_tls_ca`]), [`forget_redis_prefix`]: the machine's
+//!   services and a test's Redis keys removed, even from a `Drop` after a panic;
 //! - [`Proxy`]: a TCP proxy in front of RabbitMQ or Redis that a test can cut, freeze and
 //!   restore;
 //! - [`Listening`]: a child process started on port 0, with the address it reported it bound
@@ -21,7 +22,10 @@ pub use self::{
     child::{Listening, RefusedAddr},
     legacy::declare_unbounded_unrouted,
     proxy::Proxy,
-    services::{amqp_addr, amqp_url, forget_redis_prefix, host_port, redis_addr, redis_url},
+    services::{
+        amqp_addr, amqp_url, forget_redis_prefix, host_port, redis_addr, redis_cluster_urls,
+        redis_tls_ca, redis_tls_url, redis_url,
+    },
     tap::{Tap, Tapped},
 };
 
