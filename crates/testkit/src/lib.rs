@@ -10,7 +10,9 @@
 //! - [`Listening`]: a child process started on port 0, with the address it reported it bound
 //!   (no port picked in advance and hoped free); [`RefusedAddr`]: an address where every
 //!   connection is refused, held for as long as the test needs it;
-//! - [`declare_unbounded_unrouted`]: a queue as an earlier version declared it.
+//! - [`declare_unbounded_unrouted`]: a queue as an earlier version declared it;
+//! - [`Tap`]: a consumer with its own queue bound to an exchange (tenant events), as the
+//!   partner's services run one, keeping what it received.
 //!
 //! Never touches the code under test: only processes, sockets and the services' data.
 
@@ -24,12 +26,14 @@ pub use self::{
         amqp_addr, amqp_url, forget_redis_prefix, host_port, redis_addr, redis_cluster_urls,
         redis_tls_ca, redis_tls_url, redis_url,
     },
+    tap::{Tap, Tapped},
 };
 
 mod child;
 mod legacy;
 mod proxy;
 mod services;
+mod tap;
 
 /// Deadline polling: `check` until it returns `Some`, or panic with `what` after `within`.
 ///
