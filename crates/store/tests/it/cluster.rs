@@ -333,3 +333,54 @@ async fn rediss_connects_with_the_given_ca_and_round_trips() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Redis(_)), "{err}");
 }
+
+#[tokio::test]
+async fn signups_and_business_integrations_run_on_a_cluster() {
+    let t = TestStore::cluster().await;
+    let hour = 1_800_000_000 / 3600 * 3600;
+    // The session log, the funnel hours and the seen markers share the `{es}` tag.
+    for (i, at) in [hour + 10, hour + 3600 + 10].into_iter().enumerate() {
+        let ev = wa_store::SignupEvent {
+            id: dedupe_key(&format!("es{i}")),
+            received_at: at,
+            session_ids: vec![session_id("L1")],
+            counter: wa_store::SignupCounter::Finished {
+                event: "FINISH".into(),
+            },
+            entry: json!({"id": i}),
+        };
+        assert!(t.store.record_signup_event(&ev).await.unwrap().counted);
+    }
+    assert_eq!(
+        t.store
+            .signup_session(&session_id("L1"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let funnel = t.store.signup_funnel(hour, hour + 7199).await.unwrap();
+    assert_eq!(funnel.finished, 2);
+    // A browser's claim, then the install, for a WABA on another master.
+    t.store
+        .merge_signup(&waba_id("102"), Some(&phone_id("5001")))
+        .await
+        .unwrap();
+    t.store
+        .apply_install(&install("102", "900", 100))
+        .await
+        .unwrap();
+    assert_eq!(t.record("102").await.phone_number_ids, ["5001"]);
+    // The business integration hash, in its business's slot.
+    let business = business_id("900");
+    assert!(
+        t.store
+            .record_integration(&business, wa_store::IntegrationChange::Uninstalled, 200)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        t.store.integration_uninstalled_at(&business).await.unwrap(),
+        Some(200)
+    );
+}
