@@ -32,6 +32,11 @@
 //! | `Pbusiness:{O}` | hash | business integration install/uninstall times (see [`integration`]) |
 //! | `Psignups:{es}:…` | various | Embedded Signup session logs and funnel (see [`session`]) |
 //!
+//! It talks to one Redis or a Redis Cluster, plain or TLS ([`RedisConfig`]; the connection in
+//! `conn`): scans walk every primary, and on a cluster every write of tenant state, tokens
+//! and the owner index waits for a replica before it counts (`durable`; docs/RELIABILITY.md,
+//! "Redis durability").
+//!
 //! Every id it is given is a typed id of `wa-ids`, which has already passed its rule (so it
 //! can be embedded in a key and a hash tag); this crate never checks an id again.
 //!
