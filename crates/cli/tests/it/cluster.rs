@@ -143,7 +143,7 @@ async fn redis_and_amqp_urls_may_come_from_files() {
 }
 
 #[tokio::test]
-async fn a_redis_url_that_is_not_one_is_refused_at_start_naming_it() {
+async fn redis_settings_that_cannot_work_are_refused_at_start_naming_them() {
     for url in [
         "http://:hunter2@127.0.0.1:6379",
         "redis://:hunter2@127.0.0.1:7001,rediss://127.0.0.1:7002",
@@ -180,4 +180,22 @@ async fn a_redis_url_that_is_not_one_is_refused_at_start_naming_it() {
         .env("WA_REDIS_CA_FILE", "/nonexistent/ca.pem"))
     .await;
     assert!(out.stderr.contains("WA_REDIS_CA_FILE"), "{}", out.stderr);
+    let not_pem = TempFile::new("not a certificate");
+    let out = run(wa_onboard()
+        .args(["tenants", "list"])
+        .env("WA_REDIS_CA_FILE", not_pem.path()))
+    .await;
+    assert!(out.stderr.contains("WA_REDIS_CA_FILE"), "{}", out.stderr);
+    for replicas in ["17", "-1", "one"] {
+        let out = run(wa_onboard()
+            .args(["tenants", "list"])
+            .env("WA_REDIS_WAIT_REPLICAS", replicas))
+        .await;
+        assert_eq!(out.code, Some(2), "{replicas}: {out:?}");
+        assert!(
+            out.stderr.contains("WA_REDIS_WAIT_REPLICAS"),
+            "{}",
+            out.stderr
+        );
+    }
 }
