@@ -157,6 +157,16 @@ impl Broker {
     /// report failure for all of them (a retry publishes them again; consumers dedupe).
     /// [`BrokerError::Blocked`] at once while the broker blocks publishing.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<()> {
+        self.publish_owned(messages.to_vec()).await
+    }
+
+    /// [`Broker::publish_all`] for messages the caller no longer needs: they are moved into
+    /// the publishing task instead of copied.
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::publish_all`].
+    pub async fn publish_owned(&self, messages: Vec<Outgoing>) -> Result<()> {
         let link = self.current().ok_or(BrokerError::NotConnected)?;
         if let Some(reason) = self.blocked() {
             return Err(BrokerError::Blocked(reason));
@@ -165,13 +175,12 @@ impl Broker {
         // waiting, e.g. a client that hung up: a lease dropped halfway would go back to the
         // pool with its confirms and returns still to come.
         let broker = self.clone();
-        let messages = messages.to_vec();
-        tokio::spawn(async move { broker.publish_leased(&link, &messages).await })
+        tokio::spawn(async move { broker.publish_leased(&link, messages).await })
             .await
             .unwrap_or(Err(BrokerError::Aborted))
     }
 
-    async fn publish_leased(&self, link: &Arc<Link>, messages: &[Outgoing]) -> Result<()> {
+    async fn publish_leased(&self, link: &Arc<Link>, messages: Vec<Outgoing>) -> Result<()> {
         let timeout = self.inner.config.confirm_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let lease = link
@@ -221,7 +230,7 @@ impl Broker {
         });
     }
 
-    async fn publish_on(&self, channel: &Channel, messages: &[Outgoing]) -> Result<()> {
+    async fn publish_on(&self, channel: &Channel, messages: Vec<Outgoing>) -> Result<()> {
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
@@ -234,7 +243,7 @@ impl Broker {
                     m.routing_key.as_str().into(),
                     options,
                     &m.body,
-                    m.properties.clone(),
+                    m.properties,
                 )
                 .await?;
             confirms.push(confirm);

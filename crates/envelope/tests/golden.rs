@@ -67,6 +67,25 @@ fn every_change_keeps_its_golden_key_routing_key_and_body() {
 }
 
 #[test]
+fn the_publish_path_writes_the_golden_bytes() {
+    let mut actual = Vec::new();
+    for source in SOURCES {
+        let envelope = Envelope::parse(&read(source)).unwrap_or_else(|e| panic!("{source}: {e}"));
+        for (index, p) in envelope.to_publishable(RECEIVED_AT).iter().enumerate() {
+            let body = String::from_utf8(p.body.clone()).unwrap_or_else(|e| panic!("{e}"));
+            actual.push(serde_json::json!({
+                "source": source,
+                "index": index,
+                "routing_key": p.routing_key,
+                "message_id": p.id.as_str(),
+                "body": body,
+            }));
+        }
+    }
+    assert_eq!(actual, golden());
+}
+
+#[test]
 fn the_golden_key_is_the_documented_hash_of_the_identity() {
     // The first fixture's key, from SPEC's definition by hand: SHA-256 over the canonical
     // `[object, entry_id, entry_time, field, value]`.
