@@ -31,7 +31,8 @@ pub struct IngressBench {
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     warmup: Duration,
     /// Confirm channels in the pool of the raw publisher and of the wa-onboard ingresses
-    /// (`WA_PUBLISH_CHANNELS`); unset, each uses its own default.
+    /// (`WA_PUBLISH_CHANNELS`); unset, the raw publisher uses the ingress's default and each
+    /// ingress its own.
     #[arg(long)]
     channels: Option<usize>,
     /// AMQP URL.
@@ -111,9 +112,9 @@ async fn raw_phase(
 ) -> anyhow::Result<(Summary, Option<Summary>)> {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let mut config = BrokerConfig::new(&args.amqp_url, Topology::new(prefix))?;
-    if let Some(channels) = args.channels {
-        config.channels = channels;
-    }
+    config.channels = args
+        .channels
+        .unwrap_or(usize::from(wa_ingress::PUBLISH_CHANNELS));
     let broker = Broker::start(config, shutdown.clone());
     anyhow::ensure!(
         broker.wait_ready(Duration::from_secs(10)).await,

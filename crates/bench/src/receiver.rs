@@ -98,9 +98,9 @@ pub async fn start(spec: &Spec, env: &Env<'_>, probe: &[u8]) -> anyhow::Result<R
             let shutdown = CancellationToken::new();
             let mut broker =
                 wa_broker::BrokerConfig::new(env.amqp_url, wa_broker::Topology::new(env.prefix))?;
-            if let Some(channels) = env.channels {
-                broker.channels = channels;
-            }
+            broker.channels = env
+                .channels
+                .unwrap_or(usize::from(wa_ingress::PUBLISH_CHANNELS));
             let config = IngressConfig::new(
                 vec![SecretString::from(SECRET.to_owned())],
                 SecretString::from("bench".to_owned()),
