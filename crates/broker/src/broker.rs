@@ -157,7 +157,7 @@ impl Broker {
     /// report failure for all of them (a retry publishes them again; consumers dedupe).
     /// [`BrokerError::Blocked`] at once while the broker blocks publishing.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<()> {
-        self.publish_owned(messages.to_vec()).await
+        self.publish(messages.to_vec(), true).await
     }
 
     /// [`Broker::publish_all`] for messages the caller no longer needs: they are moved into
@@ -167,6 +167,23 @@ impl Broker {
     ///
     /// As [`Broker::publish_all`].
     pub async fn publish_owned(&self, messages: Vec<Outgoing>) -> Result<()> {
+        self.publish(messages, true).await
+    }
+
+    /// As [`Broker::publish_all`], but without `mandatory`: a message no queue is bound for is
+    /// dropped by the broker and still counts as published. For a topic exchange whose
+    /// subscribers bind their own queues (`wa.tenant_events`): with none bound, nobody waits
+    /// for the message. A missing exchange still fails the call (the broker closes the
+    /// channel), as do a nack, a block and a confirm timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::publish_all`], except [`BrokerError::Returned`].
+    pub async fn publish_all_unrouted_ok(&self, messages: &[Outgoing]) -> Result<()> {
+        self.publish(messages.to_vec(), false).await
+    }
+
+    async fn publish(&self, messages: Vec<Outgoing>, mandatory: bool) -> Result<()> {
         let link = self.current().ok_or(BrokerError::NotConnected)?;
         if let Some(reason) = self.blocked() {
             return Err(BrokerError::Blocked(reason));
@@ -175,12 +192,17 @@ impl Broker {
         // waiting, e.g. a client that hung up: a lease dropped halfway would go back to the
         // pool with its confirms and returns still to come.
         let broker = self.clone();
-        tokio::spawn(async move { broker.publish_leased(&link, messages).await })
+        tokio::spawn(async move { broker.publish_leased(&link, messages, mandatory).await })
             .await
             .unwrap_or(Err(BrokerError::Aborted))
     }
 
-    async fn publish_leased(&self, link: &Arc<Link>, messages: Vec<Outgoing>) -> Result<()> {
+    async fn publish_leased(
+        &self,
+        link: &Arc<Link>,
+        messages: Vec<Outgoing>,
+        mandatory: bool,
+    ) -> Result<()> {
         let timeout = self.inner.config.confirm_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let lease = link
@@ -194,7 +216,7 @@ impl Broker {
         }
         let mut blocked = self.inner.blocked.subscribe();
         let result = tokio::select! {
-            result = tokio::time::timeout_at(deadline, self.publish_on(lease.channel(), messages)) => {
+            result = tokio::time::timeout_at(deadline, self.publish_on(lease.channel(), messages, mandatory)) => {
                 result.map_err(|_| BrokerError::ConfirmTimeout(timeout)).and_then(|r| r)
             }
             reason = blocked.wait_for(Option::is_some) => Err(BrokerError::Blocked(
@@ -230,9 +252,14 @@ impl Broker {
         });
     }
 
-    async fn publish_on(&self, channel: &Channel, messages: Vec<Outgoing>) -> Result<()> {
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        messages: Vec<Outgoing>,
+        mandatory: bool,
+    ) -> Result<()> {
         let options = BasicPublishOptions {
-            mandatory: true,
+            mandatory,
             ..BasicPublishOptions::default()
         };
         let mut confirms = Vec::with_capacity(messages.len());
