@@ -1,11 +1,14 @@
 //! The tenant event of a change an effect applied: the tenant record as it stands right
-//! after the change, under the event's stable id (`crate::events`).
+//! after the change, under the event's stable id (`crate::events`). The record is read after
+//! the change, not in the same step: if a newer change moved the tenant on meanwhile (an
+//! uninstall landed while an install asked Graph), the record no longer is what the event's
+//! type announces, and no event is built; the newer change publishes its own.
 //!
 //! Shared by the effects of `account_update` and business integration webhooks, which decide
 //! when a change deserves an event and publish it before reporting the change applied. Reads
 //! Redis only; never publishes by itself.
 
-use tracing::warn;
+use tracing::{info, warn};
 use wa_ids::{DedupeKey, WabaId};
 use wa_store::Store;
 
@@ -16,7 +19,8 @@ use crate::{
 
 /// The event `kind` about `waba_id`, caused by the change `cause` at `occurred_at` (its
 /// `entry.time`); `None` if the tenant has no record (never the case right after a change
-/// was applied to it).
+/// was applied to it), or if a newer change already moved it out of the state `kind`
+/// announces ([`EventKind::describes`]).
 ///
 /// # Errors
 ///
@@ -32,5 +36,10 @@ pub(super) async fn tenant_event(
         warn!(%waba_id, r#type = kind.as_str(), "no tenant record to report; no event");
         return Ok(None);
     };
+    if !kind.describes(&record) {
+        info!(%waba_id, r#type = kind.as_str(), status = record.status.as_str(),
+            "a newer change moved the tenant on; it publishes its own event; none for this one");
+        return Ok(None);
+    }
     Ok(Some(TenantEvent::new(kind, cause, occurred_at, &record)))
 }

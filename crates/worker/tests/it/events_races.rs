@@ -1,12 +1,85 @@
 //! Tenant events when changes race or a batch is only partly taken: each event's record agrees
 //! with its type, and a fan-out's retry publishes every event again under its first id.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
+
+use serde_json::json;
+use wiremock::{
+    Mock, ResponseTemplate,
+    matchers::{method, path_regex},
+};
 
 use crate::{
-    events::{WAIT, one_message_queue, retrying_env},
+    event_schema::assert_documented,
+    events::{TOKEN, WAIT, kind, kinds, one_message_queue, retrying_env, tap},
     helpers::*,
 };
+
+#[tokio::test]
+async fn an_install_overtaken_by_a_newer_uninstall_publishes_no_installed_event_for_an_uninstalled_tenant()
+ {
+    let mut env = spawn_env().await;
+    // Graph's answer that settles the install (same second as its business's integration
+    // uninstall) is slow: meanwhile a newer uninstall of the WABA is applied and published.
+    Mock::given(method("POST"))
+        .and(path_regex(r"/system_user_access_tokens$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(4))
+                .set_body_json(json!({"access_token": TOKEN})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&env.graph)
+        .await;
+    graph_ok(&env, TOKEN).await;
+    let tap = tap(&env).await;
+    env.spawn_worker().await;
+    let (business, waba) = ("942647313864011", "495709166956011");
+    env.deliver(&integration(
+        "business_integration_uninstall",
+        business,
+        100,
+    ))
+    .await;
+    wait_metric(
+        &env,
+        r#"wa_worker_events_total{event="business_integration_uninstall",outcome="done"}"#,
+        1.0,
+    )
+    .await;
+    env.deliver(&installed(waba, business, 100)).await;
+    eventually(WAIT, "Graph asked to settle the install", || async {
+        (!env
+            .graph_calls("/system_user_access_tokens")
+            .await
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    env.deliver(&uninstalled(waba, business, 150)).await;
+    tap.wait(WAIT, "the newer uninstall's event", |r| {
+        r.iter().any(|m| kind(m) == "tenant.uninstalled")
+    })
+    .await;
+
+    // Graph answers "installed"; the install finds the tenant uninstalled since: stale.
+    wait_metric(&env, "wa_worker_stale_total", 1.0).await;
+    env.deliver(&webhook("78", 500, json!({"event": "PARTNER_ADDED"})))
+        .await;
+    let received = tap
+        .wait(WAIT, "the sentinel's event", |r| {
+            r.iter().any(|m| m.json()["waba_id"] == "78")
+        })
+        .await;
+    assert!(kinds(&received).contains(&"tenant.uninstalled".to_owned()));
+    for m in &received {
+        // A `tenant.installed` about the uninstalled tenant would break the schema's promise.
+        assert_documented(&m.json());
+    }
+    tap.close().await;
+    env.stop().await;
+}
 
 #[tokio::test]
 async fn a_fan_out_partly_confirmed_is_retried_and_re_emits_every_event_under_its_first_id() {
