@@ -13,6 +13,7 @@ use crate::{
     event_schema::assert_documented,
     events::{TOKEN, WAIT, kind, kinds, one_message_queue, retrying_env, tap},
     helpers::*,
+    integration::integration_uninstall_then_install,
 };
 
 #[tokio::test]
@@ -36,19 +37,7 @@ async fn an_install_overtaken_by_a_newer_uninstall_publishes_no_installed_event_
     let tap = tap(&env).await;
     env.spawn_worker().await;
     let (business, waba) = ("942647313864011", "495709166956011");
-    env.deliver(&integration(
-        "business_integration_uninstall",
-        business,
-        100,
-    ))
-    .await;
-    wait_metric(
-        &env,
-        r#"wa_worker_events_total{event="business_integration_uninstall",outcome="done"}"#,
-        1.0,
-    )
-    .await;
-    env.deliver(&installed(waba, business, 100)).await;
+    integration_uninstall_then_install(&env, business, waba).await;
     eventually(WAIT, "Graph asked to settle the install", || async {
         (!env
             .graph_calls("/system_user_access_tokens")

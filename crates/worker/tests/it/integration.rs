@@ -118,7 +118,7 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
 
 /// An integration uninstall and an install of one of the business's WABAs, both at
 /// `entry.time` 100, in that order.
-async fn integration_uninstall_then_install(env: &Env, business: &str, waba: &str) {
+pub(crate) async fn integration_uninstall_then_install(env: &Env, business: &str, waba: &str) {
     env.deliver(&integration(
         "business_integration_uninstall",
         business,
