@@ -10,7 +10,7 @@
 
 use tracing::{info, warn};
 use wa_ids::{DedupeKey, WabaId};
-use wa_store::Store;
+use wa_store::{Status, Store, TenantRecord};
 
 use crate::{
     events::{EventKind, TenantEvent},
@@ -42,4 +42,15 @@ pub(super) async fn tenant_event(
         return Ok(None);
     }
     Ok(Some(TenantEvent::new(kind, cause, occurred_at, &record)))
+}
+
+/// Whether an uninstall at `event_time` finds the tenant already uninstalled by an older
+/// change (`before`, its record read just before the uninstall was applied): re-applying it
+/// moves `uninstalled_at` only, and `tenant.uninstalled` was published when it happened. An
+/// uninstall at this very time is this change's own earlier attempt (whose event may never
+/// have been confirmed), so `false` then, and for a tenant that was not uninstalled.
+pub(super) fn uninstalled_before(before: Option<&TenantRecord>, event_time: i64) -> bool {
+    before.is_some_and(|t| {
+        t.status == Status::Uninstalled && t.uninstalled_at.is_some_and(|at| at < event_time)
+    })
 }

@@ -35,7 +35,7 @@ pub(crate) fn kinds(received: &[Tapped]) -> Vec<String> {
 }
 
 /// A worker with Graph answering every call, and a tap bound before it starts.
-async fn started() -> (Env, Tap) {
+pub(crate) async fn started() -> (Env, Tap) {
     let mut env = spawn_env().await;
     graph_ok(&env, TOKEN).await;
     let tap = tap(&env).await;

@@ -11,7 +11,7 @@ use wiremock::{
 
 use crate::{
     event_schema::assert_documented,
-    events::{TOKEN, WAIT, kind, kinds, one_message_queue, retrying_env, tap},
+    events::{TOKEN, WAIT, kind, kinds, one_message_queue, retrying_env, started, tap},
     helpers::*,
     integration::integration_uninstall_then_install,
 };
@@ -121,6 +121,64 @@ async fn a_fan_out_partly_confirmed_is_retried_and_re_emits_every_event_under_it
         "one id per WABA, the same on every copy: {ids:?}"
     );
     assert!(env.dead_letters().await.is_empty());
+    tap.close().await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn an_integration_uninstall_publishes_nothing_for_a_waba_uninstalled_before_it() {
+    let (business, gone, live) = ("942647313864013", "831", "832");
+    let (env, tap) = started().await;
+    for waba in [gone, live] {
+        env.deliver(&installed(waba, business, 1000)).await;
+    }
+    tap.wait(WAIT, "both tokens ready", |r| {
+        r.iter().filter(|m| kind(m) == "tenant.token_ready").count() == 2
+    })
+    .await;
+    env.deliver(&uninstalled(gone, business, 1500)).await;
+    tap.wait(WAIT, "the first WABA's uninstall", |r| {
+        r.iter().any(|m| kind(m) == "tenant.uninstalled")
+    })
+    .await;
+
+    // Months later the business removes the integration: only the WABA still installed
+    // changes; the other was uninstalled long before.
+    env.deliver(&integration(
+        "business_integration_uninstall",
+        business,
+        2000,
+    ))
+    .await;
+    wait_metric(
+        &env,
+        r#"wa_worker_events_total{event="business_integration_uninstall",outcome="done"}"#,
+        1.0,
+    )
+    .await;
+    env.deliver(&webhook("79", 2100, json!({"event": "PARTNER_ADDED"})))
+        .await;
+    let received = tap
+        .wait(WAIT, "the sentinel's event", |r| {
+            r.iter().any(|m| m.json()["waba_id"] == "79")
+        })
+        .await;
+    let uninstalled: Vec<(String, i64)> = received
+        .iter()
+        .filter(|m| kind(m) == "tenant.uninstalled")
+        .map(|m| {
+            let body = m.json();
+            (
+                body["waba_id"].as_str().unwrap().to_owned(),
+                body["occurred_at"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        uninstalled,
+        [(gone.to_owned(), 1500), (live.to_owned(), 2000)],
+        "one tenant.uninstalled per tenant that changed"
+    );
     tap.close().await;
     env.stop().await;
 }
