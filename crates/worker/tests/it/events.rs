@@ -26,6 +26,19 @@ pub(crate) async fn tap(env: &Env) -> Tap {
     .await
 }
 
+/// Delivers an account event about a WABA of its own and waits for its tenant event: every
+/// change acked before was confirmed before it, so whatever those published is in. Returns
+/// all received so far.
+pub(crate) async fn through_sentinel(env: &Env, tap: &Tap) -> Vec<Tapped> {
+    const SENTINEL: &str = "77";
+    env.deliver(&webhook(SENTINEL, 1, json!({"event": "PARTNER_ADDED"})))
+        .await;
+    tap.wait(WAIT, "the sentinel's event", |r| {
+        r.iter().any(|m| m.json()["waba_id"] == SENTINEL)
+    })
+    .await
+}
+
 pub(crate) fn kind(m: &Tapped) -> String {
     m.json()["type"].as_str().expect("a type").to_owned()
 }
@@ -299,13 +312,7 @@ async fn stale_and_other_app_changes_publish_nothing() {
     )
     .await;
     // Both were acked, so anything they published is already queued ahead of this one.
-    env.deliver(&webhook("77", 500, json!({"event": "PARTNER_ADDED"})))
-        .await;
-    let received = tap
-        .wait(WAIT, "the sentinel's event", |r| {
-            r.iter().any(|m| m.json()["waba_id"] == "77")
-        })
-        .await;
+    let received = through_sentinel(&env, &tap).await;
     assert_eq!(
         kinds(&received),
         ["tenant.uninstalled", "tenant.account_changed"],

@@ -11,9 +11,11 @@ use wiremock::{
 
 use crate::{
     event_schema::assert_documented,
-    events::{TOKEN, WAIT, kind, kinds, one_message_queue, retrying_env, started, tap},
+    events::{
+        TOKEN, WAIT, kind, kinds, one_message_queue, retrying_env, started, tap, through_sentinel,
+    },
     helpers::*,
-    integration::integration_uninstall_then_install,
+    integration::{integration_uninstall_then_install, integration_uninstalled},
 };
 
 #[tokio::test]
@@ -54,13 +56,7 @@ async fn an_install_overtaken_by_a_newer_uninstall_publishes_no_installed_event_
 
     // Graph answers "installed"; the install finds the tenant uninstalled since: stale.
     wait_metric(&env, "wa_worker_stale_total", 1.0).await;
-    env.deliver(&webhook("78", 500, json!({"event": "PARTNER_ADDED"})))
-        .await;
-    let received = tap
-        .wait(WAIT, "the sentinel's event", |r| {
-            r.iter().any(|m| m.json()["waba_id"] == "78")
-        })
-        .await;
+    let received = through_sentinel(&env, &tap).await;
     assert!(kinds(&received).contains(&"tenant.uninstalled".to_owned()));
     for m in &received {
         // A `tenant.installed` about the uninstalled tenant would break the schema's promise.
@@ -144,25 +140,8 @@ async fn an_integration_uninstall_publishes_nothing_for_a_waba_uninstalled_befor
 
     // Months later the business removes the integration: only the WABA still installed
     // changes; the other was uninstalled long before.
-    env.deliver(&integration(
-        "business_integration_uninstall",
-        business,
-        2000,
-    ))
-    .await;
-    wait_metric(
-        &env,
-        r#"wa_worker_events_total{event="business_integration_uninstall",outcome="done"}"#,
-        1.0,
-    )
-    .await;
-    env.deliver(&webhook("79", 2100, json!({"event": "PARTNER_ADDED"})))
-        .await;
-    let received = tap
-        .wait(WAIT, "the sentinel's event", |r| {
-            r.iter().any(|m| m.json()["waba_id"] == "79")
-        })
-        .await;
+    integration_uninstalled(&env, business, 2000).await;
+    let received = through_sentinel(&env, &tap).await;
     let uninstalled: Vec<(String, i64)> = received
         .iter()
         .filter(|m| kind(m) == "tenant.uninstalled")
