@@ -328,16 +328,17 @@ impl AccountUpdates {
         cause: &DedupeKey,
     ) -> Result<Applied, Failure> {
         let before = self.store.get(&ev.waba_id).await?;
-        let applied = self.store.apply_uninstall_unless_tied(ev).await?;
-        let applied = if applied.tie {
+        let stored = self.store.apply_uninstall_unless_tied(ev).await?;
+        let again = uninstalled_before(before.as_ref(), &stored, ev.event_time);
+        let applied = if stored.tie {
             tie::settle_uninstall(self, ev).await?
-        } else if applied.stale {
+        } else if stored.stale {
             Applied::Stale
         } else {
             info!(waba_id = %ev.waba_id, "uninstalled; business token destroyed");
             Applied::Changed
         };
-        if applied == Applied::Changed && !uninstalled_before(before.as_ref(), ev.event_time) {
+        if applied == Applied::Changed && !again {
             self.emit(EventKind::Uninstalled, cause, &ev.waba_id, ev.event_time)
                 .await?;
         }

@@ -103,7 +103,7 @@ impl Integrations {
                     event_time,
                 })
                 .await?;
-            if !applied.stale && !uninstalled_before(before.as_ref(), event_time) {
+            if !applied.stale && !uninstalled_before(before.as_ref(), &applied, event_time) {
                 let kind = EventKind::Uninstalled;
                 events.extend(tenant_event(&self.store, kind, cause, waba_id, event_time).await?);
             }
