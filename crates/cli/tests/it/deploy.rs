@@ -13,18 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::helpers::*;
 use promql_parser::{
     parser::Expr,
     util::{ExprVisitor, walk_expr},
 };
-use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
-
-use crate::helpers::*;
 
 const APP_SECRET: &str = "deploy-test-app-secret";
-/// How long each binary may take to answer `/readyz`.
-const START_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the worker may take to process the webhook through a failed token fetch, a
 /// delay tier and the DLQ (about 5 s of in-process Graph retries per attempt).
 const METRICS_DEADLINE: Duration = Duration::from_secs(60);
@@ -221,76 +216,6 @@ fn is_exported(name: &str, exported: &BTreeSet<String>) -> bool {
         })
 }
 
-// ------------------------------------------------------------------------ the processes
-
-/// A running role of the binary (started on port 0), killed on drop if the test fails
-/// half-way.
-struct Role {
-    name: &'static str,
-    process: Listening,
-}
-
-impl Role {
-    /// Starts `cmd`, its listen address `127.0.0.1:0`, and returns once it logged the address
-    /// it bound.
-    async fn start(name: &'static str, cmd: Command) -> Self {
-        Self {
-            name,
-            process: serving(cmd).await,
-        }
-    }
-
-    fn base(&self) -> String {
-        self.process.base()
-    }
-
-    /// Waits until `/readyz` answers 200 (a live broker channel), failing if the process exits.
-    async fn wait_ready(&mut self, http: &reqwest::Client) {
-        let url = format!("{}/readyz", self.base());
-        let what = format!("wa-onboard {} ready on {url}", self.name);
-        let process = &mut self.process;
-        eventually(START_DEADLINE, &what, || {
-            process.assert_running();
-            let request = http.get(&url).send();
-            async move { request.await.ok().filter(|r| r.status() == 200).map(drop) }
-        })
-        .await;
-    }
-
-    async fn metrics(&self, http: &reqwest::Client) -> String {
-        let reply = http
-            .get(format!("{}/metrics", self.base()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("scrape wa-onboard {}: {e}", self.name));
-        assert_eq!(reply.status(), 200, "wa-onboard {} /metrics", self.name);
-        reply.text().await.expect("metrics text")
-    }
-
-    /// SIGTERM, then waits; killed on drop if it does not stop within the deadline.
-    async fn stop(mut self) {
-        self.process.terminate(START_DEADLINE).await;
-    }
-}
-
-/// Removes the exchanges and queues declared under `prefix` (deleting a queue that does not
-/// exist is not an error in RabbitMQ).
-async fn delete_topology(prefix: &str) {
-    let mut topology = wa_broker::Topology::new(prefix);
-    topology.retry_delays = vec![RETRY_DELAY];
-    let Ok(config) = wa_broker::BrokerConfig::new(&amqp_url(), topology.clone()) else {
-        return;
-    };
-    let stop = CancellationToken::new();
-    let broker = wa_broker::Broker::start(config, stop.clone());
-    if broker.wait_ready(Duration::from_secs(10)).await
-        && let Ok(ch) = broker.open_channel().await
-    {
-        let _ = topology.delete(&ch).await;
-    }
-    stop.cancel();
-}
-
 #[tokio::test]
 async fn dashboards_and_alerts_query_only_exported_metrics() {
     let queried = queried_metrics();
@@ -407,7 +332,9 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
 
     ingress.stop().await;
     worker.stop().await;
-    delete_topology(&prefix).await;
+    let mut topology = wa_broker::Topology::new(prefix);
+    topology.retry_delays = vec![RETRY_DELAY];
+    delete_topology(&amqp_url(), topology).await;
     drop(tenants);
 
     assert!(

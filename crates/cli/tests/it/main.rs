@@ -5,6 +5,8 @@
 
 /// `api`: settings refused at start, a tenant and its token read through the running API.
 mod api;
+/// `ingress` and `worker` on the 3-node RabbitMQ cluster: an install applied across nodes.
+mod cluster;
 /// deploy/: the dashboards and alert rules query only metrics the running binaries export.
 mod deploy;
 /// `graph-sim` as a child process on port 0: tokens, strict mode, failure flags, SIGTERM.
