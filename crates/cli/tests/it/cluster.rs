@@ -4,7 +4,7 @@
 //! starts with the last node), and a signed install ends applied with its token. The run uses
 //! its own exchange/queue prefix and Redis key prefix and removes both.
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use wa_store::{Status, TokenStatus};
 use wa_testkit::{amqp_cluster_url, ensure_rabbitmq_cluster, rabbitmq_cluster};
@@ -29,13 +29,7 @@ async fn a_signed_install_goes_from_the_ingress_to_the_worker_through_the_rabbit
     let mut graph = Role::start("graph-sim", cmd).await;
     graph.wait_for(&http, "/_sim/calls").await;
 
-    let mut cmd = wa_onboard();
-    cmd.arg("ingress")
-        .env("WA_LISTEN", "127.0.0.1:0")
-        .env("WA_APP_SECRET", APP_SECRET)
-        .env("WA_VERIFY_TOKEN", "cluster-test-verify-token")
-        .env("AMQP_URL", amqp_cluster_url())
-        .env("WA_AMQP_PREFIX", &prefix);
+    let cmd = ingress_cmd(APP_SECRET, &amqp_cluster_url(), &prefix);
     let mut ingress = Role::start("ingress", cmd).await;
 
     // The worker's list in the other order: it connects to the last node, the ingress to the
@@ -45,41 +39,21 @@ async fn a_signed_install_goes_from_the_ingress_to_the_worker_through_the_rabbit
         .rev()
         .map(|n| n.url)
         .collect();
-    let mut cmd = wa_onboard();
-    cmd.arg("worker")
-        .env("WA_METRICS_LISTEN", "127.0.0.1:0")
-        .env("WA_APP_SECRET", APP_SECRET)
-        .env("WA_SYSTEM_USER_ID", "61550000000001")
-        .env("WA_APP_ID", "1061231232323117")
-        .env("WA_SYSTEM_USER_TOKEN", "cluster-test-system-user-token")
-        .env("WA_TOKEN_KEY", &tenants.key_base64)
-        .env("WA_GRAPH_BASE", graph.base())
-        .env("WA_RETRY_DELAYS", "1s")
-        .env("AMQP_URL", reversed.join(","))
-        .env("WA_AMQP_PREFIX", &prefix)
-        .env("REDIS_URL", redis_url())
-        .env("WA_REDIS_PREFIX", &tenants.prefix);
+    let cmd = worker_cmd(
+        APP_SECRET,
+        &tenants,
+        &graph.base(),
+        &reversed.join(","),
+        &prefix,
+        RETRY_DELAY,
+    );
     let mut worker = Role::start("worker", cmd).await;
 
     ingress.wait_ready(&http).await;
     worker.wait_ready(&http).await;
 
-    let body = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/partner_app_installed.json"),
-    )
-    .expect("read the install fixture");
-    let reply = http
-        .post(format!("{}/webhooks/whatsapp", ingress.base()))
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature-256",
-            wa_envelope::sign(APP_SECRET.as_bytes(), &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("POST the signed install");
+    let webhook = format!("{}/webhooks/whatsapp", ingress.base());
+    let reply = post_signed(&http, &webhook, APP_SECRET, install_fixture()).await;
     assert_eq!(reply.status(), 200, "a 200: the change is in the cluster");
 
     let waba = waba("495709166956424");

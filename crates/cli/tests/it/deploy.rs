@@ -248,13 +248,7 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
     let prefix = format!("wa-deploy-test-{:016x}", rand::random::<u64>());
     let http = reqwest::Client::new();
 
-    let mut cmd = wa_onboard();
-    cmd.arg("ingress")
-        .env("WA_LISTEN", "127.0.0.1:0")
-        .env("WA_APP_SECRET", APP_SECRET)
-        .env("WA_VERIFY_TOKEN", "deploy-test-verify-token")
-        .env("AMQP_URL", amqp_url())
-        .env("WA_AMQP_PREFIX", &prefix);
+    let cmd = ingress_cmd(APP_SECRET, &amqp_url(), &prefix);
     let mut ingress = Role::start("ingress", cmd).await;
 
     // Every connection here is refused: every token fetch fails transiently, so the change
@@ -262,45 +256,22 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
     // counter exists.
     let graph = wa_testkit::RefusedAddr::bind();
     let graph_base = format!("http://{}", graph.addr);
-    let mut cmd = wa_onboard();
-    cmd.arg("worker")
-        .env("WA_METRICS_LISTEN", "127.0.0.1:0")
-        .env("WA_APP_SECRET", APP_SECRET)
-        .env("WA_SYSTEM_USER_ID", "61550000000001")
-        .env("WA_APP_ID", "1061231232323117")
-        .env("WA_SYSTEM_USER_TOKEN", "deploy-test-system-user-token")
-        .env("WA_TOKEN_KEY", &tenants.key_base64)
-        .env("WA_GRAPH_BASE", &graph_base)
-        .env(
-            "WA_RETRY_DELAYS",
-            humantime::format_duration(RETRY_DELAY).to_string(),
-        )
-        .env("AMQP_URL", amqp_url())
-        .env("WA_AMQP_PREFIX", &prefix)
-        .env("REDIS_URL", redis_url())
-        .env("WA_REDIS_PREFIX", &tenants.prefix);
+    let cmd = worker_cmd(
+        APP_SECRET,
+        &tenants,
+        &graph_base,
+        &amqp_url(),
+        &prefix,
+        RETRY_DELAY,
+    );
     let mut worker = Role::start("worker", cmd).await;
 
     ingress.wait_ready(&http).await;
     worker.wait_ready(&http).await;
 
-    let body = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/partner_app_installed.json"),
-    )
-    .expect("read the install fixture");
+    let body = install_fixture();
     let webhook = format!("{}/webhooks/whatsapp", ingress.base());
-    let signed = http
-        .post(&webhook)
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature-256",
-            wa_envelope::sign(APP_SECRET.as_bytes(), &body),
-        )
-        .body(body.clone())
-        .send()
-        .await
-        .expect("POST the signed webhook");
+    let signed = post_signed(&http, &webhook, APP_SECRET, body.clone()).await;
     assert_eq!(signed.status(), 200, "signed webhook");
     // And one without a signature, so the signature failure counter has a series.
     let unsigned = http

@@ -110,6 +110,77 @@ impl Role {
     }
 }
 
+/// `wa-onboard ingress` on port 0, publishing to `amqp_url` under `prefix`.
+pub fn ingress_cmd(app_secret: &str, amqp_url: &str, prefix: &str) -> Command {
+    let mut cmd = wa_onboard();
+    cmd.arg("ingress")
+        .env("WA_LISTEN", "127.0.0.1:0")
+        .env("WA_APP_SECRET", app_secret)
+        .env("WA_VERIFY_TOKEN", "it-verify-token")
+        .env("AMQP_URL", amqp_url)
+        .env("WA_AMQP_PREFIX", prefix);
+    cmd
+}
+
+/// `wa-onboard worker` (metrics on port 0) consuming from `amqp_url` under `prefix`, writing
+/// to `tenants`, calling the Graph API at `graph_base`, with one delay tier of `retry_delay`.
+pub fn worker_cmd(
+    app_secret: &str,
+    tenants: &TestTenants,
+    graph_base: &str,
+    amqp_url: &str,
+    prefix: &str,
+    retry_delay: Duration,
+) -> Command {
+    let mut cmd = wa_onboard();
+    cmd.arg("worker")
+        .env("WA_METRICS_LISTEN", "127.0.0.1:0")
+        .env("WA_APP_SECRET", app_secret)
+        .env("WA_SYSTEM_USER_ID", "61550000000001")
+        .env("WA_APP_ID", "1061231232323117")
+        .env("WA_SYSTEM_USER_TOKEN", "it-system-user-token")
+        .env("WA_TOKEN_KEY", &tenants.key_base64)
+        .env("WA_GRAPH_BASE", graph_base)
+        .env(
+            "WA_RETRY_DELAYS",
+            humantime::format_duration(retry_delay).to_string(),
+        )
+        .env("AMQP_URL", amqp_url)
+        .env("WA_AMQP_PREFIX", prefix)
+        .env("REDIS_URL", redis_url())
+        .env("WA_REDIS_PREFIX", &tenants.prefix);
+    cmd
+}
+
+/// tests/fixtures/partner_app_installed.json: WABA 495709166956424 of business
+/// 942647313864044.
+pub fn install_fixture() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/partner_app_installed.json"),
+    )
+    .expect("read the install fixture")
+}
+
+/// POSTs `body` to `url` signed with `app_secret` as Meta signs it.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    url: &str,
+    app_secret: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    http.post(url)
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            wa_envelope::sign(app_secret.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("POST the signed webhook")
+}
+
 /// Removes `topology`'s exchanges and queues from the broker at `amqp_url` (deleting a queue
 /// that does not exist is not an error in RabbitMQ).
 pub async fn delete_topology(amqp_url: &str, topology: wa_broker::Topology) {
