@@ -101,7 +101,7 @@ async fn every_quorum_queue_is_replicated_on_the_three_nodes() {
         members.sort();
         assert_eq!(
             members, names,
-            "{queue}: the initial group is every node (3.10's default)"
+            "{queue}: a member on each of the 3 nodes (quorum_cluster_size, 3 by default)"
         );
         assert!(
             status.members.contains(&status.leader),
