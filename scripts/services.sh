@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs RabbitMQ and Redis from Debian's packages when they are missing, starts them on
 # loopback when they are not running, and waits until both answer; then starts the failure
-# tests' own RabbitMQ node (scripts/failures-rabbitmq.sh) and the 3-node RabbitMQ cluster of
-# the cluster tests (scripts/rabbitmq-cluster.sh). Safe to run again.
+# tests' own RabbitMQ node (scripts/failures-rabbitmq.sh), the Redis Cluster and TLS Redis
+# (scripts/redis-cluster.sh) and the 3-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh) of
+# the cluster tests. Safe to run again.
 set -euo pipefail
 
 need=()
@@ -31,6 +32,8 @@ for _ in $(seq 1 120); do
     echo "services: rabbitmq $(rabbitmqctl version 2>/dev/null) and redis $(redis-server --version | awk '{print $3}') are up"
     # The failure tests' own node, which they stop and start: never the one above.
     "$(dirname "$0")/failures-rabbitmq.sh"
+    # 3 masters + 3 replicas on 127.0.0.1:7001-7006, and TLS Redis on 127.0.0.1:6380.
+    "$(dirname "$0")/redis-cluster.sh"
     # wa-c1..3@localhost on 5681..5683 (WA_CLUSTER_AMQP_URL for the tests).
     "$(dirname "$0")/rabbitmq-cluster.sh"
     exit 0

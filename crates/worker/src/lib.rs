@@ -9,7 +9,9 @@
 //!   prefetch and concurrency, dedupe claims, delay tiers and the dead-letter queue;
 //! - `handler`: per queue, how a body is read and which plan and effects it gets;
 //! - [`plan`]: per message kind, the pure decision (no I/O);
-//! - `effects`: per message kind, carrying a plan out against Redis and the Graph API;
+//! - `effects`: per message kind, carrying a plan out against Redis and the Graph API, and
+//!   publishing the tenant events of what it changed;
+//! - [`events`]: the tenant events (`wa.tenant_events`): their JSON, stable ids, publisher;
 //! - `outcome`, `headers`, [`metrics`]: leaves (how applying ended; AMQP header names; the
 //!   metrics and the outcome names logs, spans and metrics share);
 //! - [`dlq`] for operators, and `ops`, the health and metrics endpoint.
@@ -21,6 +23,7 @@
 mod consumer;
 pub mod dlq;
 mod effects;
+pub mod events;
 mod handler;
 mod headers;
 pub mod metrics;
@@ -43,6 +46,7 @@ pub use metrics::Metrics;
 use crate::{
     consumer::{Consumer, Limits, Services},
     effects::{account_update::AccountUpdates, integration::Integrations, session::Sessions},
+    events::TenantEvents,
     handler::{AccountUpdateHandler, SignupHandler},
 };
 
@@ -148,6 +152,7 @@ pub async fn run(
             dedupe_ttl: config.dedupe_ttl,
         };
         let topology = broker.topology();
+        let events = TenantEvents::new(broker.clone(), metrics.clone());
         let account_update = Consumer::new(
             topology.account_update_queue(),
             AccountUpdateHandler {
@@ -159,9 +164,11 @@ pub async fn run(
                     graph,
                     subscribe_app: config.subscribe_app,
                     metrics: metrics.clone(),
+                    events: events.clone(),
                 },
                 integrations: Integrations {
                     store: store.clone(),
+                    events,
                 },
             },
             limits,
