@@ -77,9 +77,11 @@ fn broker_config(url: &str, prefix: &str, channels: usize) -> anyhow::Result<Bro
     Ok(config)
 }
 
-/// Removes a phase's queues and exchanges.
+/// Removes a phase's queues and exchanges, through the first node of `url` (comma-separated
+/// for a cluster).
 pub(crate) async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
-    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
+    let first = url.split(',').next().unwrap_or(url).trim();
+    let conn = lapin::Connection::connect(first, lapin::ConnectionProperties::default()).await?;
     topology.delete(&conn.create_channel().await?).await?;
     Ok(())
 }

@@ -19,6 +19,7 @@
 mod cpu;
 mod http1;
 mod load;
+mod scaling;
 mod worker;
 
 use std::time::Duration;
