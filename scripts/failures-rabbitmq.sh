@@ -6,6 +6,8 @@
 # disturbs the machine's RabbitMQ or the tests that use it. Safe to run again; also starts the
 # node's application when a test left it stopped.
 set -euo pipefail
+# shellcheck source=scripts/rabbitmq-node.sh
+. "$(dirname "$0")/rabbitmq-node.sh"
 
 node="${WA_FAILURES_RABBITMQ_NODE:-wa-failures@localhost}"
 port="${WA_FAILURES_AMQP_PORT:-5673}"
@@ -16,25 +18,7 @@ amqp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
 if ! ping; then
   echo "failures-rabbitmq: starting $node on 127.0.0.1:$port (data in $base)"
-  mkdir -p "$base/mnesia" "$base/log"
-  echo '[].' >"$base/enabled_plugins"
-  : >"$base/rabbitmq.conf"
-  # Debian's scripts run the server as the rabbitmq user when started by root.
-  if [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1; then
-    chown -R rabbitmq:rabbitmq "$base"
-  fi
-  RABBITMQ_NODENAME="$node" \
-    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-    RABBITMQ_NODE_PORT="$port" \
-    RABBITMQ_DIST_PORT="$((port + 20000))" \
-    RABBITMQ_MNESIA_BASE="$base/mnesia" \
-    RABBITMQ_LOG_BASE="$base/log" \
-    RABBITMQ_PID_FILE="$base/pid" \
-    RABBITMQ_CONFIG_FILE="$base/rabbitmq.conf" \
-    RABBITMQ_ADVANCED_CONFIG_FILE="$base/advanced.config" \
-    RABBITMQ_ENABLED_PLUGINS_FILE="$base/enabled_plugins" \
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
-    rabbitmq-server -detached >/dev/null 2>&1 || true
+  start_rabbitmq_node "$node" "$port" "$base"
 fi
 
 for _ in $(seq 1 120); do

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs RabbitMQ and Redis from Debian's packages when they are missing, starts them on
 # loopback when they are not running, and waits until both answer; then starts the failure
-# tests' own RabbitMQ node (scripts/failures-rabbitmq.sh) and the Redis Cluster and TLS Redis
-# of the cluster tests (scripts/redis-cluster.sh). Safe to run again.
+# tests' own RabbitMQ node (scripts/failures-rabbitmq.sh), the Redis Cluster and TLS Redis
+# (scripts/redis-cluster.sh) and the 3-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh) of
+# the cluster tests. Safe to run again.
 set -euo pipefail
 
 need=()
@@ -33,6 +34,8 @@ for _ in $(seq 1 120); do
     "$(dirname "$0")/failures-rabbitmq.sh"
     # 3 masters + 3 replicas on 127.0.0.1:7001-7006, and TLS Redis on 127.0.0.1:6380.
     "$(dirname "$0")/redis-cluster.sh"
+    # wa-c1..3@localhost on 5681..5683 (WA_CLUSTER_AMQP_URL for the tests).
+    "$(dirname "$0")/rabbitmq-cluster.sh"
     exit 0
   fi
   sleep 1

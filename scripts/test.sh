@@ -16,7 +16,8 @@ cargo test --workspace
 # Schemathesis (PyPI) against the running internal API and docs/openapi.yaml.
 scripts/check-api.sh
 # Failure tests (broker stopped, Redis cut, workers killed, Graph down) run alone, one at a
-# time, on their own RabbitMQ node (scripts/failures-rabbitmq.sh, started by services.sh).
+# time, on their own RabbitMQ node (scripts/failures-rabbitmq.sh, started by services.sh);
+# the node-loss test on the 3-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh, likewise).
 cargo test -p wa-onboard --test failures -- --ignored --test-threads=1 --nocapture
 # The fuzz targets are run by scripts/fuzz.sh, not here; this keeps them building.
 cargo check --quiet --manifest-path fuzz/Cargo.toml

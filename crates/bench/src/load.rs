@@ -12,9 +12,11 @@ use wa_broker::{Topology, lapin};
 
 use crate::Summary;
 
-/// Removes a phase's queues and exchanges.
+/// Removes a phase's queues and exchanges, through the first node of `url` (comma-separated
+/// for a cluster).
 pub(crate) async fn cleanup(url: &str, topology: &Topology) -> anyhow::Result<()> {
-    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
+    let first = url.split(',').next().unwrap_or(url).trim();
+    let conn = lapin::Connection::connect(first, lapin::ConnectionProperties::default()).await?;
     topology.delete(&conn.create_channel().await?).await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ mod ingress;
 mod load;
 mod receiver;
 mod report;
+mod scaling;
 mod worker;
 
 use std::time::Duration;

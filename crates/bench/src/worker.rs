@@ -1,6 +1,7 @@
 //! `wa-bench worker`: state-only `account_update` events per second through one in-process
 //! worker (dedupe claim, atomic tenant update, done marker, ack), next to a plain lapin
-//! consume-and-ack loop over the same number of messages from the same kind of queue.
+//! consume-and-ack loop over the same number of messages from the same kind of queue; the
+//! events, the broker and the clean-up the scaling phases ([`crate::scaling`]) share.
 
 use std::{
     collections::HashSet,
@@ -20,52 +21,69 @@ use wa_broker::{
     },
 };
 use wa_envelope::Envelope;
-use wa_testkit::Listening;
 
-use crate::{CHILD_START, load::cleanup};
+use crate::load::cleanup;
 
 /// Options of `wa-bench worker`.
 #[derive(Args)]
 pub struct WorkerBench {
     /// Events to process in each phase.
     #[arg(long, default_value_t = 20_000)]
-    events: usize,
+    pub(crate) events: usize,
     /// Prefetch of the worker process, split between its two queues (`WA_PREFETCH`).
     #[arg(long, default_value_t = 256)]
-    prefetch: u16,
+    pub(crate) prefetch: u16,
     /// Messages the worker process handles at once, across both queues (`WA_CONCURRENCY`).
     #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
     /// AMQP URL.
     #[arg(
         long,
         env = "AMQP_URL",
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
-    amqp_url: String,
+    pub(crate) amqp_url: String,
     /// Redis URL.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
-    redis_url: String,
-    /// Also measure state events and installs (Graph simulator answering at once) with 1 and
-    /// then 2 `wa-onboard worker` processes started from this binary.
+    pub(crate) redis_url: String,
+    /// Also measure state events and installs (Graph simulator answering at once) with 1, 2
+    /// and 4 `wa-onboard worker` processes started from this binary.
     #[arg(long)]
     scaling_bin: Option<std::path::PathBuf>,
+    /// With `--scaling-bin`, also run the scaling phases against this RabbitMQ cluster
+    /// (comma-separated node URLs, as `AMQP_URL` takes them).
+    #[arg(long, env = "WA_CLUSTER_AMQP_URL")]
+    pub(crate) cluster_amqp_url: Option<String>,
+    /// The Redis the cluster phases use (comma-separated Redis Cluster node URLs); the
+    /// standalone `--redis-url` when absent.
+    #[arg(long, env = "WA_CLUSTER_REDIS_URL")]
+    pub(crate) cluster_redis_url: Option<String>,
 }
 
 /// What the queued events are.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     /// `DISABLED_UPDATE`: claim, one atomic tenant update, done marker, ack.
     State,
     /// `PARTNER_APP_INSTALLED`: plus a token fetch and a subscription on the simulator.
     Install,
 }
 
+impl Kind {
+    /// Its name in the scaling table.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::State => "state events",
+            Self::Install => "installs",
+        }
+    }
+}
+
 async fn fill(broker: &Broker, events: usize) -> anyhow::Result<()> {
     fill_kind(broker, events, Kind::State).await
 }
 
-async fn fill_kind(broker: &Broker, events: usize, kind: Kind) -> anyhow::Result<()> {
+pub(crate) async fn fill_kind(broker: &Broker, events: usize, kind: Kind) -> anyhow::Result<()> {
     let exchange = broker.topology().webhooks_exchange();
     let mut batch = Vec::with_capacity(500);
     for i in 0..events {
@@ -97,7 +115,7 @@ async fn fill_kind(broker: &Broker, events: usize, kind: Kind) -> anyhow::Result
     Ok(())
 }
 
-async fn start_broker(
+pub(crate) async fn start_broker(
     url: &str,
     topology: Topology,
 ) -> anyhow::Result<(Broker, CancellationToken)> {
@@ -195,33 +213,16 @@ async fn worker_phase(
     Ok(elapsed)
 }
 
-/// Deletes every Redis key under `prefix` (SCAN + DEL), so runs do not pile up tenants.
-async fn forget(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
-    let mut conn = redis::Client::open(redis_url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
-        }
-        cursor = next;
-        if cursor == 0 {
-            return Ok(());
-        }
-    }
+/// Deletes every Redis key under `prefix`, so runs do not pile up tenants: on each node of
+/// `redis_url` (a standalone Redis, or a Redis Cluster's comma-separated nodes).
+pub(crate) async fn forget(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+    let (url, prefix) = (redis_url.to_owned(), prefix.to_owned());
+    tokio::task::spawn_blocking(move || wa_testkit::forget_redis_prefix(&url, &prefix)).await?;
+    Ok(())
 }
 
 /// Sum of `wa_worker_events_total` at one worker's metrics endpoint.
-async fn processed(client: &reqwest::Client, ops: std::net::SocketAddr) -> usize {
+pub(crate) async fn processed(client: &reqwest::Client, ops: std::net::SocketAddr) -> usize {
     let text = match client.get(format!("http://{ops}/metrics")).send().await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -230,84 +231,6 @@ async fn processed(client: &reqwest::Client, ops: std::net::SocketAddr) -> usize
         .filter(|l| l.starts_with("wa_worker_events_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as usize
-}
-
-/// `events` of `kind` through `processes` worker child processes; returns the time from their
-/// start until all are processed.
-async fn scaling_phase(
-    args: &WorkerBench,
-    bin: &std::path::Path,
-    kind: Kind,
-    processes: usize,
-) -> anyhow::Result<Duration> {
-    let id = format!("{:08x}", rand::random::<u32>());
-    let mut topology = Topology::new(format!("benchs{id}"));
-    topology.retry_delays = vec![Duration::from_secs(5)];
-    let (broker, stop) = start_broker(&args.amqp_url, topology.clone()).await?;
-    fill_kind(&broker, args.events, kind).await?;
-    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sim = sim_listener.local_addr()?;
-    let sim_stop = CancellationToken::new();
-    let sim_task = tokio::spawn(wa_graph::sim::serve(
-        sim_listener,
-        wa_graph::sim::SimConfig::new(SecretString::from("bench".to_owned())),
-        sim_stop.clone().cancelled_owned(),
-    ));
-    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-    let started = Instant::now();
-    let mut children = Vec::new();
-    let mut endpoints = Vec::new();
-    for _ in 0..processes {
-        let mut cmd = tokio::process::Command::new(bin);
-        cmd.arg("worker")
-            .env("WA_APP_SECRET", "bench")
-            .env("WA_SYSTEM_USER_ID", "1")
-            .env("WA_APP_ID", "1061231232323117")
-            .env("WA_SYSTEM_USER_TOKEN", "bench")
-            .env("WA_TOKEN_KEY", &key)
-            .env("WA_GRAPH_BASE", format!("http://{sim}"))
-            .env("WA_METRICS_LISTEN", "127.0.0.1:0")
-            .env("WA_AMQP_PREFIX", topology.prefix())
-            .env("WA_REDIS_PREFIX", format!("benchs:{id}:"))
-            .env("WA_RETRY_DELAYS", "5s")
-            .env("WA_PREFETCH", args.prefetch.to_string())
-            .env("WA_CONCURRENCY", args.concurrency.to_string())
-            .env("AMQP_URL", &args.amqp_url)
-            .env("REDIS_URL", &args.redis_url)
-            // Only the `listening` line, which says where its metrics are.
-            .env("RUST_LOG", "warn,wa_onboard::commands::worker=info");
-        // Bound by the child itself on port 0: no port picked here and hoped free.
-        let child = Listening::spawn(cmd, CHILD_START).await;
-        let ops = child.addr;
-        children.push(child);
-        endpoints.push(ops);
-    }
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let mut done = 0;
-        for ops in &endpoints {
-            done += processed(&client, *ops).await;
-        }
-        if done >= args.events {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "workers did not finish in 300 s ({done} done)"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let elapsed = started.elapsed();
-    for mut child in children {
-        child.kill().await;
-    }
-    sim_stop.cancel();
-    let _ = sim_task.await;
-    stop.cancel();
-    cleanup(&args.amqp_url, &topology).await?;
-    forget(&args.redis_url, &format!("benchs:{id}:")).await?;
-    Ok(elapsed)
 }
 
 /// Runs both phases and prints the report.
@@ -338,22 +261,7 @@ pub async fn run(args: WorkerBench) -> anyhow::Result<()> {
     );
     println!("ratio worker/raw = {:.2}", rate / raw_rate);
     if let Some(bin) = &args.scaling_bin {
-        for kind in [Kind::State, Kind::Install] {
-            let mut one = 0.0;
-            for processes in [1, 2] {
-                let elapsed = scaling_phase(&args, bin, kind, processes).await?;
-                let rate = args.events as f64 / elapsed.as_secs_f64();
-                if processes == 1 {
-                    one = rate;
-                }
-                println!(
-                    "{:<8} {processes} worker process(es) {rate:>9.0} /s   ({:.2} s, includes start-up; x{:.2} of one)",
-                    format!("{kind:?}").to_lowercase(),
-                    elapsed.as_secs_f64(),
-                    rate / one
-                );
-            }
-        }
+        crate::scaling::run(&args, bin).await?;
     }
     Ok(())
 }

@@ -5,6 +5,9 @@
 //! - [`amqp_url`], [`redis_url`] (and their `host:port`), [`redis_cluster_urls`],
 //!   [`redis_tls_url`] (with [`redis_tls_ca`]), [`forget_redis_prefix`]: the machine's
 //!   services and a test's Redis keys removed, even from a `Drop` after a panic;
+//! - [`rabbitmq_cluster`], [`amqp_cluster_url`], [`ensure_rabbitmq_cluster`],
+//!   [`quorum_queue`]: the 3-node RabbitMQ cluster on loopback, started when needed, and
+//!   where a quorum queue's leader and members are;
 //! - [`Proxy`]: a TCP proxy in front of RabbitMQ or Redis that a test can cut, freeze and
 //!   restore;
 //! - [`Listening`]: a child process started on port 0, with the address it reported it bound
@@ -20,6 +23,10 @@ use std::time::{Duration, Instant};
 
 pub use self::{
     child::{Listening, RefusedAddr},
+    cluster::{
+        ClusterNode, QuorumQueue, amqp_cluster_url, ensure_rabbitmq_cluster, quorum_queue,
+        rabbitmq_cluster,
+    },
     legacy::declare_unbounded_unrouted,
     proxy::Proxy,
     services::{
@@ -30,6 +37,7 @@ pub use self::{
 };
 
 mod child;
+mod cluster;
 mod legacy;
 mod proxy;
 mod services;

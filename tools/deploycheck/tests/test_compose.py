@@ -31,6 +31,20 @@ def test_structure_problems(fixtures, tmp_path):
     ]
 
 
+def test_a_service_depends_only_on_services_its_profiles_start(tmp_path):
+    services = {
+        "redis": {"image": "redis:7"},
+        "redis-cluster-1": {"image": "redis:7", "profiles": ["cluster"]},
+        "redis-cluster-init": {"image": "redis:7", "profiles": ["cluster"],
+                               "depends_on": ["redis-cluster-1", "redis"]},
+        "worker": {"image": "wa-onboard:local", "depends_on": {"redis-cluster-1": {}}},
+    }
+    problems = compose.structure_problems({"services": services}, tmp_path)
+    assert [p for p in problems if "profiles" in p] == [
+        "worker: depends_on redis-cluster-1, which only the profiles ['cluster'] start",
+    ]
+
+
 def test_env_against_the_reference_table(fixtures):
     known = table_variables((fixtures / "REFERENCE.md").read_text())
     problems, count = compose.env_problems(load(fixtures / "docker-compose.yml"), known)

@@ -46,26 +46,12 @@ async fn broker_stopped_and_started_under_load_loses_nothing_and_recovers_by_its
     }
     let worker_recovery = back.elapsed();
     // Webhooks are taken again: the first 200 after the broker's return.
-    // (Each probe a new WABA: the same one again would be a newer install of it.)
-    let mut probes = 40_000..;
-    let mut probe_acked = Vec::new();
-    let first_200 = loop {
-        let index = probes.next().expect("probe index");
-        if stack.send_install(index).await == Some(200) {
-            probe_acked.push(stack.waba(index));
-            break back.elapsed();
-        }
-        assert!(
-            back.elapsed() < RECOVERY_DEADLINE,
-            "no 200 within {RECOVERY_DEADLINE:?} of start_app"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let probed = stack.probe_until_200(back, RECOVERY_DEADLINE).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = stream.stop().await;
 
     let mut acked = sent.acked();
-    acked.extend(probe_acked);
+    acked.insert(probed.acked.clone());
     let during_outage = sent
         .0
         .iter()
@@ -76,14 +62,14 @@ async fn broker_stopped_and_started_under_load_loses_nothing_and_recovers_by_its
         "test=broker_outage sent={} acknowledged={} refused={} lost=0 \
          {} \
          outage_s={} ingress_ready_after_s={:.1} workers_ready_after_s={:.1} first_200_after_s={:.1}",
-        sent.0.len() + (probes.start - 40_000) as usize,
+        sent.0.len() + probed.sent,
         acked.len(),
         sent.refused(),
         settled.figures(),
         OUTAGE.as_secs(),
         ingress_recovery.as_secs_f64(),
         worker_recovery.as_secs_f64(),
-        first_200.as_secs_f64(),
+        probed.after.as_secs_f64(),
     ));
     assert!(
         not_ready,

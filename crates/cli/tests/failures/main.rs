@@ -16,7 +16,10 @@
 //! 127.0.0.1:5673; `WA_FAILURES_RABBITMQ_NODE`, `WA_FAILURES_AMQP_URL`), started by
 //! `scripts/failures-rabbitmq.sh` when needed, so stopping it leaves the machine's RabbitMQ
 //! and the other suites alone (`rabbitmq-server`, `rabbitmqctl` and `rabbitmq-diagnostics`
-//! on `PATH`). Needs Redis (`REDIS_URL`) and the Redis Cluster of scripts/redis-cluster.sh. Each test runs under its own exchange/queue prefix
+//! on `PATH`). The node-loss test runs on the 3-node cluster of `scripts/rabbitmq-cluster.sh`
+//! (`WA_CLUSTER_AMQP_URL`, `WA_CLUSTER_RABBITMQ_NODES`), started when needed. Needs Redis
+//! (`REDIS_URL`) and the Redis Cluster of scripts/redis-cluster.sh. Each test runs under its
+//! own exchange/queue prefix
 //! and Redis key prefix and removes both, even after a panic.
 
 /// A RabbitMQ memory alarm (connection.blocked) under load: not ready, 503 at once, nothing
@@ -24,6 +27,8 @@
 mod broker_blocked;
 /// RabbitMQ stopped (`rabbitmqctl -n NODE stop_app`) and started again while webhooks stream in.
 mod broker_outage;
+/// The RabbitMQ cluster node leading the work queue stopped under load, then started again.
+mod cluster_node_loss;
 /// The Graph API failing every call for a while, then back: the delay tiers carry installs.
 mod graph_outage;
 /// The suite's RabbitMQ node, the stack under test, the webhook stream, what the system says

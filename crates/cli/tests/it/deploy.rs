@@ -13,18 +13,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::helpers::*;
 use promql_parser::{
     parser::Expr,
     util::{ExprVisitor, walk_expr},
 };
-use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
-
-use crate::helpers::*;
 
 const APP_SECRET: &str = "deploy-test-app-secret";
-/// How long each binary may take to answer `/readyz`.
-const START_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the worker may take to process the webhook through a failed token fetch, a
 /// delay tier and the DLQ (about 5 s of in-process Graph retries per attempt).
 const METRICS_DEADLINE: Duration = Duration::from_secs(60);
@@ -221,76 +216,6 @@ fn is_exported(name: &str, exported: &BTreeSet<String>) -> bool {
         })
 }
 
-// ------------------------------------------------------------------------ the processes
-
-/// A running role of the binary (started on port 0), killed on drop if the test fails
-/// half-way.
-struct Role {
-    name: &'static str,
-    process: Listening,
-}
-
-impl Role {
-    /// Starts `cmd`, its listen address `127.0.0.1:0`, and returns once it logged the address
-    /// it bound.
-    async fn start(name: &'static str, cmd: Command) -> Self {
-        Self {
-            name,
-            process: serving(cmd).await,
-        }
-    }
-
-    fn base(&self) -> String {
-        self.process.base()
-    }
-
-    /// Waits until `/readyz` answers 200 (a live broker channel), failing if the process exits.
-    async fn wait_ready(&mut self, http: &reqwest::Client) {
-        let url = format!("{}/readyz", self.base());
-        let what = format!("wa-onboard {} ready on {url}", self.name);
-        let process = &mut self.process;
-        eventually(START_DEADLINE, &what, || {
-            process.assert_running();
-            let request = http.get(&url).send();
-            async move { request.await.ok().filter(|r| r.status() == 200).map(drop) }
-        })
-        .await;
-    }
-
-    async fn metrics(&self, http: &reqwest::Client) -> String {
-        let reply = http
-            .get(format!("{}/metrics", self.base()))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("scrape wa-onboard {}: {e}", self.name));
-        assert_eq!(reply.status(), 200, "wa-onboard {} /metrics", self.name);
-        reply.text().await.expect("metrics text")
-    }
-
-    /// SIGTERM, then waits; killed on drop if it does not stop within the deadline.
-    async fn stop(mut self) {
-        self.process.terminate(START_DEADLINE).await;
-    }
-}
-
-/// Removes the exchanges and queues declared under `prefix` (deleting a queue that does not
-/// exist is not an error in RabbitMQ).
-async fn delete_topology(prefix: &str) {
-    let mut topology = wa_broker::Topology::new(prefix);
-    topology.retry_delays = vec![RETRY_DELAY];
-    let Ok(config) = wa_broker::BrokerConfig::new(&amqp_url(), topology.clone()) else {
-        return;
-    };
-    let stop = CancellationToken::new();
-    let broker = wa_broker::Broker::start(config, stop.clone());
-    if broker.wait_ready(Duration::from_secs(10)).await
-        && let Ok(ch) = broker.open_channel().await
-    {
-        let _ = topology.delete(&ch).await;
-    }
-    stop.cancel();
-}
-
 #[tokio::test]
 async fn dashboards_and_alerts_query_only_exported_metrics() {
     let queried = queried_metrics();
@@ -323,13 +248,7 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
     let prefix = format!("wa-deploy-test-{:016x}", rand::random::<u64>());
     let http = reqwest::Client::new();
 
-    let mut cmd = wa_onboard();
-    cmd.arg("ingress")
-        .env("WA_LISTEN", "127.0.0.1:0")
-        .env("WA_APP_SECRET", APP_SECRET)
-        .env("WA_VERIFY_TOKEN", "deploy-test-verify-token")
-        .env("AMQP_URL", amqp_url())
-        .env("WA_AMQP_PREFIX", &prefix);
+    let cmd = ingress_cmd(APP_SECRET, &amqp_url(), &prefix);
     let mut ingress = Role::start("ingress", cmd).await;
 
     // Every connection here is refused: every token fetch fails transiently, so the change
@@ -337,45 +256,22 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
     // counter exists.
     let graph = wa_testkit::RefusedAddr::bind();
     let graph_base = format!("http://{}", graph.addr);
-    let mut cmd = wa_onboard();
-    cmd.arg("worker")
-        .env("WA_METRICS_LISTEN", "127.0.0.1:0")
-        .env("WA_APP_SECRET", APP_SECRET)
-        .env("WA_SYSTEM_USER_ID", "61550000000001")
-        .env("WA_APP_ID", "1061231232323117")
-        .env("WA_SYSTEM_USER_TOKEN", "deploy-test-system-user-token")
-        .env("WA_TOKEN_KEY", &tenants.key_base64)
-        .env("WA_GRAPH_BASE", &graph_base)
-        .env(
-            "WA_RETRY_DELAYS",
-            humantime::format_duration(RETRY_DELAY).to_string(),
-        )
-        .env("AMQP_URL", amqp_url())
-        .env("WA_AMQP_PREFIX", &prefix)
-        .env("REDIS_URL", redis_url())
-        .env("WA_REDIS_PREFIX", &tenants.prefix);
+    let cmd = worker_cmd(
+        APP_SECRET,
+        &tenants,
+        &graph_base,
+        &amqp_url(),
+        &prefix,
+        RETRY_DELAY,
+    );
     let mut worker = Role::start("worker", cmd).await;
 
     ingress.wait_ready(&http).await;
     worker.wait_ready(&http).await;
 
-    let body = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/partner_app_installed.json"),
-    )
-    .expect("read the install fixture");
+    let body = install_fixture();
     let webhook = format!("{}/webhooks/whatsapp", ingress.base());
-    let signed = http
-        .post(&webhook)
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature-256",
-            wa_envelope::sign(APP_SECRET.as_bytes(), &body),
-        )
-        .body(body.clone())
-        .send()
-        .await
-        .expect("POST the signed webhook");
+    let signed = post_signed(&http, &webhook, APP_SECRET, body.clone()).await;
     assert_eq!(signed.status(), 200, "signed webhook");
     // And one without a signature, so the signature failure counter has a series.
     let unsigned = http
@@ -407,7 +303,9 @@ async fn dashboards_and_alerts_query_only_exported_metrics() {
 
     ingress.stop().await;
     worker.stop().await;
-    delete_topology(&prefix).await;
+    let mut topology = wa_broker::Topology::new(prefix);
+    topology.retry_delays = vec![RETRY_DELAY];
+    delete_topology(&amqp_url(), topology).await;
     drop(tenants);
 
     assert!(

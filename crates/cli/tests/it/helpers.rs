@@ -1,6 +1,7 @@
-//! Shared setup: the binary with a clean environment, a serving role started on port 0, a
-//! Redis prefix per test (removed on drop, even after a panic), and temporary files. Polling
-//! and the services' URLs come from `wa_testkit`.
+//! Shared setup: the binary with a clean environment, a serving role started on port 0 and
+//! waited on until ready, a Redis prefix per test (removed on drop, even after a panic), a
+//! run's exchanges and queues removed, and temporary files. Polling and the services' URLs
+//! come from `wa_testkit`.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,6 +12,7 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use secrecy::SecretString;
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 use wa_ids::WabaId;
 use wa_store::{Install, RedisConfig, Store, TokenKey, TokenVault};
 
@@ -46,6 +48,153 @@ const LISTEN_DEADLINE: Duration = Duration::from_secs(30);
 pub async fn serving(mut cmd: Command) -> Listening {
     cmd.env("RUST_LOG", "info");
     Listening::spawn(cmd, LISTEN_DEADLINE).await
+}
+
+/// How long a serving role may take to answer `/readyz`, or to stop after SIGTERM.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running role of the binary (started on port 0), killed on drop if the test fails
+/// half-way.
+pub struct Role {
+    name: &'static str,
+    process: Listening,
+}
+
+impl Role {
+    /// Starts `cmd`, its listen address `127.0.0.1:0`, and returns once it logged the address
+    /// it bound.
+    pub async fn start(name: &'static str, cmd: Command) -> Self {
+        Self {
+            name,
+            process: serving(cmd).await,
+        }
+    }
+
+    /// `http://` and the address it reported.
+    pub fn base(&self) -> String {
+        self.process.base()
+    }
+
+    /// Waits until `path` answers 200, failing if the process exits.
+    pub async fn wait_for(&mut self, http: &reqwest::Client, path: &str) {
+        let url = format!("{}{path}", self.base());
+        let what = format!("wa-onboard {} answering 200 on {url}", self.name);
+        let process = &mut self.process;
+        eventually(START_DEADLINE, &what, || {
+            process.assert_running();
+            let request = http.get(&url).send();
+            async move { request.await.ok().filter(|r| r.status() == 200).map(drop) }
+        })
+        .await;
+    }
+
+    /// Waits until `/readyz` answers 200 (a live broker channel), failing if the process exits.
+    pub async fn wait_ready(&mut self, http: &reqwest::Client) {
+        self.wait_for(http, "/readyz").await;
+    }
+
+    /// Its `/metrics` text.
+    pub async fn metrics(&self, http: &reqwest::Client) -> String {
+        let reply = http
+            .get(format!("{}/metrics", self.base()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scrape wa-onboard {}: {e}", self.name));
+        assert_eq!(reply.status(), 200, "wa-onboard {} /metrics", self.name);
+        reply.text().await.expect("metrics text")
+    }
+
+    /// SIGTERM, then waits; killed on drop if it does not stop within the deadline.
+    pub async fn stop(mut self) {
+        self.process.terminate(START_DEADLINE).await;
+    }
+}
+
+/// `wa-onboard ingress` on port 0, publishing to `amqp_url` under `prefix`.
+pub fn ingress_cmd(app_secret: &str, amqp_url: &str, prefix: &str) -> Command {
+    let mut cmd = wa_onboard();
+    cmd.arg("ingress")
+        .env("WA_LISTEN", "127.0.0.1:0")
+        .env("WA_APP_SECRET", app_secret)
+        .env("WA_VERIFY_TOKEN", "it-verify-token")
+        .env("AMQP_URL", amqp_url)
+        .env("WA_AMQP_PREFIX", prefix);
+    cmd
+}
+
+/// `wa-onboard worker` (metrics on port 0) consuming from `amqp_url` under `prefix`, writing
+/// to `tenants`, calling the Graph API at `graph_base`, with one delay tier of `retry_delay`.
+pub fn worker_cmd(
+    app_secret: &str,
+    tenants: &TestTenants,
+    graph_base: &str,
+    amqp_url: &str,
+    prefix: &str,
+    retry_delay: Duration,
+) -> Command {
+    let mut cmd = wa_onboard();
+    cmd.arg("worker")
+        .env("WA_METRICS_LISTEN", "127.0.0.1:0")
+        .env("WA_APP_SECRET", app_secret)
+        .env("WA_SYSTEM_USER_ID", "61550000000001")
+        .env("WA_APP_ID", "1061231232323117")
+        .env("WA_SYSTEM_USER_TOKEN", "it-system-user-token")
+        .env("WA_TOKEN_KEY", &tenants.key_base64)
+        .env("WA_GRAPH_BASE", graph_base)
+        .env(
+            "WA_RETRY_DELAYS",
+            humantime::format_duration(retry_delay).to_string(),
+        )
+        .env("AMQP_URL", amqp_url)
+        .env("WA_AMQP_PREFIX", prefix)
+        .env("REDIS_URL", redis_url())
+        .env("WA_REDIS_PREFIX", &tenants.prefix);
+    cmd
+}
+
+/// tests/fixtures/partner_app_installed.json: WABA 495709166956424 of business
+/// 942647313864044.
+pub fn install_fixture() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/partner_app_installed.json"),
+    )
+    .expect("read the install fixture")
+}
+
+/// POSTs `body` to `url` signed with `app_secret` as Meta signs it.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    url: &str,
+    app_secret: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    http.post(url)
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            wa_envelope::sign(app_secret.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("POST the signed webhook")
+}
+
+/// Removes `topology`'s exchanges and queues from the broker at `amqp_url` (deleting a queue
+/// that does not exist is not an error in RabbitMQ).
+pub async fn delete_topology(amqp_url: &str, topology: wa_broker::Topology) {
+    let Ok(config) = wa_broker::BrokerConfig::new(amqp_url, topology.clone()) else {
+        return;
+    };
+    let stop = CancellationToken::new();
+    let broker = wa_broker::Broker::start(config, stop.clone());
+    if broker.wait_ready(Duration::from_secs(10)).await
+        && let Ok(ch) = broker.open_channel().await
+    {
+        let _ = topology.delete(&ch).await;
+    }
+    stop.cancel();
 }
 
 /// What a finished run printed, and how it exited.

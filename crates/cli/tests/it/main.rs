@@ -14,6 +14,8 @@ mod deploy;
 mod graph_sim;
 /// Running the binary with a clean environment, a Redis prefix per test, polling.
 mod helpers;
+/// `ingress` and `worker` on the 3-node RabbitMQ cluster: an install applied across nodes.
+mod rabbitmq_cluster;
 /// docs/REFERENCE.md names every variable and subcommand `--help` shows, and marks as not
 /// yet available nothing the binary has.
 mod reference;

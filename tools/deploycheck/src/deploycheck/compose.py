@@ -58,8 +58,9 @@ def env_names(service: dict) -> list[str]:
 
 
 def structure_problems(compose: dict[str, Any], root: Path) -> list[str]:
-    """Known top-level keys, image or build, depends_on and named volumes resolve, bind-mount
-    sources exist, ports published on 127.0.0.1 only, the observability services present."""
+    """Known top-level keys, image or build, depends_on and named volumes resolve (a service
+    depends only on services its profiles start), bind-mount sources exist, ports published on
+    127.0.0.1 only, the observability services present."""
     problems = [f"unknown top-level key {key!r}" for key in compose
                 if key not in TOP_LEVEL and not key.startswith("x-")]
     services = compose.get("services", {})
@@ -71,6 +72,9 @@ def structure_problems(compose: dict[str, Any], root: Path) -> list[str]:
         for dep in (deps if isinstance(deps, (list, dict)) else []):
             if dep not in services:
                 problems.append(f"{name}: depends_on unknown service {dep}")
+            elif not profiles_start(services[dep], s):
+                problems.append(f"{name}: depends_on {dep}, which only the profiles "
+                                f"{services[dep]['profiles']} start")
         for v in s.get("volumes", []):
             src = v.split(":", 1)[0] if isinstance(v, str) else v.get("source", "")
             if src.startswith((".", "/")):
@@ -85,6 +89,14 @@ def structure_problems(compose: dict[str, Any], root: Path) -> list[str]:
                 problems.append(f"{name}: port {p!r} is published on every interface")
     problems += [f"no {want} service" for want in REQUIRED_SERVICES if want not in services]
     return problems
+
+
+def profiles_start(dep: dict, service: dict) -> bool:
+    """Whether every time `service` starts, `dep` does: `dep` has no profile (always started),
+    or `service`'s profiles are all among `dep`'s (`docker compose --profile P up`)."""
+    dep_profiles = set(dep.get("profiles") or [])
+    own = set(service.get("profiles") or [])
+    return not dep_profiles or (bool(own) and own <= dep_profiles)
 
 
 def check_structure(compose: dict, root: Path) -> str:

@@ -16,10 +16,7 @@ use wa_broker::lapin::{options::QueueDeclareOptions, types::FieldTable};
 use wa_store::{Status, TenantRecord, TokenStatus};
 use wa_testkit::eventually;
 
-use super::{
-    rabbitmq,
-    stack::{Role, Stack},
-};
+use super::stack::{Role, Stack};
 
 /// What the tenants, the queues and graph-sim say once a run is quiet.
 pub struct Observed {
@@ -143,8 +140,7 @@ impl Stack {
         let topology = self.topology();
         let queues = topology.queues();
         let stop = CancellationToken::new();
-        let config =
-            wa_broker::BrokerConfig::new(&rabbitmq::amqp_url(), topology).expect("AMQP URL");
+        let config = wa_broker::BrokerConfig::new(&self.amqp_url, topology).expect("AMQP URL");
         let broker = wa_broker::Broker::start(config, stop.clone());
         assert!(
             broker.wait_ready(Duration::from_secs(10)).await,

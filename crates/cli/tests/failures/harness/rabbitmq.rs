@@ -3,7 +3,8 @@
 //! `amqp://guest:guest@127.0.0.1:5673/%2f`): started by `scripts/failures-rabbitmq.sh` when it
 //! is not running, and stopped and started by the broker test with
 //! `rabbitmqctl -n NODE stop_app|start_app`, or put under a memory alarm by the blocked-broker
-//! test (`set_vm_memory_high_watermark`). The machine's shared RabbitMQ (`AMQP_URL`) is never
+//! test (`set_vm_memory_high_watermark`); and a node of the 3-node cluster stopped and started
+//! the same way by the node-loss test. The machine's shared RabbitMQ (`AMQP_URL`) is never
 //! used here, so the other test suites do not see these outages.
 
 use std::{
@@ -49,13 +50,17 @@ pub fn ensure_node() {
     );
 }
 
-fn rabbitmqctl(command: &str) -> bool {
-    rabbitmqctl_args(&[command])
+fn rabbitmqctl(node: &str, command: &str) -> bool {
+    rabbitmqctl_on(node, &[command])
 }
 
 fn rabbitmqctl_args(args: &[&str]) -> bool {
+    rabbitmqctl_on(&node(), args)
+}
+
+fn rabbitmqctl_on(node: &str, args: &[&str]) -> bool {
     Command::new("rabbitmqctl")
-        .args(["-n", &node()])
+        .args(["-n", node])
         .args(args)
         .stdout(Stdio::null())
         .status()
@@ -63,11 +68,11 @@ fn rabbitmqctl_args(args: &[&str]) -> bool {
 }
 
 /// Blocks until `rabbitmq-diagnostics -n NODE -q ping` succeeds (at most `within`).
-fn wait_for_ping(within: Duration) -> bool {
+fn wait_for_ping(node: &str, within: Duration) -> bool {
     let until = Instant::now() + within;
     loop {
         let ok = Command::new("rabbitmq-diagnostics")
-            .args(["-n", &node(), "-q", "ping"])
+            .args(["-n", node, "-q", "ping"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -82,24 +87,37 @@ fn wait_for_ping(within: Duration) -> bool {
     }
 }
 
-/// The node's application stopped by a test. Dropping it, even during a panic, starts it
-/// again and waits until it answers: the next test needs it.
+/// A node's application stopped by a test (the suite's node, or one of the cluster's).
+/// Dropping it, even during a panic, starts it again and waits until it answers: the next
+/// test needs it.
 pub struct BrokerStopped {
+    node: String,
     restored: bool,
 }
 
 impl BrokerStopped {
-    /// `rabbitmqctl -n NODE stop_app`.
+    /// `rabbitmqctl -n NODE stop_app` on the suite's node.
     ///
     /// # Panics
     ///
     /// When it fails.
     pub fn stop() -> Self {
-        let guard = Self { restored: false };
+        Self::stop_node(&node())
+    }
+
+    /// `rabbitmqctl -n NODE stop_app` on `node`.
+    ///
+    /// # Panics
+    ///
+    /// When it fails.
+    pub fn stop_node(node: &str) -> Self {
+        let guard = Self {
+            node: node.to_owned(),
+            restored: false,
+        };
         assert!(
-            rabbitmqctl("stop_app"),
-            "rabbitmqctl -n {} stop_app failed",
-            node()
+            rabbitmqctl(node, "stop_app"),
+            "rabbitmqctl -n {node} stop_app failed"
         );
         guard
     }
@@ -111,16 +129,15 @@ impl BrokerStopped {
     /// When `start_app` fails or the node does not answer within a minute.
     pub fn restore(&mut self) -> Instant {
         self.restored = true;
+        let node = &self.node;
         assert!(
-            rabbitmqctl("start_app"),
-            "rabbitmqctl -n {} start_app failed",
-            node()
+            rabbitmqctl(node, "start_app"),
+            "rabbitmqctl -n {node} start_app failed"
         );
         let back = Instant::now();
         assert!(
-            wait_for_ping(Duration::from_secs(60)),
-            "RabbitMQ node {} does not answer ping after start_app",
-            node()
+            wait_for_ping(node, Duration::from_secs(60)),
+            "RabbitMQ node {node} does not answer ping after start_app"
         );
         back
     }
@@ -129,9 +146,12 @@ impl BrokerStopped {
 impl Drop for BrokerStopped {
     fn drop(&mut self) {
         if !self.restored {
-            let started = rabbitmqctl("start_app");
-            let pinged = wait_for_ping(Duration::from_secs(60));
-            eprintln!("broker restored after a failure: start_app {started}, ping {pinged}");
+            let started = rabbitmqctl(&self.node, "start_app");
+            let pinged = wait_for_ping(&self.node, Duration::from_secs(60));
+            eprintln!(
+                "broker {} restored after a failure: start_app {started}, ping {pinged}",
+                self.node
+            );
         }
     }
 }

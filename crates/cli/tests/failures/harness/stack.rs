@@ -90,12 +90,16 @@ impl Role {
     }
 }
 
-/// Where the workers reach Redis (a test may put a proxy in between), and where the test
-/// reads and removes the run's keys (a Redis Cluster's nodes, comma-separated).
+/// How many workers, where they reach Redis (a test may put a proxy in between), where the
+/// test reads and removes the run's keys (a Redis Cluster's nodes, comma-separated), and which
+/// RabbitMQ every role uses.
 pub struct Options {
     pub workers: usize,
     pub worker_redis_url: String,
     pub redis_url: String,
+    /// `AMQP_URL` of the ingress and the workers: the suite's own node by default; the
+    /// 3-node cluster with [`Options::on_cluster`].
+    pub amqp_url: String,
 }
 
 impl Default for Options {
@@ -104,6 +108,19 @@ impl Default for Options {
             workers: 2,
             worker_redis_url: redis_url(),
             redis_url: redis_url(),
+            amqp_url: rabbitmq::amqp_url(),
+        }
+    }
+}
+
+impl Options {
+    /// Every role on the 3-node RabbitMQ cluster (`AMQP_URL` listing its nodes), started
+    /// when it is not running.
+    pub fn on_cluster() -> Self {
+        wa_testkit::ensure_rabbitmq_cluster();
+        Self {
+            amqp_url: wa_testkit::amqp_cluster_url(),
+            ..Self::default()
         }
     }
 }
@@ -111,6 +128,8 @@ impl Default for Options {
 /// graph-sim, one ingress and `workers` workers under a fresh queue prefix and Redis prefix.
 pub struct Stack {
     pub http: reqwest::Client,
+    /// `AMQP_URL` of every role (one node, or the cluster's list).
+    pub amqp_url: String,
     pub amqp_prefix: String,
     pub redis_prefix: String,
     key_base64: String,
@@ -129,7 +148,9 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(options: Options) -> Self {
-        rabbitmq::ensure_node();
+        if options.amqp_url == rabbitmq::amqp_url() {
+            rabbitmq::ensure_node();
+        }
         let key = rand::random::<[u8; 32]>();
         let redis_prefix = format!("wa-failures:{:016x}:", rand::random::<u64>());
         let store = Store::connect(&options.redis_url, &redis_prefix)
@@ -151,12 +172,13 @@ impl Stack {
         cmd.env("WA_LISTEN", "127.0.0.1:0")
             .env("WA_APP_SECRET", APP_SECRET)
             .env("WA_VERIFY_TOKEN", "failure-test-verify-token")
-            .env("AMQP_URL", rabbitmq::amqp_url())
+            .env("AMQP_URL", &options.amqp_url)
             .env("WA_AMQP_PREFIX", &amqp_prefix);
         let ingress = Role::spawn("ingress".into(), cmd).await;
 
         let mut stack = Self {
             http,
+            amqp_url: options.amqp_url,
             amqp_prefix,
             redis_prefix,
             key_base64: STANDARD.encode(key),
@@ -203,7 +225,7 @@ impl Stack {
             .env("WA_GRAPH_BASE", self.graph.base())
             .env("WA_RETRY_DELAYS", delays.join(","))
             .env("WA_CLAIM_LEASE", CLAIM_LEASE)
-            .env("AMQP_URL", rabbitmq::amqp_url())
+            .env("AMQP_URL", &self.amqp_url)
             .env("WA_AMQP_PREFIX", &self.amqp_prefix)
             .env("REDIS_URL", &self.worker_redis_url)
             .env("WA_REDIS_PREFIX", &self.redis_prefix);
@@ -238,7 +260,7 @@ impl Stack {
     }
 
     /// This run's exchanges and queues.
-    pub(super) fn topology(&self) -> wa_broker::Topology {
+    pub fn topology(&self) -> wa_broker::Topology {
         let mut topology = wa_broker::Topology::new(self.amqp_prefix.clone());
         topology.retry_delays = RETRY_DELAYS.to_vec();
         topology
@@ -258,6 +280,7 @@ impl Drop for Stack {
             role.process.start_kill();
         }
         let topology = self.topology();
+        let amqp_url = self.amqp_url.clone();
         let prefix = self.redis_prefix.clone();
         let url = self.redis_url.clone();
         let cleanup = std::thread::spawn(move || {
@@ -268,14 +291,14 @@ impl Drop for Stack {
             else {
                 return;
             };
-            rt.block_on(delete_topology(topology));
+            rt.block_on(delete_topology(&amqp_url, topology));
         });
         let _ = cleanup.join();
     }
 }
 
-async fn delete_topology(topology: wa_broker::Topology) {
-    let Ok(config) = wa_broker::BrokerConfig::new(&rabbitmq::amqp_url(), topology.clone()) else {
+async fn delete_topology(amqp_url: &str, topology: wa_broker::Topology) {
+    let Ok(config) = wa_broker::BrokerConfig::new(amqp_url, topology.clone()) else {
         return;
     };
     let stop = CancellationToken::new();

@@ -82,6 +82,29 @@ impl Stack {
         Some((status, reply.text().await.unwrap_or_default()))
     }
 
+    /// Posts one new install after another (indexes from [`STREAM_INDEXES`] on, one every
+    /// 50 ms) until one is answered 200: how many were sent, the WABA acknowledged, and how
+    /// long after `since` it was.
+    ///
+    /// # Panics
+    ///
+    /// When no 200 comes within `within` of `since`.
+    pub async fn probe_until_200(&self, since: Instant, within: Duration) -> Probed {
+        // Each probe a new WABA: the same one again would be a newer install of it.
+        for index in STREAM_INDEXES.. {
+            if self.send_install(index).await == Some(200) {
+                return Probed {
+                    sent: (index - STREAM_INDEXES + 1) as usize,
+                    acked: self.waba(index),
+                    after: since.elapsed(),
+                };
+            }
+            assert!(since.elapsed() < within, "no 200 within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        unreachable!("the probe indexes ran out")
+    }
+
     /// Posts installs `from..from + n` all at once; the WABAs answered 200.
     pub async fn burst(&self, from: u32, n: u32) -> Vec<String> {
         let sends = (from..from + n).map(|i| async move {
@@ -156,6 +179,16 @@ fn install_request(
             wa_envelope::sign(APP_SECRET.as_bytes(), &body),
         )
         .body(body)
+}
+
+/// What [`Stack::probe_until_200`] sent.
+pub struct Probed {
+    /// Installs sent, the last one answered 200.
+    pub sent: usize,
+    /// The WABA of the one answered 200.
+    pub acked: String,
+    /// How long after the instant given it was answered.
+    pub after: Duration,
 }
 
 /// One install sent by an [`InstallStream`] and the answer it got.
