@@ -7,6 +7,8 @@ mod helpers;
 
 /// Account events: per-attribute ordering, unknown events kept.
 mod account;
+/// Tenant checks: expiry learnt at fetch, findings tied to the install, the check lease.
+mod check;
 /// Many concurrent deliveries of one tenant's events converge on the newest.
 mod concurrency;
 /// Claims, completion, release and lease expiry of dedupe keys.
