@@ -7,6 +7,7 @@
 //! plans come from `crate::plan`; nothing here reads a message body or touches the broker.
 
 pub mod account_update;
+pub mod check;
 mod installed;
 pub mod integration;
 pub mod session;

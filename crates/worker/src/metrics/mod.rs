@@ -24,6 +24,10 @@ use prometheus_client::{
 use wa_envelope::session::{FINISH_EVENTS, SessionEvent, SessionKind};
 use wa_graph::GraphError;
 
+pub use self::checks::{Census, CheckMetrics, CheckOutcome};
+
+mod checks;
+
 /// How many distinct signup steps, and error codes, become metric labels.
 pub const MAX_LABELS: usize = 32;
 
@@ -78,6 +82,8 @@ const KNOWN_EVENTS: &[&str] = &[
     "FINISH",
     "FINISH_ONLY_WABA",
     "FINISH_GRANT_ONLY_API_ACCESS",
+    // Tenant checks (`wa.tenant_checks`).
+    "TENANT_CHECK",
     "CANCEL",
 ];
 
@@ -133,6 +139,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Embedded Signup session event metrics.
     pub session: SessionMetrics,
+    /// Tenant check and token health metrics.
+    pub checks: CheckMetrics,
 }
 
 /// The outcomes `wa_worker_token_fetches_total` counts.
@@ -208,6 +216,7 @@ impl Metrics {
             in_flight.clone(),
         );
         let session = SessionMetrics::register(&mut registry);
+        let checks = CheckMetrics::register(&mut registry);
         for event in KNOWN_EVENTS.iter().chain(&["NONE", "OTHER"]) {
             for outcome in Outcome::ALL {
                 let _ = events.get_or_create(&EventLabels {
@@ -237,6 +246,7 @@ impl Metrics {
             processing_seconds,
             in_flight,
             session,
+            checks,
         }
     }
 
