@@ -19,6 +19,7 @@
 mod cpu;
 mod http1;
 mod load;
+mod reconcile;
 mod worker;
 
 use std::time::Duration;
@@ -41,6 +42,8 @@ enum Command {
     Ingress(load::IngressBench),
     /// State-only account_update events per second through one worker vs a plain consume+ack loop.
     Worker(worker::WorkerBench),
+    /// `reconcile --all` over many tenants against graph-sim, checked by 1 and 2 workers.
+    Reconcile(reconcile::ReconcileBench),
 }
 
 #[tokio::main]
@@ -49,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Ingress(args) => load::run(args).await,
         Command::Worker(args) => worker::run(args).await,
+        Command::Reconcile(args) => reconcile::run(args).await,
     }
 }
 

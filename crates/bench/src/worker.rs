@@ -198,7 +198,7 @@ async fn worker_phase(
 }
 
 /// Deletes every Redis key under `prefix` (SCAN + DEL), so runs do not pile up tenants.
-async fn forget(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+pub(crate) async fn forget(redis_url: &str, prefix: &str) -> anyhow::Result<()> {
     let mut conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;
