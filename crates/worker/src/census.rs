@@ -70,3 +70,52 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wa_store::Attention;
+
+    use super::*;
+
+    fn record(json: serde_json::Value) -> TenantRecord {
+        let mut base = serde_json::json!({"waba_id": "1", "owner_business_id": null,
+            "status": "installed", "partner_app_id": null, "solution_id": null,
+            "solution_partner_business_ids": [], "phone_number_ids": [],
+            "phone_numbers_verified": false, "installed_at": 1, "uninstalled_at": null,
+            "last_event_time": 1, "token": {"status": "active", "fetched_at": 1,
+            "expires_at": 0, "checked_at": 1, "error": null}, "subscribed": true,
+            "attention": [], "account": {"ban_state": null, "restrictions": [],
+            "violation": null, "partner_removed": false, "deleted": false,
+            "offboarded": false}});
+        for (k, v) in json.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn counts_installed_tenants_by_status_expiry_and_attention() {
+        let week = Duration::from_secs(7 * 86_400);
+        let now = 1_000_000;
+        let expiring = serde_json::json!({"status": "active", "fetched_at": 1,
+            "expires_at": now + 3600, "checked_at": 1, "error": null});
+        let invalid = serde_json::json!({"status": "invalid", "fetched_at": 1,
+            "expires_at": 0, "checked_at": 1, "error": null});
+        let records = [
+            record(serde_json::json!({})),
+            record(serde_json::json!({"token": expiring, "attention": ["token_expiring"]})),
+            record(serde_json::json!({"token": invalid, "attention": ["token_invalid"]})),
+            record(serde_json::json!({"status": "uninstalled", "attention": ["token_invalid"]})),
+        ];
+        let census = count(&records, now, week);
+        assert_eq!(
+            census.tokens,
+            [(TokenStatus::Active, 2), (TokenStatus::Invalid, 1)]
+        );
+        assert_eq!(census.expiring, 1);
+        assert_eq!(
+            census.attention,
+            [(Attention::TokenExpiring, 1), (Attention::TokenInvalid, 1)]
+        );
+    }
+}

@@ -7,8 +7,8 @@
 
 use std::{io::Write, process::ExitCode};
 
-use anyhow::{Context, bail};
-use clap::Args;
+use anyhow::Context;
+use clap::{ArgGroup, Args};
 use wa_ids::WabaId;
 
 use crate::{
@@ -19,6 +19,7 @@ use crate::{
 
 /// `wa-onboard reconcile`.
 #[derive(Debug, Args)]
+#[command(group = ArgGroup::new("target").required(true).args(["all", "waba_ids"]))]
 pub struct ReconcileArgs {
     /// Check every installed tenant.
     #[arg(long, conflicts_with = "waba_ids")]
@@ -43,8 +44,6 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("listing installed tenants (REDIS_URL, WA_REDIS_PREFIX)")?;
         (wabas, "scheduled")
-    } else if args.waba_ids.is_empty() {
-        bail!("say which: `reconcile --all` or `reconcile WABA_ID...`");
     } else {
         (args.waba_ids, "requested")
     };

@@ -11,6 +11,8 @@ mod deploy;
 mod graph_sim;
 /// Running the binary with a clean environment, a Redis prefix per test, polling.
 mod helpers;
+/// `reconcile`: the installed (or named) tenants queued on wa.tenant_checks, confirmed.
+mod reconcile;
 /// docs/REFERENCE.md names every variable and subcommand `--help` shows, and marks as not
 /// yet available nothing the binary has.
 mod reference;
