@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs RabbitMQ and Redis from Debian's packages when they are missing, starts them on
 # loopback when they are not running, and waits until both answer; then starts the failure
-# tests' own RabbitMQ node (scripts/failures-rabbitmq.sh). Safe to run again.
+# tests' own RabbitMQ node (scripts/failures-rabbitmq.sh) and the Redis Cluster and TLS Redis
+# of the cluster tests (scripts/redis-cluster.sh). Safe to run again.
 set -euo pipefail
 
 need=()
@@ -30,6 +31,8 @@ for _ in $(seq 1 120); do
     echo "services: rabbitmq $(rabbitmqctl version 2>/dev/null) and redis $(redis-server --version | awk '{print $3}') are up"
     # The failure tests' own node, which they stop and start: never the one above.
     "$(dirname "$0")/failures-rabbitmq.sh"
+    # 3 masters + 3 replicas on 127.0.0.1:7001-7006, and TLS Redis on 127.0.0.1:6380.
+    "$(dirname "$0")/redis-cluster.sh"
     exit 0
   fi
   sleep 1

@@ -157,6 +157,23 @@ impl Broker {
     /// report failure for all of them (a retry publishes them again; consumers dedupe).
     /// [`BrokerError::Blocked`] at once while the broker blocks publishing.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<()> {
+        self.publish(messages, true).await
+    }
+
+    /// As [`Broker::publish_all`], but without `mandatory`: a message no queue is bound for is
+    /// dropped by the broker and still counts as published. For a topic exchange whose
+    /// subscribers bind their own queues (`wa.tenant_events`): with none bound, nobody waits
+    /// for the message. A missing exchange still fails the call (the broker closes the
+    /// channel), as do a nack, a block and a confirm timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::publish_all`], except [`BrokerError::Returned`].
+    pub async fn publish_all_unrouted_ok(&self, messages: &[Outgoing]) -> Result<()> {
+        self.publish(messages, false).await
+    }
+
+    async fn publish(&self, messages: &[Outgoing], mandatory: bool) -> Result<()> {
         let link = self.current().ok_or(BrokerError::NotConnected)?;
         if let Some(reason) = self.blocked() {
             return Err(BrokerError::Blocked(reason));
@@ -166,12 +183,17 @@ impl Broker {
         // pool with its confirms and returns still to come.
         let broker = self.clone();
         let messages = messages.to_vec();
-        tokio::spawn(async move { broker.publish_leased(&link, &messages).await })
+        tokio::spawn(async move { broker.publish_leased(&link, &messages, mandatory).await })
             .await
             .unwrap_or(Err(BrokerError::Aborted))
     }
 
-    async fn publish_leased(&self, link: &Arc<Link>, messages: &[Outgoing]) -> Result<()> {
+    async fn publish_leased(
+        &self,
+        link: &Arc<Link>,
+        messages: &[Outgoing],
+        mandatory: bool,
+    ) -> Result<()> {
         let timeout = self.inner.config.confirm_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let lease = link
@@ -185,7 +207,7 @@ impl Broker {
         }
         let mut blocked = self.inner.blocked.subscribe();
         let result = tokio::select! {
-            result = tokio::time::timeout_at(deadline, self.publish_on(lease.channel(), messages)) => {
+            result = tokio::time::timeout_at(deadline, self.publish_on(lease.channel(), messages, mandatory)) => {
                 result.map_err(|_| BrokerError::ConfirmTimeout(timeout)).and_then(|r| r)
             }
             reason = blocked.wait_for(Option::is_some) => Err(BrokerError::Blocked(
@@ -221,9 +243,14 @@ impl Broker {
         });
     }
 
-    async fn publish_on(&self, channel: &Channel, messages: &[Outgoing]) -> Result<()> {
+    async fn publish_on(
+        &self,
+        channel: &Channel,
+        messages: &[Outgoing],
+        mandatory: bool,
+    ) -> Result<()> {
         let options = BasicPublishOptions {
-            mandatory: true,
+            mandatory,
             ..BasicPublishOptions::default()
         };
         let mut confirms = Vec::with_capacity(messages.len());

@@ -10,7 +10,9 @@
 //!   of confirm channels. [`Broker::publish_all`] succeeds only when the broker has confirmed
 //!   every message (`ack`, not returned); anything else is an error the caller turns into "try
 //!   again later". Each batch has its confirm channel to itself, so a returned message is
-//!   never reported to another batch (`pool.rs` says why lapin needs that). When the
+//!   never reported to another batch (`pool.rs` says why lapin needs that).
+//!   [`Broker::publish_all_unrouted_ok`] is the same for a topic exchange whose subscribers
+//!   bind their own queues (tenant events): a message no queue takes is not an error. When the
 //!   connection dies, or the broker blocks it under a resource alarm, the broker reports
 //!   not-ready; a dead connection is rebuilt with backoff, re-declaring the topology, without
 //!   a restart.

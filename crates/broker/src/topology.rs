@@ -21,6 +21,9 @@
 //!   so a dead-lettered check replays like any other), with the same delivery limit and
 //!   dead-lettering (its dead letters share the DLQ too) and its own delay tiers,
 //!   `wa.tenant_checks.retry.<delay>`.
+//! - `wa.tenant_events`: topic exchange (durable, no alternate) the worker publishes tenant
+//!   events to, routing key = the event's type (`tenant.installed`, ...). No queue is bound
+//!   here: the partner's services bind their own.
 //!
 //! Only features RabbitMQ 3.10 already has are used (quorum queues, `x-delivery-limit`,
 //! `x-dead-letter-strategy = at-least-once`, message TTL and `drop-head` on quorum queues), so Debian 12's broker, 3.13 and 4.x all work.
@@ -106,6 +109,12 @@ impl Topology {
         format!("{}.tenant_checks", self.prefix)
     }
 
+    /// The topic exchange tenant events are published to (`wa.tenant_events`); consumers bind
+    /// their own queues to it.
+    pub fn tenant_events_exchange(&self) -> String {
+        format!("{}.tenant_events", self.prefix)
+    }
+
     /// The delay queue of one retry tier of `queue` (one of the work queues), e.g.
     /// `wa.signup_events.retry.5s`; it dead-letters back to `queue`.
     pub fn retry_queue_of(&self, queue: &str, delay: Duration) -> String {
@@ -156,11 +165,12 @@ impl Topology {
     }
 
     /// Every exchange this topology declares.
-    pub fn exchanges(&self) -> [String; 3] {
+    pub fn exchanges(&self) -> [String; 4] {
         [
             self.webhooks_exchange(),
             self.unrouted(),
             self.dlq_exchange(),
+            self.tenant_events_exchange(),
         ]
     }
 
@@ -204,40 +214,40 @@ impl Topology {
     /// Any broker error; [`crate::BrokerError::Inequivalent`] when an existing queue was
     /// declared with other arguments (the channel is then closed by the broker).
     pub async fn declare(&self, channel: &Channel) -> crate::Result<()> {
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        channel
-            .exchange_declare(
-                self.unrouted().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        declare_exchange(
+            channel,
+            &self.unrouted(),
+            ExchangeKind::Fanout,
+            FieldTable::default(),
+        )
+        .await?;
         declare_quorum(channel, &self.unrouted(), self.unrouted_args()).await?;
         bind(channel, &self.unrouted(), &self.unrouted(), "").await?;
 
         let mut args = FieldTable::default();
         args.insert("alternate-exchange".into(), string(self.unrouted()));
-        channel
-            .exchange_declare(
-                self.webhooks_exchange().into(),
-                ExchangeKind::Topic,
-                durable,
-                args,
-            )
-            .await?;
-
-        channel
-            .exchange_declare(
-                self.dlq_exchange().into(),
-                ExchangeKind::Direct,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        declare_exchange(
+            channel,
+            &self.webhooks_exchange(),
+            ExchangeKind::Topic,
+            args,
+        )
+        .await?;
+        declare_exchange(
+            channel,
+            &self.dlq_exchange(),
+            ExchangeKind::Direct,
+            FieldTable::default(),
+        )
+        .await?;
+        // No alternate: a tenant event no consumer bound a queue for is nobody's to keep.
+        declare_exchange(
+            channel,
+            &self.tenant_events_exchange(),
+            ExchangeKind::Topic,
+            FieldTable::default(),
+        )
+        .await?;
         let work = self.account_update_queue();
         declare_quorum(channel, &self.account_update_dlq(), holding_args()).await?;
         bind(
@@ -310,6 +320,23 @@ impl Topology {
     }
 }
 
+/// A durable exchange.
+async fn declare_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    args: FieldTable,
+) -> crate::Result<()> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(name.into(), kind, durable, args)
+        .await?;
+    Ok(())
+}
+
 /// A delay queue: messages wait `delay` (queue TTL), then go back to `work`.
 async fn declare_retry(
     channel: &Channel,
@@ -361,6 +388,7 @@ mod tests {
         );
         assert_eq!(t.signup_events_queue(), "wa.signup_events");
         assert_eq!(t.tenant_checks_queue(), "wa.tenant_checks");
+        assert_eq!(t.tenant_events_exchange(), "wa.tenant_events");
         assert_eq!(
             t.retry_queue_of(&t.signup_events_queue(), Duration::from_secs(5)),
             "wa.signup_events.retry.5s"

@@ -1,6 +1,7 @@
 //! `wa.unrouted` against the real RabbitMQ: bounded by length (oldest dropped first) and by
 //! age, and a queue an older version declared without the bound refused with an error that
-//! names it, its arguments and what to do. Each test works under its own prefix.
+//! names it, its arguments and what to do; and a tenant event that no queue takes, published
+//! all the same. Each test works under its own prefix.
 
 use std::time::Duration;
 
@@ -173,4 +174,34 @@ async fn an_unrouted_queue_declared_without_the_bound_is_refused_by_name_with_wh
     ] {
         assert!(text.contains(expected), "`{expected}` missing from: {text}");
     }
+}
+
+#[tokio::test]
+async fn a_tenant_event_no_queue_is_bound_for_is_published_not_returned() {
+    let scratch = Scratch::new(|_| {}).await;
+    let stop = CancellationToken::new();
+    let config = BrokerConfig::new(&amqp_url(), scratch.topology.clone()).expect("AMQP_URL");
+    let broker = Broker::start(config, stop.clone());
+    assert!(
+        broker.wait_ready(Duration::from_secs(10)).await,
+        "broker ready"
+    );
+    let event = Outgoing::persistent_json(
+        scratch.topology.tenant_events_exchange(),
+        "tenant.installed",
+        b"{}".to_vec(),
+        "an-event",
+        0,
+    );
+
+    broker
+        .publish_all_unrouted_ok(std::slice::from_ref(&event))
+        .await
+        .expect("confirmed: nobody bound a queue, so nobody waits for it");
+    let mandatory = broker.publish_all(&[event]).await;
+    assert!(
+        matches!(mandatory, Err(BrokerError::Returned(_))),
+        "with `mandatory` it would be refused: {mandatory:?}"
+    );
+    stop.cancel();
 }

@@ -2,14 +2,17 @@
 //! own copy:
 //!
 //! - [`eventually`]: poll with a deadline instead of sleeping;
-//! - [`amqp_url`], [`redis_url`] (and their `host:port`), [`forget_redis_prefix`]: the
-//!   machine's services and a test's Redis keys removed, even from a `Drop` after a panic;
+//! - [`amqp_url`], [`redis_url`] (and their `host:port`), [`redis_cluster_urls`],
+//!   [`redis_tls_url`] (with [`redis_tls_ca`]), [`forget_redis_prefix`]: the machine's
+//!   services and a test's Redis keys removed, even from a `Drop` after a panic;
 //! - [`Proxy`]: a TCP proxy in front of RabbitMQ or Redis that a test can cut, freeze and
 //!   restore;
 //! - [`Listening`]: a child process started on port 0, with the address it reported it bound
 //!   (no port picked in advance and hoped free); [`RefusedAddr`]: an address where every
 //!   connection is refused, held for as long as the test needs it;
-//! - [`declare_unbounded_unrouted`]: a queue as an earlier version declared it.
+//! - [`declare_unbounded_unrouted`]: a queue as an earlier version declared it;
+//! - [`Tap`]: a consumer with its own queue bound to an exchange (tenant events), as the
+//!   partner's services run one, keeping what it received.
 //!
 //! Never touches the code under test: only processes, sockets and the services' data.
 
@@ -19,13 +22,18 @@ pub use self::{
     child::{Listening, RefusedAddr},
     legacy::declare_unbounded_unrouted,
     proxy::Proxy,
-    services::{amqp_addr, amqp_url, forget_redis_prefix, host_port, redis_addr, redis_url},
+    services::{
+        amqp_addr, amqp_url, forget_redis_prefix, host_port, redis_addr, redis_cluster_urls,
+        redis_tls_ca, redis_tls_url, redis_url,
+    },
+    tap::{Tap, Tapped},
 };
 
 mod child;
 mod legacy;
 mod proxy;
 mod services;
+mod tap;
 
 /// Deadline polling: `check` until it returns `Some`, or panic with `what` after `within`.
 ///

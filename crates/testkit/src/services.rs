@@ -1,6 +1,8 @@
 //! Where the machine's RabbitMQ and Redis are (`AMQP_URL`, `REDIS_URL`, with the local
-//! defaults), their `host:port` for a [`Proxy`](crate::Proxy), and removing a test's Redis
-//! keys. Reads the environment and talks to Redis; never starts or stops a service.
+//! defaults), the Redis Cluster and TLS Redis of scripts/redis-cluster.sh
+//! (`WA_TEST_REDIS_CLUSTER_URLS`, `WA_TEST_REDIS_TLS_URL`, `WA_TEST_REDIS_TLS_CA`), their
+//! `host:port` for a [`Proxy`](crate::Proxy), and removing a test's Redis keys. Reads the
+//! environment and talks to Redis; never starts or stops a service.
 
 /// `AMQP_URL`, or the local RabbitMQ (`amqp://guest:guest@127.0.0.1:5672/%2f`).
 pub fn amqp_url() -> String {
@@ -10,6 +12,36 @@ pub fn amqp_url() -> String {
 /// `REDIS_URL`, or the local Redis (`redis://127.0.0.1:6379/0`).
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
+}
+
+/// `WA_TEST_REDIS_CLUSTER_URLS`, or the six nodes scripts/redis-cluster.sh starts
+/// (`redis://127.0.0.1:7001,...,redis://127.0.0.1:7006`): comma-separated, as `REDIS_URL`
+/// names a Redis Cluster.
+pub fn redis_cluster_urls() -> String {
+    std::env::var("WA_TEST_REDIS_CLUSTER_URLS").unwrap_or_else(|_| {
+        (7001..=7006)
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// `WA_TEST_REDIS_TLS_URL`, or the TLS-only Redis scripts/redis-cluster.sh starts
+/// (`rediss://127.0.0.1:6380`).
+pub fn redis_tls_url() -> String {
+    std::env::var("WA_TEST_REDIS_TLS_URL").unwrap_or_else(|_| "rediss://127.0.0.1:6380".to_owned())
+}
+
+/// `WA_TEST_REDIS_TLS_CA`, or the CA certificate scripts/redis-cluster.sh made for the TLS
+/// Redis (`${TMPDIR:-/tmp}/wa-redis-cluster/tls/ca.crt`).
+pub fn redis_tls_ca() -> std::path::PathBuf {
+    std::env::var_os("WA_TEST_REDIS_TLS_CA").map_or_else(
+        || {
+            let tmp = std::env::var_os("TMPDIR").unwrap_or_else(|| "/tmp".into());
+            std::path::Path::new(&tmp).join("wa-redis-cluster/tls/ca.crt")
+        },
+        std::path::PathBuf::from,
+    )
 }
 
 /// `host:port` of the RabbitMQ at [`amqp_url`].
@@ -45,7 +77,16 @@ pub fn host_port(url: &str, default_port: u16) -> String {
 
 /// Deletes every Redis key under `prefix` (`SCAN` + `UNLINK`). Synchronous on purpose, so a
 /// test's `Drop` can call it even after a panic; errors are ignored (cleanup is best effort).
+///
+/// `redis_url` may list several comma-separated nodes (a Redis Cluster, as
+/// [`redis_cluster_urls`]): each is visited, and keys of different slots are unlinked one by one.
 pub fn forget_redis_prefix(redis_url: &str, prefix: &str) {
+    for url in redis_url.split(',') {
+        forget_on_node(url.trim(), prefix);
+    }
+}
+
+fn forget_on_node(redis_url: &str, prefix: &str) {
     let Ok(mut conn) = redis::Client::open(redis_url).and_then(|c| c.get_connection()) else {
         return;
     };
@@ -61,8 +102,17 @@ pub fn forget_redis_prefix(redis_url: &str, prefix: &str) {
         else {
             return;
         };
-        if !keys.is_empty() {
-            let _: redis::RedisResult<i64> = redis::cmd("UNLINK").arg(&keys).query(&mut conn);
+        if !keys.is_empty()
+            && redis::cmd("UNLINK")
+                .arg(&keys)
+                .query::<i64>(&mut conn)
+                .is_err()
+        {
+            // CROSSSLOT on a cluster node (or MOVED on a replica): one key at a time; a
+            // replica's keys are its master's, removed when that node is visited.
+            for key in &keys {
+                let _: redis::RedisResult<i64> = redis::cmd("UNLINK").arg(key).query(&mut conn);
+            }
         }
         cursor = next;
         if cursor == 0 {

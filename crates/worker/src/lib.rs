@@ -10,7 +10,9 @@
 //!   prefetch and concurrency, dedupe claims, delay tiers and the dead-letter queue;
 //! - `handler`: per queue, how a body is read and which plan and effects it gets;
 //! - [`plan`]: per message kind, the pure decision (no I/O);
-//! - `effects`: per message kind, carrying a plan out against Redis and the Graph API;
+//! - `effects`: per message kind, carrying a plan out against Redis and the Graph API, and
+//!   publishing the tenant events of what it changed;
+//! - [`events`]: the tenant events (`wa.tenant_events`): their JSON, stable ids, publisher;
 //! - `outcome`, `headers`, [`metrics`]: leaves (how applying ended; AMQP header names; the
 //!   metrics and the outcome names logs, spans and metrics share);
 //! - [`dlq`] and [`reconcile`] for operators, `ops`, the health and metrics endpoint, and `census`, which
@@ -24,6 +26,7 @@ mod census;
 mod consumer;
 pub mod dlq;
 mod effects;
+pub mod events;
 mod handler;
 mod headers;
 pub mod metrics;
@@ -49,6 +52,7 @@ use crate::{
     effects::{
         account_update::AccountUpdates, check::Checks, integration::Integrations, session::Sessions,
     },
+    events::TenantEvents,
     handler::{AccountUpdateHandler, CheckHandler, SignupHandler},
 };
 
@@ -163,6 +167,7 @@ pub async fn run(
             dedupe_ttl: config.dedupe_ttl,
         };
         let topology = broker.topology();
+        let events = TenantEvents::new(broker.clone(), metrics.clone());
         let vault = store.with_token_key(config.token_key.clone());
         let checks = Consumer::new(
             topology.tenant_checks_queue(),
@@ -176,6 +181,7 @@ pub async fn run(
                     refresh_before: config.refresh_before,
                     lease: config.lease,
                     metrics: metrics.clone(),
+                    events: events.clone(),
                 },
             },
             Limits {
@@ -202,9 +208,11 @@ pub async fn run(
                     subscribe_app: config.subscribe_app,
                     app_id: config.app_id.clone(),
                     metrics: metrics.clone(),
+                    events: events.clone(),
                 },
                 integrations: Integrations {
                     store: store.clone(),
+                    events,
                 },
             },
             limits,

@@ -10,6 +10,15 @@
 //!   uninstall or a newer install landed while it ran) is acked as stale, never retried or
 //!   dead-lettered.
 //!
+//! - Tenant events (`crate::events`): each change applied publishes its event, confirmed,
+//!   before the change is reported applied: `tenant.installed` once an install is applied,
+//!   `tenant.token_ready` once its token is stored, `tenant.token_failed` once a permanent
+//!   fetch failure is recorded, `tenant.uninstalled` per WABA uninstalled,
+//!   `tenant.account_changed` for any other event. A redelivery of a change already applied
+//!   publishes its events again, under the same ids (the first copy may never have been
+//!   confirmed); a stale change, or one for another app, publishes nothing. A publish that
+//!   is not confirmed fails the change with a retry.
+//!
 //! Never decides what a payload means (`crate::plan::account_update` did) and never logs a
 //! token.
 
@@ -18,15 +27,17 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use tracing::{info, warn};
 use wa_graph::{GraphClient, GraphError};
-use wa_ids::{AppId, BusinessId, WabaId};
-use wa_store::{Install, Status, Store, TokenVault, Uninstall};
+use wa_ids::{AppId, BusinessId, DedupeKey, WabaId};
+use wa_store::{Install, Status, Store, TokenStatus, TokenVault, Uninstall};
 
 use super::{
+    emit::tenant_event,
     installed::{self, Installed},
     integration::removed_by_integration,
     tie,
 };
 use crate::{
+    events::{EventKind, TenantEvents},
     metrics::Metrics,
     outcome::{Applied, Failure},
     plan::account_update::Plan,
@@ -47,6 +58,8 @@ pub struct AccountUpdates {
     pub app_id: AppId,
     /// Counts token fetches.
     pub metrics: Arc<Metrics>,
+    /// Where the tenant events of what changed are published.
+    pub events: TenantEvents,
 }
 
 pub(crate) fn now() -> i64 {
@@ -56,21 +69,23 @@ pub(crate) fn now() -> i64 {
 }
 
 impl AccountUpdates {
-    /// Carries out `plan`.
+    /// Carries out `plan`, the plan of the change whose dedupe key is `cause` (the tenant
+    /// events' ids derive from it).
     ///
     /// # Errors
     ///
-    /// [`Failure`] from Redis or the Graph API, or an uninstall naming no known tenant.
-    pub async fn apply(&self, plan: Plan) -> Result<Applied, Failure> {
+    /// [`Failure`] from Redis or the Graph API, an uninstall naming no known tenant, or a
+    /// tenant event the broker did not confirm.
+    pub async fn apply(&self, plan: Plan, cause: &DedupeKey) -> Result<Applied, Failure> {
         match plan {
-            Plan::Install(install) => self.install(&install).await,
-            Plan::Uninstall(uninstall) => self.uninstall(&uninstall).await,
+            Plan::Install(install) => self.install(&install, cause).await,
+            Plan::Uninstall(uninstall) => self.uninstall(&uninstall, cause).await,
             Plan::UninstallByEntry {
                 entry_id,
                 entry_owner,
                 event_time,
             } => {
-                self.uninstall_by_entry(&entry_id, &entry_owner, event_time)
+                self.uninstall_by_entry(&entry_id, &entry_owner, event_time, cause)
                     .await
             }
             Plan::OtherApp {
@@ -93,13 +108,32 @@ impl AccountUpdates {
                     .store
                     .apply_account_event(&waba_id, &event, &value, event_time)
                     .await?;
-                Ok(if applied.stale {
-                    Applied::Stale
-                } else {
-                    Applied::Changed
-                })
+                if applied.stale {
+                    return Ok(Applied::Stale);
+                }
+                let kind = EventKind::AccountChanged;
+                if let Some(e) =
+                    tenant_event(&self.store, kind, cause, &waba_id, event_time).await?
+                {
+                    self.events.publish(e.with_event(event)).await?;
+                }
+                Ok(Applied::Changed)
             }
         }
+    }
+
+    /// Publishes the event `kind` about `waba_id`, caused by `cause` at `occurred_at`.
+    async fn emit(
+        &self,
+        kind: EventKind,
+        cause: &DedupeKey,
+        waba_id: &WabaId,
+        occurred_at: i64,
+    ) -> Result<(), Failure> {
+        if let Some(e) = tenant_event(&self.store, kind, cause, waba_id, occurred_at).await? {
+            self.events.publish(e).await?;
+        }
+        Ok(())
     }
 
     /// Fetches the business token of `owner`, counted.
@@ -112,7 +146,7 @@ impl AccountUpdates {
         installed::on_waba(&self.graph, &self.metrics, owner, waba_id).await
     }
 
-    async fn install(&self, ev: &Install) -> Result<Applied, Failure> {
+    async fn install(&self, ev: &Install, cause: &DedupeKey) -> Result<Applied, Failure> {
         let mut applied = self.store.apply_install(ev).await?;
         let mut token: Option<SecretString> = None;
         if applied.tie {
@@ -132,12 +166,15 @@ impl AccountUpdates {
         if let Some(applied) = removed_by_integration(&self.store, ev, ask).await? {
             return Ok(applied);
         }
+        let (waba_id, time) = (&ev.waba_id, ev.event_time);
+        self.emit(EventKind::Installed, cause, waba_id, time)
+            .await?;
         if applied.needs_token() {
             let fetched = match token {
                 Some(t) => t,
                 None => match self.fetch_token(&ev.owner_business_id).await {
                     Ok(t) => t,
-                    Err(e) => return self.graph_failure(ev, &e, true).await,
+                    Err(e) => return self.graph_failure(ev, &e, Some(cause)).await,
                 },
             };
             // Only for this install: an uninstall (and maybe a newer install) while the fetch
@@ -160,6 +197,13 @@ impl AccountUpdates {
             }
             info!(waba_id = %ev.waba_id, "business token stored");
             token = Some(fetched);
+            self.emit(EventKind::TokenReady, cause, waba_id, time)
+                .await?;
+        } else if applied.token_status == Some(TokenStatus::Active) {
+            // The install in effect again, its token held: a redelivery, maybe of an attempt
+            // whose `tenant.token_ready` was never confirmed. Same id; consumers dedupe.
+            self.emit(EventKind::TokenReady, cause, waba_id, time)
+                .await?;
         }
         if self.subscribe_app && applied.needs_subscription() {
             let held = match self.held_token(ev, token.take()).await? {
@@ -167,7 +211,7 @@ impl AccountUpdates {
                 Err(stale) => return Ok(stale),
             };
             if let Err(e) = self.graph.subscribe_app(&ev.waba_id, &held).await {
-                return self.graph_failure(ev, &e, false).await;
+                return self.graph_failure(ev, &e, None).await;
             }
             self.store
                 .mark_subscribed(&ev.waba_id, ev.event_time)
@@ -204,7 +248,7 @@ impl AccountUpdates {
                     "phone numbers not readable; the claimed ones stay unverified");
                 return Ok(Applied::Changed);
             }
-            Err(e) => return self.graph_failure(ev, &e, false).await,
+            Err(e) => return self.graph_failure(ev, &e, None).await,
         };
         if self
             .store
@@ -251,20 +295,30 @@ impl AccountUpdates {
 
     /// A Graph error during `ev`: stale if the install was superseded meanwhile (acked,
     /// never retried or dead-lettered); otherwise logged, and a permanent one on the token
-    /// call is recorded on the tenant (`token.status = failed`).
+    /// call (`token_call`: the change that asked for it) is recorded on the tenant
+    /// (`token.status = failed`) and reported (`tenant.token_failed`) before the change goes
+    /// to the dead-letter queue.
     async fn graph_failure(
         &self,
         ev: &Install,
         e: &GraphError,
-        token_call: bool,
+        token_call: Option<&DedupeKey>,
     ) -> Result<Applied, Failure> {
         let waba_id = &ev.waba_id;
-        let recorded = !e.is_transient()
-            && token_call
-            && self
-                .store
-                .mark_token_failed(waba_id, &e.summary(), ev.event_time)
-                .await?;
+        let recorded = match token_call {
+            Some(cause) if !e.is_transient() => {
+                let recorded = self
+                    .store
+                    .mark_token_failed(waba_id, &e.summary(), ev.event_time)
+                    .await?;
+                if recorded {
+                    self.emit(EventKind::TokenFailed, cause, waba_id, ev.event_time)
+                        .await?;
+                }
+                recorded
+            }
+            _ => false,
+        };
         if !recorded && self.superseded(ev).await? {
             info!(%waba_id, error = %e.summary(), "Graph error for a superseded install; stale");
             return Ok(Applied::Stale);
@@ -277,16 +331,25 @@ impl AccountUpdates {
         Err(Failure::graph(e))
     }
 
-    pub(super) async fn uninstall(&self, ev: &Uninstall) -> Result<Applied, Failure> {
+    pub(super) async fn uninstall(
+        &self,
+        ev: &Uninstall,
+        cause: &DedupeKey,
+    ) -> Result<Applied, Failure> {
         let applied = self.store.apply_uninstall_unless_tied(ev).await?;
-        if applied.tie {
-            return tie::settle_uninstall(self, ev).await;
+        let applied = if applied.tie {
+            tie::settle_uninstall(self, ev).await?
+        } else if applied.stale {
+            Applied::Stale
+        } else {
+            info!(waba_id = %ev.waba_id, "uninstalled; business token destroyed");
+            Applied::Changed
+        };
+        if applied == Applied::Changed {
+            self.emit(EventKind::Uninstalled, cause, &ev.waba_id, ev.event_time)
+                .await?;
         }
-        if applied.stale {
-            return Ok(Applied::Stale);
-        }
-        info!(waba_id = %ev.waba_id, "uninstalled; business token destroyed");
-        Ok(Applied::Changed)
+        Ok(applied)
     }
 
     /// docs/REFERENCE.md, "Semantics": applied to the tenant whose WABA id, or the tenants
@@ -298,6 +361,7 @@ impl AccountUpdates {
         entry_id: &WabaId,
         entry_owner: &BusinessId,
         event_time: i64,
+        cause: &DedupeKey,
     ) -> Result<Applied, Failure> {
         // A WABA only if a signed install or uninstall named it: a record created by browser
         // data (a signup session) or by an account event keyed on entry.id says nothing
@@ -327,7 +391,7 @@ impl AccountUpdates {
                 owner_business_id: None,
                 event_time,
             };
-            any_applied |= self.uninstall(&ev).await? == Applied::Changed;
+            any_applied |= self.uninstall(&ev, cause).await? == Applied::Changed;
         }
         Ok(if any_applied {
             Applied::Changed

@@ -11,6 +11,10 @@
 //! - A permanent `190` on any use of the token is evidence that it is invalid.
 //! - A transient Graph error records what was found so far, then retries through the delay
 //!   tiers ([`Failure::graph`]).
+//! - Tenant events (`crate::events`): `tenant.token_refreshed` and `tenant.token_invalid` are
+//!   published, confirmed, *before* the new token is stored or the invalid one destroyed, with
+//!   the record as it is about to be and the check's id as their cause: a publish that fails
+//!   retries the check with nothing changed, and the retry publishes the same event id again.
 //!
 //! Decisions are `crate::plan::check`'s; never logs a token.
 
@@ -19,13 +23,14 @@ use std::{sync::Arc, time::Duration};
 use secrecy::SecretString;
 use tracing::{info, warn};
 use wa_graph::{GraphClient, GraphError, token_invalid};
-use wa_ids::{AppId, WabaId};
+use wa_ids::{AppId, DedupeKey, WabaId};
 use wa_store::{
     Attention, CheckFindings, Status, Store, TenantRecord, TokenExpiry, TokenStatus, TokenVault,
 };
 
 use super::{account_update::now, installed};
 use crate::{
+    events::{EventKind, TenantEvent, TenantEvents},
     metrics::{CheckOutcome, Metrics},
     outcome::{Applied, Failure},
     plan::check::{self, CheckMessage, TokenVerdict},
@@ -50,10 +55,14 @@ pub struct Checks {
     pub lease: Duration,
     /// Counts checks and their Graph calls.
     pub metrics: Arc<Metrics>,
+    /// Where `tenant.token_refreshed` and `tenant.token_invalid` are published.
+    pub events: TenantEvents,
 }
 
 /// A check in progress: what it found so far.
 struct Found {
+    /// The check's id: the cause of its tenant events.
+    cause: DedupeKey,
     findings: CheckFindings,
     /// Attention entries this check found.
     wrong: Vec<Attention>,
@@ -95,7 +104,7 @@ impl Checks {
                 error: "another check of this tenant is running".into(),
             });
         };
-        let result = self.check(waba_id).await;
+        let result = self.check(waba_id, &message.id).await;
         if let Err(e) = self.store.release_check(waba_id, &lease).await {
             warn!(%waba_id, error = %e, "check lease not given back; it expires by itself");
         }
@@ -109,7 +118,11 @@ impl Checks {
         result.map(|(applied, _)| applied)
     }
 
-    async fn check(&self, waba_id: &WabaId) -> Result<(Applied, CheckOutcome), Failure> {
+    async fn check(
+        &self,
+        waba_id: &WabaId,
+        cause: &DedupeKey,
+    ) -> Result<(Applied, CheckOutcome), Failure> {
         let skipped = Ok((Applied::Stale, CheckOutcome::Skipped));
         let Some(tenant) = self.store.get(waba_id).await? else {
             return skipped;
@@ -126,6 +139,7 @@ impl Checks {
             _ => return skipped,
         };
         let mut found = Found {
+            cause: cause.clone(),
             findings: CheckFindings {
                 install_time,
                 checked_at: now(),
@@ -141,6 +155,14 @@ impl Checks {
         };
         let failure = self.steps(&tenant, held, &mut found).await.err();
         found.findings.attention = check::attention(&tenant.attention, &found.wrong, &found.fine);
+        if found.findings.invalid && tenant.token.status == Some(TokenStatus::Active) {
+            let mut after = tenant.clone();
+            after.token.status = Some(TokenStatus::Invalid);
+            after.token.checked_at = Some(found.findings.checked_at);
+            after.attention.clone_from(&found.findings.attention);
+            self.publish(EventKind::TokenInvalid, &found, &after)
+                .await?;
+        }
         if !self.store.record_check(waba_id, &found.findings).await? {
             info!(%waba_id, "uninstalled or reinstalled while checked; nothing recorded");
             return skipped;
@@ -255,6 +277,17 @@ impl Checks {
             expires_at: health.expires_at,
             checked_at: now,
         };
+        let mut after = tenant.clone();
+        after.token.status = Some(TokenStatus::Active);
+        after.token.fetched_at = Some(now);
+        after.token.expires_at = Some(health.expires_at);
+        after.token.checked_at = Some(now);
+        after.token.error = None;
+        after
+            .attention
+            .retain(|a| !matches!(a, Attention::TokenExpiring | Attention::TokenInvalid));
+        self.publish(EventKind::TokenRefreshed, found, &after)
+            .await?;
         let install_time = found.findings.install_time;
         let stored = self
             .vault
@@ -273,6 +306,18 @@ impl Checks {
         found.clear(Attention::TokenInvalid);
         found.repaired = true;
         Ok(Some(fresh))
+    }
+
+    /// Publishes the tenant event `kind` with `after` (the record as this check is about to
+    /// leave it), confirmed.
+    async fn publish(
+        &self,
+        kind: EventKind,
+        found: &Found,
+        after: &TenantRecord,
+    ) -> Result<(), Failure> {
+        let event = TenantEvent::new(kind, found.cause.as_str(), found.findings.checked_at, after);
+        self.events.publish(event).await
     }
 
     /// `GET subscribed_apps`, and subscribing again when our app is missing. `false` when

@@ -16,15 +16,24 @@
 //!   fetch a token for (the WABA's own `PARTNER_APP_INSTALLED`, which carries `waba_info`,
 //!   does that).
 //!
-//! Redis only; Graph is reached only through the question passed to
-//! [`removed_by_integration`].
+//! - Each tenant an uninstall changes gets its own `tenant.uninstalled` (one per WABA, ids
+//!   apart), all published and confirmed before the change is reported applied; a
+//!   redelivery publishes them again under the same ids. An install of a WABA that its
+//!   business's integration uninstall already overrides is stale: it publishes nothing.
+//!
+//! Redis, and the tenant events (`crate::events`); Graph is reached only through the
+//! question passed to [`removed_by_integration`].
 
 use tracing::info;
-use wa_ids::BusinessId;
+use wa_ids::{BusinessId, DedupeKey};
 use wa_store::{Install, IntegrationChange, Store, Uninstall};
 
-use super::installed::{Installed, unsettled};
+use super::{
+    emit::tenant_event,
+    installed::{Installed, unsettled},
+};
 use crate::{
+    events::{EventKind, TenantEvents},
     outcome::{Applied, Failure},
     plan::integration::{Change, Plan},
 };
@@ -34,18 +43,23 @@ use crate::{
 pub struct Integrations {
     /// Tenant and business state.
     pub store: Store,
+    /// Where the `tenant.uninstalled` of each tenant an uninstall changed is published.
+    pub events: TenantEvents,
 }
 
 impl Integrations {
-    /// Carries out `plan`.
+    /// Carries out `plan`, the plan of the change whose dedupe key is `cause`.
     ///
     /// # Errors
     ///
-    /// [`Failure`] from Redis.
-    pub async fn apply(&self, plan: &Plan) -> Result<Applied, Failure> {
+    /// [`Failure`] from Redis, or tenant events the broker did not confirm.
+    pub async fn apply(&self, plan: &Plan, cause: &DedupeKey) -> Result<Applied, Failure> {
         match plan.change {
             Change::Install => self.install(&plan.business_id, plan.event_time).await,
-            Change::Uninstall => self.uninstall(&plan.business_id, plan.event_time).await,
+            Change::Uninstall => {
+                self.uninstall(&plan.business_id, plan.event_time, cause)
+                    .await
+            }
         }
     }
 
@@ -69,6 +83,7 @@ impl Integrations {
         &self,
         business_id: &BusinessId,
         event_time: i64,
+        cause: &DedupeKey,
     ) -> Result<Applied, Failure> {
         // Remembered first: an install processed concurrently either sees it, or was indexed
         // under the owner before the listing below and is uninstalled by it.
@@ -76,7 +91,7 @@ impl Integrations {
             .record_integration(business_id, IntegrationChange::Uninstalled, event_time)
             .await?;
         let wabas = self.store.tenants_owned_by(business_id).await?;
-        let mut uninstalled = 0_usize;
+        let mut events = Vec::new();
         for waba_id in &wabas {
             let applied = self
                 .store
@@ -87,11 +102,13 @@ impl Integrations {
                 })
                 .await?;
             if !applied.stale {
-                uninstalled += 1;
+                let kind = EventKind::Uninstalled;
+                events.extend(tenant_event(&self.store, kind, cause, waba_id, event_time).await?);
             }
         }
-        info!(%business_id, event_time, tenants = wabas.len(), uninstalled,
+        info!(%business_id, event_time, tenants = wabas.len(), uninstalled = events.len(),
             "business integration uninstalled; business tokens destroyed");
+        self.events.publish_all(&events).await?;
         Ok(Applied::Changed)
     }
 }

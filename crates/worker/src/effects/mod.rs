@@ -4,10 +4,12 @@
 //!
 //! Each kind's effects answer `Result<Applied, Failure>`; what then happens to the delivery
 //! (ack, delay tier, dead-letter queue) is the consumer's business, never decided here. The
-//! plans come from `crate::plan`; nothing here reads a message body or touches the broker.
+//! plans come from `crate::plan`; nothing here reads a message body or touches the broker
+//! except through `crate::events`, which publishes the tenant events of what changed.
 
 pub mod account_update;
 pub mod check;
+mod emit;
 mod installed;
 pub mod integration;
 pub mod session;

@@ -63,11 +63,11 @@ impl Handler for AccountUpdateHandler {
         if change.object == plan::integration::OBJECT {
             let plan =
                 plan::integration::plan(change, &self.partner_business_ids).map_err(dead_letter)?;
-            return self.integrations.apply(&plan).await;
+            return self.integrations.apply(&plan, &change.id).await;
         }
         let plan = plan::account_update::plan(change, &self.partner_business_ids, &self.app_id)
             .map_err(dead_letter)?;
-        self.account_updates.apply(plan).await
+        self.account_updates.apply(plan, &change.id).await
     }
 }
 

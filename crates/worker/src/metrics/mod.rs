@@ -119,6 +119,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TierLabels {
     tier: String,
 }
@@ -133,6 +138,7 @@ pub struct Metrics {
     duplicates: Counter,
     stale: Counter,
     other_app: Family<OtherAppLabels, Counter>,
+    tenant_events: Family<TypeLabels, Counter>,
     /// Time to process one message, from delivery to ack.
     pub processing_seconds: Histogram,
     /// Messages being processed.
@@ -203,6 +209,12 @@ impl Metrics {
             "Installs and uninstalls naming another app than WA_APP_ID: acked, not applied",
             other_app.clone(),
         );
+        let tenant_events = Family::<TypeLabels, Counter>::default();
+        registry.register(
+            "wa_worker_tenant_events_published",
+            "Tenant events published to wa.tenant_events and confirmed, by type",
+            tenant_events.clone(),
+        );
         let processing_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         registry.register(
             "wa_worker_processing_seconds",
@@ -243,6 +255,7 @@ impl Metrics {
             duplicates,
             stale,
             other_app,
+            tenant_events,
             processing_seconds,
             in_flight,
             session,
@@ -301,6 +314,18 @@ impl Metrics {
             .unwrap_or("OTHER");
         self.other_app
             .get_or_create(&OtherAppLabels { event })
+            .inc();
+    }
+
+    /// Exports the tenant event type `r#type` at 0 (the types are the publisher's to know).
+    pub fn tenant_event_type(&self, r#type: &'static str) {
+        let _ = self.tenant_events.get_or_create(&TypeLabels { r#type });
+    }
+
+    /// Counts one tenant event published and confirmed.
+    pub fn tenant_event_published(&self, r#type: &'static str) {
+        self.tenant_events
+            .get_or_create(&TypeLabels { r#type })
             .inc();
     }
 

@@ -9,7 +9,33 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use wa_store::{Attention, TokenStatus};
 
+use wa_testkit::{Tap, Tapped};
+
 use crate::{helpers::*, sim::*};
+
+/// A consumer of the test's `wa.tenant_events`, bound to every tenant event.
+async fn tap(env: &Env) -> Tap {
+    Tap::bind(
+        &amqp_url(),
+        &env.topology.tenant_events_exchange(),
+        "tenant.#",
+    )
+    .await
+}
+
+/// Waits until `tap` received an event of `kind`; returns its body.
+async fn event(tap: &Tap, kind: &str) -> serde_json::Value {
+    let received = tap
+        .wait(Duration::from_secs(15), kind, |r: &[Tapped]| {
+            r.iter().any(|m| m.json()["type"] == kind)
+        })
+        .await;
+    received
+        .iter()
+        .map(Tapped::json)
+        .find(|e| e["type"] == kind)
+        .expect("waited for it")
+}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -52,12 +78,17 @@ async fn a_check_fetches_a_token_about_to_expire_and_destroys_the_old_one() {
     let mut env = spawn_env().await;
     let sim = Sim::start().await;
     let old = sim.seed(&env, "7201", "7200", 100).await;
+    let tap = tap(&env).await;
     let config = sim.worker_config(&env);
     env.spawn_worker_with(config).await;
     sim.token_state("7200", "expiring").await;
 
     queue(&env, &["7201"]).await;
     wait_checks(&env, 0, "repaired", 1.0).await;
+    let refreshed = event(&tap, "tenant.token_refreshed").await;
+    assert_eq!(refreshed["waba_id"], "7201");
+    assert_eq!(refreshed["tenant"]["token"]["status"], "active");
+    assert!(!refreshed.to_string().contains(old.expose_secret()));
 
     let new = held(&env, "7201").await.expect("a token held");
     assert_ne!(new, old.expose_secret(), "the stored token changed");
@@ -100,12 +131,16 @@ async fn an_invalid_token_is_flagged_destroyed_and_never_served_as_active() {
     let mut env = spawn_env().await;
     let sim = Sim::start().await;
     sim.seed(&env, "7301", "7300", 100).await;
+    let tap = tap(&env).await;
     let config = sim.worker_config(&env);
     env.spawn_worker_with(config).await;
     sim.token_state("7300", "invalid").await;
 
     queue(&env, &["7301"]).await;
     wait_checks(&env, 0, "attention", 1.0).await;
+    let invalid = event(&tap, "tenant.token_invalid").await;
+    assert_eq!(invalid["tenant"]["token"]["status"], "invalid");
+    assert_eq!(invalid["tenant"]["attention"], json!(["token_invalid"]));
     let t = env.tenant("7301").await.unwrap();
     assert_eq!(t.token.status, Some(TokenStatus::Invalid));
     assert_eq!(t.attention, [Attention::TokenInvalid]);
@@ -126,6 +161,17 @@ async fn an_invalid_token_is_flagged_destroyed_and_never_served_as_active() {
     assert_eq!(t.token.status, Some(TokenStatus::Active));
     assert!(t.attention.is_empty());
     assert!(held(&env, "7301").await.is_some());
+    event(&tap, "tenant.token_refreshed").await;
+    let kinds: Vec<String> = tap
+        .received()
+        .iter()
+        .map(|m| m.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["tenant.token_invalid", "tenant.token_refreshed"],
+        "once each"
+    );
     env.stop().await;
 }
 

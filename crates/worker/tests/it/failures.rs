@@ -141,17 +141,7 @@ async fn a_worker_lost_between_token_fetch_and_ack_is_completed_without_a_second
     let mut env = spawn_env().await;
     graph_ok_token_only(&env).await;
     // The first subscription hangs: the worker dies while it waits, token already stored.
-    Mock::given(method("POST"))
-        .and(path_regex(r"/subscribed_apps$"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_delay(Duration::from_secs(30))
-                .set_body_json(json!({"success": true})),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&env.graph)
-        .await;
+    hang_first_subscription(&env).await;
     Mock::given(method("POST"))
         .and(path_regex(r"/subscribed_apps$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))

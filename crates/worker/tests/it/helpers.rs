@@ -347,6 +347,13 @@ pub fn uninstalled(waba: &str, owner: &str, time: i64) -> Value {
     )
 }
 
+/// A business integration webhook (`business_integration_install|uninstall`).
+pub fn integration(field: &str, business: &str, time: i64) -> Value {
+    json!({"object": "application", "entry": [{"id": APP_ID, "time": time,
+        "changes": [{"field": field, "value": {"business_manager_id": business,
+        "tp_config_id": "cfg-1"}}]}]})
+}
+
 pub fn bare_uninstall(entry_id: &str, time: i64) -> Value {
     webhook(entry_id, time, json!({"event": "PARTNER_APP_UNINSTALLED"}))
 }
@@ -374,6 +381,26 @@ pub async fn graph_ok(env: &Env, token: &str) {
             ResponseTemplate::new(200)
                 .set_body_json(json!({"data": [{"id": PHONE_NUMBER, "verified_name": "Acme"}]})),
         )
+        .mount(&env.graph)
+        .await;
+}
+
+/// The first subscription call hangs (30 s, longer than any test waits): a worker can be
+/// lost while it waits. Later calls go to the other mocks.
+pub async fn hang_first_subscription(env: &Env) {
+    use wiremock::{
+        Mock, ResponseTemplate,
+        matchers::{method, path_regex},
+    };
+    Mock::given(method("POST"))
+        .and(path_regex(r"/subscribed_apps$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(30))
+                .set_body_json(json!({"success": true})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
         .mount(&env.graph)
         .await;
 }

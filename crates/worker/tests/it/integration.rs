@@ -1,17 +1,11 @@
 //! The business integration webhooks (`application.business_integration_install|uninstall`)
 //! through `wa.account_update`.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
 
 const TOKEN: &str = "business-token-integration-tests";
-
-fn integration(field: &str, business: &str, time: i64) -> Value {
-    json!({"object": "application", "entry": [{"id": "1061231232323117", "time": time,
-        "changes": [{"field": field, "value": {"business_manager_id": business,
-        "tp_config_id": "cfg-1"}}]}]})
-}
 
 #[tokio::test]
 async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_time_order() {

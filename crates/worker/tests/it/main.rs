@@ -4,6 +4,8 @@
 mod checks;
 /// `WA_CONCURRENCY` is one limit for the whole process, across both queues.
 mod concurrency;
+/// Tenant events on `wa.tenant_events`: one per change, confirmed before the ack, stable ids.
+mod events;
 /// Transient and permanent Graph errors, delay tiers, the DLQ and its replay, crashes.
 mod failures;
 mod helpers;

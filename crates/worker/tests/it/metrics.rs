@@ -41,6 +41,19 @@ async fn every_known_series_is_exported_at_zero_before_any_message() {
             r#"wa_worker_signup_events_total{{kind="{kind}",event="{event}"}}"#
         ));
     }
+    for r#type in [
+        "tenant.installed",
+        "tenant.token_ready",
+        "tenant.token_failed",
+        "tenant.token_invalid",
+        "tenant.token_refreshed",
+        "tenant.uninstalled",
+        "tenant.account_changed",
+    ] {
+        expected.push(format!(
+            r#"wa_worker_tenant_events_published_total{{type="{type}"}}"#
+        ));
+    }
     expected.extend(
         [
             "wa_worker_dlq_publishes_total",
