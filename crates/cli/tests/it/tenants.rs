@@ -58,8 +58,10 @@ async fn get_prints_the_tenant_record() {
     assert_eq!(record["last_event_time"], 1_730_000_000);
     assert_eq!(
         record["token"],
-        json!({"status": "active", "fetched_at": 1_730_000_001, "error": null})
+        json!({"status": "active", "fetched_at": 1_730_000_001, "expires_at": null,
+            "checked_at": null, "error": null})
     );
+    assert_eq!(record["attention"], json!([]));
     assert_eq!(record["subscribed"], false);
     assert_eq!(
         record["account"],
