@@ -205,7 +205,9 @@ pub struct TenantRecord {
     /// Whether the app was subscribed to the WABA's webhooks since the last install (or, once
     /// a tenant check ran, whether Graph listed it then).
     pub subscribed: bool,
-    /// What the last tenant check found wrong and could not fix; empty when all is well.
+    /// What the last tenant check found wrong and could not fix; empty when all is well
+    /// (and when read from JSON written before checks existed).
+    #[serde(default)]
     pub attention: Vec<Attention>,
     /// The account attributes Meta reported.
     pub account: AccountState,
