@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wa_broker::{Broker, Outgoing};
 use wa_ids::WabaId;
-use wa_store::TenantRecord;
+use wa_store::{Status, TenantRecord, TokenStatus};
 
 use crate::{metrics::Metrics, outcome::Failure};
 
@@ -82,6 +82,23 @@ impl EventKind {
             Self::TokenRefreshed => "tenant.token_refreshed",
             Self::Uninstalled => "tenant.uninstalled",
             Self::AccountChanged => "tenant.account_changed",
+        }
+    }
+
+    /// Whether `tenant` is a record an event of this type can carry: what docs/REFERENCE.md
+    /// promises of it per type (`tenant.installed`: `status` `installed`;
+    /// `tenant.token_ready` and `tenant.token_refreshed`: `token.status` `active`;
+    /// `tenant.token_failed`: `failed`; `tenant.uninstalled`: `status` `uninstalled`). A
+    /// record that no longer is one was moved on by a newer change, which publishes its own.
+    pub fn describes(self, tenant: &TenantRecord) -> bool {
+        match self {
+            Self::Installed => tenant.status == Status::Installed,
+            Self::TokenReady | Self::TokenRefreshed => {
+                tenant.token.status == Some(TokenStatus::Active)
+            }
+            Self::TokenFailed => tenant.token.status == Some(TokenStatus::Failed),
+            Self::Uninstalled => tenant.status == Status::Uninstalled,
+            Self::TokenInvalid | Self::AccountChanged => true,
         }
     }
 }
@@ -308,5 +325,26 @@ mod tests {
                 serde_json::json!(kind.as_str())
             );
         }
+    }
+
+    #[test]
+    fn a_type_describes_only_a_record_in_the_state_it_announces() {
+        let installed = record("1");
+        let mut uninstalled = record("1");
+        uninstalled.status = Status::Uninstalled;
+        uninstalled.token.status = Some(TokenStatus::Revoked);
+        let mut failed = record("1");
+        failed.token.status = Some(TokenStatus::Failed);
+        for (kind, yes, no) in [
+            (EventKind::Installed, &installed, &uninstalled),
+            (EventKind::TokenReady, &installed, &uninstalled),
+            (EventKind::TokenRefreshed, &installed, &failed),
+            (EventKind::TokenFailed, &failed, &installed),
+            (EventKind::Uninstalled, &uninstalled, &installed),
+        ] {
+            assert!(kind.describes(yes), "{kind:?}");
+            assert!(!kind.describes(no), "{kind:?}");
+        }
+        assert!(EventKind::AccountChanged.describes(&uninstalled));
     }
 }

@@ -13,7 +13,8 @@
 //! - Tenant events (`crate::events`): each change applied publishes its event, confirmed,
 //!   before the change is reported applied: `tenant.installed` once an install is applied,
 //!   `tenant.token_ready` once its token is stored, `tenant.token_failed` once a permanent
-//!   fetch failure is recorded, `tenant.uninstalled` per WABA uninstalled,
+//!   fetch failure is recorded, `tenant.uninstalled` per WABA uninstalled (not again for
+//!   one an older uninstall left uninstalled),
 //!   `tenant.account_changed` for any other event. A redelivery of a change already applied
 //!   publishes its events again, under the same ids (the first copy may never have been
 //!   confirmed); a stale change, or one for another app, publishes nothing. A publish that
@@ -31,7 +32,7 @@ use wa_ids::{AppId, BusinessId, DedupeKey, WabaId};
 use wa_store::{Install, Status, Store, TokenStatus, TokenVault, Uninstall};
 
 use super::{
-    emit::tenant_event,
+    emit::{tenant_event, uninstalled_before},
     installed::{self, Installed},
     integration::removed_by_integration,
     tie,
@@ -336,16 +337,18 @@ impl AccountUpdates {
         ev: &Uninstall,
         cause: &DedupeKey,
     ) -> Result<Applied, Failure> {
-        let applied = self.store.apply_uninstall_unless_tied(ev).await?;
-        let applied = if applied.tie {
+        let before = self.store.get(&ev.waba_id).await?;
+        let stored = self.store.apply_uninstall_unless_tied(ev).await?;
+        let again = uninstalled_before(before.as_ref(), &stored, ev.event_time);
+        let applied = if stored.tie {
             tie::settle_uninstall(self, ev).await?
-        } else if applied.stale {
+        } else if stored.stale {
             Applied::Stale
         } else {
             info!(waba_id = %ev.waba_id, "uninstalled; business token destroyed");
             Applied::Changed
         };
-        if applied == Applied::Changed {
+        if applied == Applied::Changed && !again {
             self.emit(EventKind::Uninstalled, cause, &ev.waba_id, ev.event_time)
                 .await?;
         }

@@ -18,7 +18,8 @@
 //!
 //! - Each tenant an uninstall changes gets its own `tenant.uninstalled` (one per WABA, ids
 //!   apart), all published and confirmed before the change is reported applied; a
-//!   redelivery publishes them again under the same ids. An install of a WABA that its
+//!   redelivery publishes them again under the same ids. A tenant an older uninstall already
+//!   uninstalled gets none (only its `uninstalled_at` moves). An install of a WABA that its
 //!   business's integration uninstall already overrides is stale: it publishes nothing.
 //!
 //! Redis, and the tenant events (`crate::events`); Graph is reached only through the
@@ -29,7 +30,7 @@ use wa_ids::{BusinessId, DedupeKey};
 use wa_store::{Install, IntegrationChange, Store, Uninstall};
 
 use super::{
-    emit::tenant_event,
+    emit::{tenant_event, uninstalled_before},
     installed::{Installed, unsettled},
 };
 use crate::{
@@ -93,6 +94,7 @@ impl Integrations {
         let wabas = self.store.tenants_owned_by(business_id).await?;
         let mut events = Vec::new();
         for waba_id in &wabas {
+            let before = self.store.get(waba_id).await?;
             let applied = self
                 .store
                 .apply_uninstall(&Uninstall {
@@ -101,7 +103,7 @@ impl Integrations {
                     event_time,
                 })
                 .await?;
-            if !applied.stale {
+            if !applied.stale && !uninstalled_before(before.as_ref(), &applied, event_time) {
                 let kind = EventKind::Uninstalled;
                 events.extend(tenant_event(&self.store, kind, cause, waba_id, event_time).await?);
             }

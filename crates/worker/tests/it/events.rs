@@ -11,13 +11,13 @@ use wiremock::{
     matchers::{method, path_regex},
 };
 
-use crate::helpers::*;
+use crate::{event_schema::assert_documented, helpers::*};
 
-const TOKEN: &str = "EAAGm0PX4ZCpsBA-business-token-tenant-events";
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const TOKEN: &str = "EAAGm0PX4ZCpsBA-business-token-tenant-events";
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A consumer of the test's `wa.tenant_events`, bound to every tenant event.
-async fn tap(env: &Env) -> Tap {
+pub(crate) async fn tap(env: &Env) -> Tap {
     Tap::bind(
         &amqp_url(),
         &env.topology.tenant_events_exchange(),
@@ -26,16 +26,29 @@ async fn tap(env: &Env) -> Tap {
     .await
 }
 
-fn kind(m: &Tapped) -> String {
+/// Delivers an account event about a WABA of its own and waits for its tenant event: every
+/// change acked before was confirmed before it, so whatever those published is in. Returns
+/// all received so far.
+pub(crate) async fn through_sentinel(env: &Env, tap: &Tap) -> Vec<Tapped> {
+    const SENTINEL: &str = "77";
+    env.deliver(&webhook(SENTINEL, 1, json!({"event": "PARTNER_ADDED"})))
+        .await;
+    tap.wait(WAIT, "the sentinel's event", |r| {
+        r.iter().any(|m| m.json()["waba_id"] == SENTINEL)
+    })
+    .await
+}
+
+pub(crate) fn kind(m: &Tapped) -> String {
     m.json()["type"].as_str().expect("a type").to_owned()
 }
 
-fn kinds(received: &[Tapped]) -> Vec<String> {
+pub(crate) fn kinds(received: &[Tapped]) -> Vec<String> {
     received.iter().map(kind).collect()
 }
 
 /// A worker with Graph answering every call, and a tap bound before it starts.
-async fn started() -> (Env, Tap) {
+pub(crate) async fn started() -> (Env, Tap) {
     let mut env = spawn_env().await;
     graph_ok(&env, TOKEN).await;
     let tap = tap(&env).await;
@@ -62,41 +75,6 @@ fn first<'a>(received: &'a [Tapped], r#type: &str) -> &'a Tapped {
         .iter()
         .find(|m| kind(m) == r#type)
         .unwrap_or_else(|| panic!("no {type} in {:?}", kinds(received)))
-}
-
-/// The body's JSON Schema, as docs/REFERENCE.md ("Tenant events") documents it.
-fn documented_schema() -> Value {
-    let reference = include_str!("../../../../docs/REFERENCE.md");
-    let (_, after) = reference
-        .split_once("JSON Schema (draft 2020-12) of the body:")
-        .expect("the schema's heading");
-    let (_, block) = after.split_once("```json\n").expect("the schema's block");
-    let (schema, _) = block.split_once("```").expect("the block's end");
-    serde_json::from_str(schema).expect("the documented schema is JSON")
-}
-
-/// The body has every field the schema requires, no field it does not name, and a type it
-/// lists.
-fn assert_documented(body: &Value) {
-    let schema = documented_schema();
-    let fields = schema["properties"].as_object().expect("properties");
-    for required in schema["required"].as_array().expect("required") {
-        assert!(
-            body.get(required.as_str().unwrap()).is_some(),
-            "{required} missing"
-        );
-    }
-    for field in body.as_object().expect("an object").keys() {
-        assert!(fields.contains_key(field), "{field} is not documented");
-    }
-    let types = schema["properties"]["type"]["enum"]
-        .as_array()
-        .expect("enum");
-    assert!(
-        types.contains(&body["type"]),
-        "{} undocumented",
-        body["type"]
-    );
 }
 
 /// What every event must be: routed by its type, persistent JSON, `message_id` = `id`, the
@@ -334,13 +312,7 @@ async fn stale_and_other_app_changes_publish_nothing() {
     )
     .await;
     // Both were acked, so anything they published is already queued ahead of this one.
-    env.deliver(&webhook("77", 500, json!({"event": "PARTNER_ADDED"})))
-        .await;
-    let received = tap
-        .wait(WAIT, "the sentinel's event", |r| {
-            r.iter().any(|m| m.json()["waba_id"] == "77")
-        })
-        .await;
+    let received = through_sentinel(&env, &tap).await;
     assert_eq!(
         kinds(&received),
         ["tenant.uninstalled", "tenant.account_changed"],
@@ -381,29 +353,36 @@ async fn a_worker_lost_before_its_ack_is_redelivered_and_re_emits_the_same_ids()
     env.stop().await;
 }
 
-/// A queue that takes nothing: bound to every tenant event, one message long, already full,
-/// refusing more (`reject-publish`), so the broker nacks every tenant event it would route.
-async fn full_queue(env: &Env) -> Tap {
+/// A queue bound to the tenant events `binding_key` names, with room for one message and
+/// refusing more (`reject-publish`): once it holds one, the broker nacks every tenant event it
+/// would route there. Not consumed until [`Tap::start`].
+pub(crate) async fn one_message_queue(env: &Env, binding_key: &str) -> Tap {
     let mut args = FieldTable::default();
     args.insert("x-max-length".into(), AMQPValue::LongLongInt(1));
     args.insert(
         "x-overflow".into(),
         AMQPValue::LongString(LongString::from("reject-publish")),
     );
-    let tap = Tap::bound(
+    Tap::bound(
         &amqp_url(),
         &env.topology.tenant_events_exchange(),
-        "tenant.#",
+        binding_key,
         args,
     )
-    .await;
+    .await
+}
+
+/// A queue that takes nothing: bound to every tenant event, one message long and already
+/// full, so the broker nacks every tenant event.
+async fn full_queue(env: &Env) -> Tap {
+    let tap = one_message_queue(env, "tenant.#").await;
     tap.put(br#"{"type":"filler"}"#).await;
     tap
 }
 
 /// Graph answering every call, and five delay tiers (6 s in all): room to retry a change
 /// while its events are refused, and to see it done once they are taken.
-async fn retrying_env() -> Env {
+pub(crate) async fn retrying_env() -> Env {
     let env = spawn_env_with_delays(
         [200, 400, 800, 1600, 3200]
             .map(Duration::from_millis)

@@ -118,11 +118,18 @@ async fn integration_uninstall_revokes_every_tenant_of_the_business_in_event_tim
 
 /// An integration uninstall and an install of one of the business's WABAs, both at
 /// `entry.time` 100, in that order.
-async fn integration_uninstall_then_install(env: &Env, business: &str, waba: &str) {
+pub(crate) async fn integration_uninstall_then_install(env: &Env, business: &str, waba: &str) {
+    integration_uninstalled(env, business, 100).await;
+    env.deliver(&installed(waba, business, 100)).await;
+}
+
+/// Delivers the first business integration uninstall of the test, of `business` at `time`,
+/// and waits until it is done.
+pub(crate) async fn integration_uninstalled(env: &Env, business: &str, time: i64) {
     env.deliver(&integration(
         "business_integration_uninstall",
         business,
-        100,
+        time,
     ))
     .await;
     wait_metric(
@@ -131,7 +138,6 @@ async fn integration_uninstall_then_install(env: &Env, business: &str, waba: &st
         1.0,
     )
     .await;
-    env.deliver(&installed(waba, business, 100)).await;
 }
 
 #[tokio::test]

@@ -4,8 +4,12 @@
 mod checks;
 /// `WA_CONCURRENCY` is one limit for the whole process, across both queues.
 mod concurrency;
+/// The documented JSON Schema of a tenant event, and a body checked against it.
+mod event_schema;
 /// Tenant events on `wa.tenant_events`: one per change, confirmed before the ack, stable ids.
 mod events;
+/// Tenant events when changes race, or when a fan-out is only partly confirmed.
+mod events_races;
 /// Transient and permanent Graph errors, delay tiers, the DLQ and its replay, crashes.
 mod failures;
 mod helpers;
