@@ -1,25 +1,21 @@
 //! `wa-bench`: measures what the ingress promises, next to what RabbitMQ itself can do in the
 //! same run on the same machine.
 //!
-//! `wa-bench ingress` runs two phases against the local RabbitMQ, each on a fresh topology
-//! prefix and for the same duration and concurrency:
-//!
-//! 1. **raw**: a plain lapin publisher, the same pool of confirm channels, `--connections`
-//!    tasks each publishing one ~1 KiB persistent message to the webhooks exchange and waiting
-//!    for its confirm: the ceiling.
-//! 2. **ingress**: the real ingress on port 0, and `--connections` keep-alive HTTP/1 clients
-//!    each POSTing pre-signed one-change webhooks (pre-built requests on a minimal client)
-//!    and waiting for the `200`.
-//!
-//! It prints requests per second, p50/p99/max latency, and the ratio ingress/raw.
+//! `wa-bench ingress` (`ingress.rs`) measures, in one run against the local RabbitMQ, the raw
+//! confirmed-publish ceiling, the wa-onboard ingress and any external receiver given as a
+//! command (`receiver.rs`), each at full and half load (`load.rs`), with CPU per request and
+//! peak RSS from `/proc` (`cpu.rs`), and prints one table (`report.rs`).
 //!
 //! A `wa-onboard` child (`--ingress-bin`, the worker's scaling phase) binds port 0 itself and
 //! is read from its `listening` line (`wa_testkit::Listening`), never given a port picked here.
 
 mod cpu;
 mod http1;
+mod ingress;
 mod load;
+mod receiver;
 mod reconcile;
+mod report;
 mod worker;
 
 use std::time::Duration;
@@ -38,8 +34,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Signed 1-change webhooks per second through the ingress vs a raw confirmed publisher.
-    Ingress(load::IngressBench),
+    /// Signed 1-change webhooks per second through the ingress (and any external receiver)
+    /// vs a raw confirmed publisher.
+    Ingress(ingress::IngressBench),
     /// State-only account_update events per second through one worker vs a plain consume+ack loop.
     Worker(worker::WorkerBench),
     /// `reconcile --all` over many tenants against graph-sim, checked by 1 and 2 workers.
@@ -50,7 +47,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Ingress(args) => load::run(args).await,
+        Command::Ingress(args) => ingress::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Reconcile(args) => reconcile::run(args).await,
     }
@@ -89,7 +86,7 @@ impl Summary {
     pub fn line(&self, name: &str) -> String {
         let (own, broker, child) = self.cpu.per_op(self.ops);
         let child = if child > 0.0 {
-            format!(", ingress process {child:.0} us")
+            format!(", receiver {child:.0} us")
         } else {
             String::new()
         };
@@ -105,6 +102,6 @@ impl Summary {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -157,6 +157,16 @@ impl Broker {
     /// report failure for all of them (a retry publishes them again; consumers dedupe).
     /// [`BrokerError::Blocked`] at once while the broker blocks publishing.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<()> {
+        self.publish(messages.to_vec(), true).await
+    }
+
+    /// [`Broker::publish_all`] for messages the caller no longer needs: they are moved into
+    /// the publishing task instead of copied.
+    ///
+    /// # Errors
+    ///
+    /// As [`Broker::publish_all`].
+    pub async fn publish_owned(&self, messages: Vec<Outgoing>) -> Result<()> {
         self.publish(messages, true).await
     }
 
@@ -170,10 +180,10 @@ impl Broker {
     ///
     /// As [`Broker::publish_all`], except [`BrokerError::Returned`].
     pub async fn publish_all_unrouted_ok(&self, messages: &[Outgoing]) -> Result<()> {
-        self.publish(messages, false).await
+        self.publish(messages.to_vec(), false).await
     }
 
-    async fn publish(&self, messages: &[Outgoing], mandatory: bool) -> Result<()> {
+    async fn publish(&self, messages: Vec<Outgoing>, mandatory: bool) -> Result<()> {
         let link = self.current().ok_or(BrokerError::NotConnected)?;
         if let Some(reason) = self.blocked() {
             return Err(BrokerError::Blocked(reason));
@@ -182,8 +192,7 @@ impl Broker {
         // waiting, e.g. a client that hung up: a lease dropped halfway would go back to the
         // pool with its confirms and returns still to come.
         let broker = self.clone();
-        let messages = messages.to_vec();
-        tokio::spawn(async move { broker.publish_leased(&link, &messages, mandatory).await })
+        tokio::spawn(async move { broker.publish_leased(&link, messages, mandatory).await })
             .await
             .unwrap_or(Err(BrokerError::Aborted))
     }
@@ -191,7 +200,7 @@ impl Broker {
     async fn publish_leased(
         &self,
         link: &Arc<Link>,
-        messages: &[Outgoing],
+        messages: Vec<Outgoing>,
         mandatory: bool,
     ) -> Result<()> {
         let timeout = self.inner.config.confirm_timeout;
@@ -246,7 +255,7 @@ impl Broker {
     async fn publish_on(
         &self,
         channel: &Channel,
-        messages: &[Outgoing],
+        messages: Vec<Outgoing>,
         mandatory: bool,
     ) -> Result<()> {
         let options = BasicPublishOptions {
@@ -261,7 +270,7 @@ impl Broker {
                     m.routing_key.as_str().into(),
                     options,
                     &m.body,
-                    m.properties.clone(),
+                    m.properties,
                 )
                 .await?;
             confirms.push(confirm);

@@ -10,16 +10,16 @@ use serde_json::Value;
 pub(crate) fn write(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
-            for (i, key) in keys.into_iter().enumerate() {
+            for (i, (key, member)) in members.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_scalar(&Value::String(key.clone()), out);
+                write_str(key, out);
                 out.push(b':');
-                write(&map[key], out);
+                write(member, out);
             }
             out.push(b'}');
         }
@@ -35,6 +35,12 @@ pub(crate) fn write(value: &Value, out: &mut Vec<u8>) {
         }
         scalar => write_scalar(scalar, out),
     }
+}
+
+/// Appends `s` as a JSON string, escaped exactly as `serde_json` escapes it.
+pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
+    // Serialising a string into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, s).unwrap_or_default();
 }
 
 fn write_scalar(value: &Value, out: &mut Vec<u8>) {

@@ -85,20 +85,65 @@ pub fn dedupe_key(
     field: &str,
     value: &Value,
 ) -> String {
-    let identity = Value::Array(vec![
-        Value::from(object),
-        Value::from(entry_id),
-        entry_time.map_or(Value::Null, Value::from),
-        Value::from(field),
-    ]);
-    let mut bytes = Vec::with_capacity(256);
-    canonical::write(&identity, &mut bytes);
-    // Append the value inside the same array: `[..., field, value]`.
-    bytes.pop();
-    bytes.push(b',');
-    canonical::write(value, &mut bytes);
-    bytes.push(b']');
-    hex::encode(Sha256::digest(&bytes))
+    let mut canonical_value = Vec::with_capacity(256);
+    canonical::write(value, &mut canonical_value);
+    let mut identity = Vec::with_capacity(canonical_value.len() + 128);
+    key_of(
+        object,
+        entry_id,
+        entry_time,
+        field,
+        &canonical_value,
+        &mut identity,
+    )
+}
+
+/// The dedupe key from the value's canonical JSON: the SHA-256 of
+/// `[object,entry_id,entry_time,field,value]` written into `scratch` (cleared first).
+fn key_of(
+    object: &str,
+    entry_id: &str,
+    entry_time: Option<i64>,
+    field: &str,
+    canonical_value: &[u8],
+    scratch: &mut Vec<u8>,
+) -> String {
+    scratch.clear();
+    scratch.push(b'[');
+    canonical::write_str(object, scratch);
+    scratch.push(b',');
+    canonical::write_str(entry_id, scratch);
+    scratch.push(b',');
+    write_time(entry_time, scratch);
+    scratch.push(b',');
+    canonical::write_str(field, scratch);
+    scratch.push(b',');
+    scratch.extend_from_slice(canonical_value);
+    scratch.push(b']');
+    hex::encode(Sha256::digest(&scratch[..]))
+}
+
+/// An optional integer as JSON: its digits, or `null`.
+fn write_time(time: Option<i64>, out: &mut Vec<u8>) {
+    match time {
+        // Writing an integer into a Vec cannot fail.
+        Some(t) => serde_json::to_writer(&mut *out, &t).unwrap_or_default(),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// One change as the ingress publishes it: routing key, message id (the dedupe key) and the
+/// JSON body, byte for byte what [`ChangeMessage::routing_key`], [`ChangeMessage::id`] and
+/// [`ChangeMessage::to_json`] give for the same change, made with one serialisation of the
+/// value (its canonical JSON, hashed for the key and copied into the body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publishable {
+    /// `{object}.{field}`.
+    pub routing_key: String,
+    /// The dedupe key, also the AMQP `message_id`.
+    pub id: DedupeKey,
+    /// The message body.
+    pub body: Vec<u8>,
 }
 
 /// A SHA-256 in lowercase hex (what [`dedupe_key`] and
@@ -169,6 +214,57 @@ impl Envelope {
                     field,
                     value,
                     received_at,
+                });
+            }
+        }
+        out
+    }
+
+    /// What [`Envelope::into_changes`] and [`ChangeMessage::to_json`] give, ready to publish:
+    /// routing key, key and body of each change, in order, stamped with `received_at`.
+    ///
+    /// The body is written directly in the field order of [`ChangeMessage`] with the value in
+    /// canonical JSON, which is what `serde_json` writes for it (its maps keep keys sorted).
+    pub fn to_publishable(&self, received_at: i64) -> Vec<Publishable> {
+        let mut out = Vec::with_capacity(self.change_count());
+        let (mut value, mut scratch) = (Vec::with_capacity(1024), Vec::with_capacity(1024));
+        let received_at = serde_json::to_vec(&received_at).unwrap_or_default();
+        for entry in &self.entries {
+            for (field, change) in &entry.changes {
+                value.clear();
+                canonical::write(change, &mut value);
+                let id = sha256_key(key_of(
+                    &self.object,
+                    &entry.id,
+                    entry.time,
+                    field,
+                    &value,
+                    &mut scratch,
+                ));
+                let mut body = Vec::with_capacity(value.len() + 256);
+                body.extend_from_slice(b"{\"id\":\"");
+                body.extend_from_slice(id.as_str().as_bytes());
+                body.extend_from_slice(b"\",\"object\":");
+                canonical::write_str(&self.object, &mut body);
+                body.extend_from_slice(b",\"entry_id\":");
+                canonical::write_str(&entry.id, &mut body);
+                body.extend_from_slice(b",\"entry_time\":");
+                write_time(entry.time, &mut body);
+                body.extend_from_slice(b",\"field\":");
+                canonical::write_str(field, &mut body);
+                body.extend_from_slice(b",\"value\":");
+                body.extend_from_slice(&value);
+                body.extend_from_slice(b",\"received_at\":");
+                body.extend_from_slice(&received_at);
+                body.push(b'}');
+                let mut routing_key = String::with_capacity(self.object.len() + field.len() + 1);
+                routing_key.push_str(&self.object);
+                routing_key.push('.');
+                routing_key.push_str(field);
+                out.push(Publishable {
+                    routing_key,
+                    id,
+                    body,
                 });
             }
         }

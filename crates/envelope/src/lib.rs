@@ -21,7 +21,7 @@ mod proptests;
 pub mod session;
 pub mod signature;
 
-pub use change::{ChangeMessage, Envelope, dedupe_key};
+pub use change::{ChangeMessage, Envelope, Publishable, dedupe_key};
 pub use signature::{SignatureError, sign, verify};
 
 /// Why a signed body could not be turned into change messages.

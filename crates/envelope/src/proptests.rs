@@ -7,6 +7,10 @@
 //! the same id and time and within them, every object written with its keys in another order,
 //! other white space, strings escaped differently, numeric entry ids written as numbers. And
 //! changes with different identities never share a key.
+//!
+//! And the publish path ([`Envelope::to_publishable`], one serialisation per change) writes,
+//! for any such body, byte for byte the routing key, key and body of
+//! [`Envelope::into_changes`] and [`crate::ChangeMessage::to_json`].
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -331,5 +335,26 @@ proptest! {
         prop_assert_eq!(alone.len(), distinct.len());
         let batched = keys(&rebatch(&changes, seed))?;
         prop_assert_eq!(batched.len(), distinct.len());
+    }
+
+    #[test]
+    fn the_publish_path_writes_what_the_change_messages_serialise_to(
+        changes in prop::collection::vec(change(), 1..12),
+        seed in any::<u64>(),
+        received_at in any::<i64>(),
+    ) {
+        for body in rebatch(&changes, seed) {
+            let envelope = Envelope::parse(&body)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let fast = envelope.to_publishable(received_at);
+            let slow = envelope.into_changes(received_at);
+            prop_assert_eq!(fast.len(), slow.len());
+            for (f, s) in fast.iter().zip(&slow) {
+                prop_assert_eq!(&f.routing_key, &s.routing_key());
+                prop_assert_eq!(&f.id, &s.id);
+                let body = s.to_json();
+                prop_assert_eq!(String::from_utf8_lossy(&f.body), String::from_utf8_lossy(&body));
+            }
+        }
     }
 }

@@ -276,13 +276,13 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
     );
     let trace = traceparent(&publish_span);
     let messages: Vec<Outgoing> = envelope
-        .into_changes(received_at)
+        .to_publishable(received_at)
         .into_iter()
         .map(|change| {
             Outgoing::persistent_json(
                 app.exchange.as_str(),
-                change.routing_key(),
-                change.to_json(),
+                change.routing_key,
+                change.body,
                 change.id.as_str(),
                 received_at.unsigned_abs(),
             )
@@ -302,9 +302,10 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
         publish_span.record("messaging.message.id", id.unwrap_or_default());
     }
     let started = Instant::now();
+    let count = messages.len();
     match app
         .broker
-        .publish_all(&messages)
+        .publish_owned(messages)
         .instrument(publish_span)
         .await
     {
@@ -312,11 +313,11 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
             app.metrics
                 .publish_seconds
                 .observe(started.elapsed().as_secs_f64());
-            app.metrics.changes_published.inc_by(messages.len() as u64);
+            app.metrics.changes_published.inc_by(count as u64);
             text(StatusCode::OK, "ok\n")
         }
         Err(e) => {
-            warn!(error = %e, changes = messages.len(), "delivery not confirmed; asking Meta to retry");
+            warn!(error = %e, changes = count, "delivery not confirmed; asking Meta to retry");
             not_published(app, &e)
         }
     }

@@ -8,9 +8,11 @@
 //! Export follows OpenTelemetry's standard variables: spans go over OTLP/HTTP when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and nowhere
 //! otherwise; `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_TRACES_SAMPLER(_ARG)`
-//! are honoured by the SDK. Without an exporter the provider still gives every span real
-//! trace and span ids, so `traceparent` headers always link the ingress to the worker. It
-//! never sees a payload, a token or a secret: callers put only identifiers in span fields.
+//! are honoured by the SDK. Without an exporter no OpenTelemetry layer is installed at all
+//! (spans then cost only what the log filter lets through), and [`traceparent`] starts a new
+//! root trace per call, so every message still carries a `traceparent` that links the
+//! ingress's delivery to the worker's handling of it. It never sees a payload, a token or a
+//! secret: callers put only identifiers in span fields.
 //!
 //! [`metrics`] holds the Prometheus pieces every role shares (`wa_build_info`, encoding).
 
@@ -52,15 +54,18 @@ fn configured(var: &str) -> bool {
     std::env::var_os(var).is_some_and(|v| !v.is_empty())
 }
 
-/// Keeps the tracer provider alive; dropping it flushes and stops span processing.
+/// Keeps the tracer provider alive, when spans are exported; dropping it flushes and stops
+/// span processing.
 pub struct Telemetry {
-    provider: SdkTracerProvider,
+    provider: Option<SdkTracerProvider>,
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        // Nothing useful can be done with a flush failure while exiting.
-        let _ = self.provider.shutdown();
+        if let Some(provider) = &self.provider {
+            // Nothing useful can be done with a flush failure while exiting.
+            let _ = provider.shutdown();
+        }
     }
 }
 
@@ -73,21 +78,31 @@ pub fn init(service_name: &'static str) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new("info"))
         .map_err(|e| TelemetryError::Filter(e.to_string()))?;
-    let mut resource = Resource::builder();
-    if !configured("OTEL_SERVICE_NAME") {
-        resource = resource.with_service_name(service_name);
-    }
-    let mut provider = SdkTracerProvider::builder().with_resource(resource.build());
-    if configured("OTEL_EXPORTER_OTLP_ENDPOINT") || configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    // Only when spans go somewhere: with nothing to export, the layer would still give every
+    // span of every request ids, attributes and an SDK span to build and drop.
+    let provider = if configured("OTEL_EXPORTER_OTLP_ENDPOINT")
+        || configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     {
+        let mut resource = Resource::builder();
+        if !configured("OTEL_SERVICE_NAME") {
+            resource = resource.with_service_name(service_name);
+        }
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-        provider = provider.with_batch_exporter(exporter);
-    }
-    let provider = provider.build();
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
+        Some(
+            SdkTracerProvider::builder()
+                .with_resource(resource.build())
+                .with_batch_exporter(exporter)
+                .build(),
+        )
+    } else {
+        None
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name)));
     let json = !std::io::stderr().is_terminal();
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if json {

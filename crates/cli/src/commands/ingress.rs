@@ -37,7 +37,7 @@ pub struct IngressArgs {
     #[command(flatten)]
     pub amqp: AmqpArgs,
     /// Publisher-confirm channels in the pool: deliveries published at once.
-    #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = 32,
+    #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = wa_ingress::PUBLISH_CHANNELS,
           value_parser = settings::count::<u16>("WA_PUBLISH_CHANNELS", 1, 256))]
     pub publish_channels: u16,
     /// Most client connections open at once; past it a new one is closed unread.

@@ -6,6 +6,8 @@ mod bounds;
 mod broker_faults;
 /// Signed deliveries: signatures, bounds, envelopes, what lands on the broker.
 mod delivery;
+/// The published message format, byte for byte, from the golden vectors.
+mod golden;
 mod helpers;
 /// The route table of docs/REFERENCE.md ("Ingress routes"): handshake, health, readiness,
 /// metrics, unknown routes.
