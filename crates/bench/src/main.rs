@@ -14,6 +14,7 @@ mod http1;
 mod ingress;
 mod load;
 mod receiver;
+mod reconcile;
 mod report;
 mod scaling;
 mod worker;
@@ -39,6 +40,8 @@ enum Command {
     Ingress(ingress::IngressBench),
     /// State-only account_update events per second through one worker vs a plain consume+ack loop.
     Worker(worker::WorkerBench),
+    /// `reconcile --all` over many tenants against graph-sim, checked by 1 and 2 workers.
+    Reconcile(reconcile::ReconcileBench),
 }
 
 #[tokio::main]
@@ -47,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Ingress(args) => ingress::run(args).await,
         Command::Worker(args) => worker::run(args).await,
+        Command::Reconcile(args) => reconcile::run(args).await,
     }
 }
 

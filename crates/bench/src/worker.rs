@@ -184,6 +184,8 @@ async fn worker_phase(
         lease: Duration::from_secs(60),
         prefetch: args.prefetch,
         concurrency: args.concurrency,
+        refresh_before: Duration::from_secs(7 * 86_400),
+        census_interval: wa_worker::CENSUS_INTERVAL,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ops = listener.local_addr()?;

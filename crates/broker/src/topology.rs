@@ -16,6 +16,11 @@
 //!   dead-lettering. Its dead letters share `wa.account_update.dlq` (same routing key on
 //!   `wa.dlq`), so `dlq list|replay` covers both queues; a replay routes each message back by
 //!   its own routing key. It has its own delay tiers, `wa.signup_events.retry.<delay>`.
+//! - `wa.tenant_checks`: quorum queue of tenant checks (`{"waba_id", "reason"}`, published by
+//!   `reconcile` on `wa.webhooks` with routing key `tenant.check`, which no Meta object uses,
+//!   so a dead-lettered check replays like any other), with the same delivery limit and
+//!   dead-lettering (its dead letters share the DLQ too) and its own delay tiers,
+//!   `wa.tenant_checks.retry.<delay>`.
 //! - `wa.tenant_events`: topic exchange (durable, no alternate) the worker publishes tenant
 //!   events to, routing key = the event's type (`tenant.installed`, ...). No queue is bound
 //!   here: the partner's services bind their own.
@@ -99,13 +104,18 @@ impl Topology {
         format!("{}.signup_events", self.prefix)
     }
 
+    /// The tenant check work queue (`wa.tenant_checks`).
+    pub fn tenant_checks_queue(&self) -> String {
+        format!("{}.tenant_checks", self.prefix)
+    }
+
     /// The topic exchange tenant events are published to (`wa.tenant_events`); consumers bind
     /// their own queues to it.
     pub fn tenant_events_exchange(&self) -> String {
         format!("{}.tenant_events", self.prefix)
     }
 
-    /// The delay queue of one retry tier of `queue` (one of the two work queues), e.g.
+    /// The delay queue of one retry tier of `queue` (one of the work queues), e.g.
     /// `wa.signup_events.retry.5s`; it dead-letters back to `queue`.
     pub fn retry_queue_of(&self, queue: &str, delay: Duration) -> String {
         format!("{queue}.retry.{}", delay_label(delay))
@@ -118,8 +128,13 @@ impl Topology {
             self.account_update_queue(),
             self.account_update_dlq(),
             self.signup_events_queue(),
+            self.tenant_checks_queue(),
         ];
-        for work in [self.account_update_queue(), self.signup_events_queue()] {
+        for work in [
+            self.account_update_queue(),
+            self.signup_events_queue(),
+            self.tenant_checks_queue(),
+        ] {
             queues.extend(
                 self.retry_delays
                     .iter()
@@ -267,6 +282,18 @@ impl Topology {
             bind(channel, &work, &self.webhooks_exchange(), key).await?;
         }
         // Same arguments, dead letters included (they share the DLQ, see the module header).
+        let checks = self.tenant_checks_queue();
+        declare_quorum(channel, &checks, args.clone()).await?;
+        bind(channel, &checks, &self.webhooks_exchange(), "tenant.check").await?;
+        for delay in &self.retry_delays {
+            declare_retry(
+                channel,
+                &self.retry_queue_of(&checks, *delay),
+                &checks,
+                *delay,
+            )
+            .await?;
+        }
         let signups = self.signup_events_queue();
         declare_quorum(channel, &signups, args).await?;
         bind(
@@ -360,6 +387,7 @@ mod tests {
             "wa.account_update.retry.30s"
         );
         assert_eq!(t.signup_events_queue(), "wa.signup_events");
+        assert_eq!(t.tenant_checks_queue(), "wa.tenant_checks");
         assert_eq!(t.tenant_events_exchange(), "wa.tenant_events");
         assert_eq!(
             t.retry_queue_of(&t.signup_events_queue(), Duration::from_secs(5)),
@@ -378,8 +406,10 @@ mod tests {
                 "x.account_update",
                 "x.account_update.dlq",
                 "x.signup_events",
+                "x.tenant_checks",
                 "x.account_update.retry.5s",
-                "x.signup_events.retry.5s"
+                "x.signup_events.retry.5s",
+                "x.tenant_checks.retry.5s"
             ]
         );
     }

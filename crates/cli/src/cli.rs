@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    api, dlq, graph_sim, ingress, send, signup_config, signups, tenants, worker,
+    api, dlq, graph_sim, ingress, reconcile, send, signup_config, signups, tenants, worker,
 };
 
 /// Onboards WhatsApp Business customers through Embedded Signup with App-Only Install.
@@ -26,10 +26,12 @@ pub enum Command {
     Ingress(ingress::IngressArgs),
     /// Sign a JSON file with the app secret and POST it, as Meta would.
     Send(send::SendArgs),
-    /// Consume account_update events and signup session events: dedupe, tenant state, tokens.
+    /// Consume account_update events, signup session events and tenant checks.
     Worker(Box<worker::WorkerArgs>),
     /// List or replay the dead-letter queue.
     Dlq(dlq::DlqArgs),
+    /// Queue a check of named tenants, or of every installed one, for the workers.
+    Reconcile(reconcile::ReconcileArgs),
     /// Look at tenants: their records and business tokens.
     Tenants(tenants::TenantsArgs),
     /// A local Graph API simulator, for runs without internet.
@@ -53,6 +55,7 @@ impl Command {
             Self::GraphSim(_) => Some("wa-onboard-graph-sim"),
             Self::Signups(_) => Some("wa-onboard-signups"),
             Self::Api(_) => Some("wa-onboard-api"),
+            Self::Reconcile(_) => Some("wa-onboard-reconcile"),
             Self::Send(_) | Self::Dlq(_) | Self::SignupConfig(_) => None,
         }
     }

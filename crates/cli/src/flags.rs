@@ -10,7 +10,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use clap::Args;
 use secrecy::SecretString;
-use wa_broker::{BrokerConfig, BrokerError, Topology};
+use tokio_util::sync::CancellationToken;
+use wa_broker::{Broker, BrokerConfig, BrokerError, Topology};
 use wa_graph::GraphConfig;
 use wa_ids::SystemUserId;
 use wa_store::{RedisConfig, Store, TokenKey};
@@ -120,6 +121,31 @@ impl AmqpArgs {
             }
             Ok(()) => Ok(()),
         }
+    }
+
+    /// For one-shot tools (`dlq`, `reconcile`): declares the topology, then connects with one
+    /// channel; the token stops the connection. Any reason the topology cannot be declared
+    /// (no broker, a queue with other arguments) is the answer.
+    ///
+    /// # Errors
+    ///
+    /// When RabbitMQ cannot be reached at `AMQP_URL` or refuses the topology.
+    pub async fn connect_once(
+        &self,
+        connection_name: &str,
+    ) -> anyhow::Result<(Broker, CancellationToken)> {
+        let mut config = self.broker(self.topology(), connection_name)?;
+        config.channels = 1;
+        config
+            .declare_once()
+            .await
+            .context("declaring the RabbitMQ topology at AMQP_URL")?;
+        let shutdown = CancellationToken::new();
+        let broker = Broker::start(config, shutdown.clone());
+        if !broker.wait_ready(Duration::from_secs(15)).await {
+            bail!("RabbitMQ is not reachable at AMQP_URL");
+        }
+        Ok((broker, shutdown))
     }
 
     /// A broker configuration for `topology`, naming the connection `connection_name` (as

@@ -48,6 +48,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Send(args) => commands::send::run(args).await,
         Command::Worker(args) => commands::worker::run(*args).await,
         Command::Dlq(args) => commands::dlq::run(args).await,
+        Command::Reconcile(args) => commands::reconcile::run(args).await,
         Command::Tenants(args) => commands::tenants::run(args).await,
         Command::GraphSim(args) => commands::graph_sim::run(args).await,
         Command::Signups(args) => commands::signups::run(args).await,

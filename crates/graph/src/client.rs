@@ -1,14 +1,14 @@
-//! [`GraphClient`]: building the two onboarding requests, sending them with reqwest, reading
-//! bounded replies, and retrying transient failures in process with backon.
+//! [`GraphClient`]'s core: building a request from a [`Call`], sending it with reqwest,
+//! reading a bounded reply, and retrying transient failures in process with backon. What each
+//! call asks for lives beside it, one module per resource (`crate::token`, `crate::waba`).
 //!
-//! Ids arrive typed (`wa-ids`): a [`BusinessId`] or [`WabaId`] is 1 to 32 ASCII digits, so it
-//! is one path segment and can never reach another path.
+//! Ids arrive typed (`wa-ids`): a [`wa_ids::BusinessId`] or [`wa_ids::WabaId`] is 1 to 32
+//! ASCII digits, so it is one path segment and can never reach another path.
 //!
-//! Secrets travel only in query parameters and `Authorization` headers that reqwest puts on
-//! the wire; spans carry the
-//! path template (`/{business_id}/system_user_access_tokens`), never the URL with its query,
-//! and every error is built from `reqwest::Error::without_url` and scrubbed of the request's
-//! token and proof before it leaves this module.
+//! Secrets travel only in `Authorization` headers and query parameters that reqwest puts on
+//! the wire; spans carry the path template (`/{business_id}/system_user_access_tokens`), never
+//! the URL with its query, and every error is built from `reqwest::Error::without_url` and
+//! scrubbed of the request's tokens and proofs before it leaves this module.
 
 use std::{
     fmt,
@@ -25,35 +25,29 @@ use serde_json::Value;
 use tracing::{Instrument, Span, field::Empty};
 use url::Url;
 use wa_envelope::signature::hmac_hex;
-use wa_ids::{BusinessId, PhoneNumberId, SystemUserId, WabaId};
+use wa_ids::SystemUserId;
 
-use crate::{
-    GraphConfig, GraphError, Result, RetryPolicy,
-    error::parse_error,
-    reply::{business_token, malformed, phone_number_ids, subscribed},
-};
+use crate::{GraphConfig, GraphError, Result, RetryPolicy, error::parse_error, reply::malformed};
 
 /// Most bytes of a reply body we read; the rest is dropped with the connection.
 const MAX_BODY: usize = 64 * 1024;
-/// Most phone numbers read for one WABA (one page of `phone_numbers`).
-pub const MAX_PHONE_NUMBERS: usize = 100;
 
 /// A Graph API client for onboarding. Cloning is cheap (one `Arc`); share one per process.
 #[derive(Clone)]
 pub struct GraphClient {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     http: reqwest::Client,
     /// `{base}` parsed, with the version kept apart so each call appends its own segments.
     base: Url,
     version: String,
-    app_secret: SecretString,
-    system_user_id: SystemUserId,
-    system_user_token: SecretString,
+    pub(crate) app_secret: SecretString,
+    pub(crate) system_user_id: SystemUserId,
+    pub(crate) system_user_token: SecretString,
     /// `appsecret_proof` of the system user token, computed once.
-    system_user_proof: SecretString,
+    pub(crate) system_user_proof: SecretString,
     retry: RetryPolicy,
 }
 
@@ -69,21 +63,21 @@ impl fmt::Debug for GraphClient {
 }
 
 /// One call, described once: what the retry loop re-sends and what spans may show.
-struct Call<'a> {
+pub(crate) struct Call<'a> {
     /// Span name and `otel.name`, e.g. `POST /{business_id}/system_user_access_tokens`.
-    otel_name: &'static str,
+    pub(crate) otel_name: &'static str,
     /// Path template below the version, for `url.template`.
-    template: &'static str,
+    pub(crate) template: &'static str,
     /// Full URL without query string.
-    url: Url,
+    pub(crate) url: Url,
     /// `GET` or `POST`.
-    method: reqwest::Method,
-    /// Query parameters; hold secrets, never logged.
-    query: Vec<(&'static str, &'a str)>,
-    /// A token sent as `Authorization: Bearer`, never logged.
-    bearer: Option<&'a str>,
-    /// This call's token and proof, scrubbed from any error text (with the client's own).
-    secrets: [&'a str; 2],
+    pub(crate) method: reqwest::Method,
+    /// Query parameters; may hold secrets, never logged.
+    pub(crate) query: Vec<(&'static str, &'a str)>,
+    /// The token sent as `Authorization: Bearer`, never logged.
+    pub(crate) bearer: &'a str,
+    /// This call's tokens and proofs, scrubbed from any error text (with the client's own).
+    pub(crate) secrets: Vec<&'a str>,
 }
 
 impl GraphClient {
@@ -122,134 +116,8 @@ impl GraphClient {
         })
     }
 
-    /// Fetches the customer's business token:
-    /// `POST {base}/{version}/{business_id}/system_user_access_tokens` with query
-    /// `access_token`, `appsecret_proof`, `system_user_id` and `fetch_only=true` (the system
-    /// user token and its proof), answering `{"access_token": "…"}`.
-    ///
-    /// Transient failures are retried in process within [`RetryPolicy`].
-    ///
-    /// # Errors
-    ///
-    /// The last attempt's error, transient or permanent (see [`GraphError::is_transient`],
-    /// [`GraphError::retry_after`]).
-    pub async fn fetch_business_token(&self, business_id: &BusinessId) -> Result<SecretString> {
-        let span = tracing::info_span!(
-            "graph.fetch_business_token",
-            graph.business_id = business_id.as_str(),
-            graph.attempts = Empty,
-            error.type = Empty,
-        );
-        async {
-            let inner = &self.inner;
-            let call = Call {
-                otel_name: "POST /{business_id}/system_user_access_tokens",
-                template: "/{business_id}/system_user_access_tokens",
-                url: self.url(&[business_id.as_str(), "system_user_access_tokens"]),
-                method: reqwest::Method::POST,
-                bearer: None,
-                query: vec![
-                    ("access_token", inner.system_user_token.expose_secret()),
-                    ("appsecret_proof", inner.system_user_proof.expose_secret()),
-                    ("system_user_id", inner.system_user_id.as_str()),
-                    ("fetch_only", "true"),
-                ],
-                secrets: [
-                    inner.system_user_token.expose_secret(),
-                    inner.system_user_proof.expose_secret(),
-                ],
-            };
-            self.execute(&call, business_token).await
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Subscribes our app to the customer's WABA: `POST {base}/{version}/{waba_id}/
-    /// subscribed_apps?access_token=…&appsecret_proof=…` with the business token, answering
-    /// `{"success": true}`. Idempotent on Meta's side.
-    ///
-    /// Transient failures are retried in process within [`RetryPolicy`].
-    ///
-    /// # Errors
-    ///
-    /// [`GraphError::Config`] if the token is empty; otherwise the last attempt's error, as
-    /// for [`GraphClient::fetch_business_token`].
-    pub async fn subscribe_app(
-        &self,
-        waba_id: &WabaId,
-        business_token: &SecretString,
-    ) -> Result<()> {
-        let span = tracing::info_span!(
-            "graph.subscribe_app",
-            graph.waba_id = waba_id.as_str(),
-            graph.attempts = Empty,
-            error.type = Empty,
-        );
-        async {
-            let (token, token_proof) = self.business_credentials(business_token)?;
-            let call = Call {
-                otel_name: "POST /{waba_id}/subscribed_apps",
-                template: "/{waba_id}/subscribed_apps",
-                url: self.url(&[waba_id.as_str(), "subscribed_apps"]),
-                method: reqwest::Method::POST,
-                bearer: None,
-                query: vec![("access_token", token), ("appsecret_proof", &token_proof)],
-                secrets: [token, &token_proof],
-            };
-            self.execute(&call, subscribed).await
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// The WABA's phone number ids as Graph lists them: `GET {base}/{version}/{waba_id}/
-    /// phone_numbers?fields=id&limit=…&appsecret_proof=…` with the business token in an
-    /// `Authorization: Bearer` header, answering `{"data": [{"id", ...}]}`. At most
-    /// [`MAX_PHONE_NUMBERS`] are read (one page).
-    ///
-    /// Transient failures are retried in process within [`RetryPolicy`].
-    ///
-    /// # Errors
-    ///
-    /// [`GraphError::Config`] if the token is empty; [`GraphError::Malformed`] if the reply
-    /// is not such a list (or an id breaks the phone number id rule); otherwise the last
-    /// attempt's error, as for [`GraphClient::fetch_business_token`].
-    pub async fn phone_numbers(
-        &self,
-        waba_id: &WabaId,
-        business_token: &SecretString,
-    ) -> Result<Vec<PhoneNumberId>> {
-        let span = tracing::info_span!(
-            "graph.phone_numbers",
-            graph.waba_id = waba_id.as_str(),
-            graph.attempts = Empty,
-            error.type = Empty,
-        );
-        async {
-            let (token, token_proof) = self.business_credentials(business_token)?;
-            let limit = MAX_PHONE_NUMBERS.to_string();
-            let call = Call {
-                otel_name: "GET /{waba_id}/phone_numbers",
-                template: "/{waba_id}/phone_numbers",
-                url: self.url(&[waba_id.as_str(), "phone_numbers"]),
-                method: reqwest::Method::GET,
-                bearer: Some(token),
-                query: vec![
-                    ("fields", "id"),
-                    ("limit", &limit),
-                    ("appsecret_proof", &token_proof),
-                ],
-                secrets: [token, &token_proof],
-            };
-            self.execute(&call, phone_number_ids).await
-        }
-        .instrument(span)
-        .await
-    }
-
     /// `{base}/{version}/{segments…}`, without query.
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.inner.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             // `new` checked the scheme is http(s), which always has path segments.
@@ -261,7 +129,11 @@ impl GraphClient {
     }
 
     /// Sends `call` until it succeeds, fails permanently, or the retry policy says stop.
-    async fn execute<T>(&self, call: &Call<'_>, extract: fn(Value) -> Result<T>) -> Result<T> {
+    pub(crate) async fn execute<T>(
+        &self,
+        call: &Call<'_>,
+        extract: fn(Value) -> Result<T>,
+    ) -> Result<T> {
         let policy = self.inner.retry;
         let started = Instant::now();
         let attempts = AtomicUsize::new(0);
@@ -355,24 +227,22 @@ impl GraphClient {
     /// system user token and its proof, and the app secret.
     fn redact(&self, err: GraphError, call: &Call<'_>) -> GraphError {
         let inner = &self.inner;
-        err.redact(&[
-            call.secrets[0],
-            call.secrets[1],
+        let mut secrets = call.secrets.clone();
+        secrets.extend([
             inner.system_user_token.expose_secret(),
             inner.system_user_proof.expose_secret(),
             inner.app_secret.expose_secret(),
-        ])
+        ]);
+        err.redact(&secrets)
     }
 
     async fn send<T>(&self, call: &Call<'_>, extract: fn(Value) -> Result<T>) -> Result<T> {
-        let mut request = self
+        let request = self
             .inner
             .http
             .request(call.method.clone(), call.url.clone())
-            .query(&call.query);
-        if let Some(token) = call.bearer {
-            request = request.bearer_auth(token);
-        }
+            .query(&call.query)
+            .bearer_auth(call.bearer);
         let response = request.send().await.map_err(network)?;
         let status = response.status();
         Span::current().record("http.response.status_code", status.as_u16());
@@ -396,7 +266,7 @@ impl GraphClient {
 
 impl GraphClient {
     /// A business token and its `appsecret_proof`, for the calls made with that token.
-    fn business_credentials<'a>(
+    pub(crate) fn business_credentials<'a>(
         &self,
         business_token: &'a SecretString,
     ) -> Result<(&'a str, String)> {
@@ -409,7 +279,7 @@ impl GraphClient {
 }
 
 /// `appsecret_proof`: lowercase hex HMAC-SHA256 of `token`, keyed by the app secret.
-fn proof(app_secret: &SecretString, token: &str) -> String {
+pub(crate) fn proof(app_secret: &SecretString, token: &str) -> String {
     hmac_hex(app_secret.expose_secret().as_bytes(), token.as_bytes())
 }
 

@@ -5,9 +5,16 @@
 //! - [`GraphClient::fetch_business_token`]: `POST /{business_id}/system_user_access_tokens`
 //!   with the partner's system user token, its `appsecret_proof`, `system_user_id` and
 //!   `fetch_only=true`, answering the customer's business token.
+//! - [`GraphClient::debug_token`]: `GET /debug_token?input_token=…` with the app access token
+//!   `{app_id}|{app secret}`, answering a token's [`TokenHealth`] (validity, expiry).
 //! - [`GraphClient::subscribe_app`]: `POST /{waba_id}/subscribed_apps` with the business token.
-//! - [`GraphClient::phone_numbers`]: `GET /{waba_id}/phone_numbers` with the business token
-//!   (in an `Authorization: Bearer` header), answering the WABA's phone number ids.
+//! - [`GraphClient::subscribed_apps`]: `GET /{waba_id}/subscribed_apps`, the apps subscribed.
+//! - [`GraphClient::phone_numbers`]: `GET /{waba_id}/phone_numbers`, the WABA's phone number
+//!   ids.
+//!
+//! Every access token travels in an `Authorization: Bearer` header with its
+//! `appsecret_proof`. The client's core is `client` (send, bounded read, retry); each
+//! resource's calls are in their own module (`token`, `waba`).
 //! - [`GraphError`]: Meta's error envelope parsed and classified as transient or permanent
 //!   (docs/REFERENCE.md, "Graph API calls"), with the server's `Retry-After` /
 //!   `X-Business-Use-Case-Usage` hint.
@@ -15,8 +22,9 @@
 //!   [`RetryPolicy`] of a few seconds. When the server asks for a longer pause than that, the
 //!   call stops and returns the transient error with [`GraphError::retry_after`] so the caller
 //!   can park the message in a delay queue instead of holding a worker.
-//! - [`sim`]: a small hyper server that answers those two calls like Graph does, with
-//!   switchable failure modes, for runs and demos without internet.
+//! - [`sim`]: a small hyper server that answers those calls like Graph does, with
+//!   switchable failure modes and token and subscription states, for runs and demos without
+//!   internet.
 //!
 //! It never touches Redis, the broker or tenant state: it returns tokens as
 //! [`secrecy::SecretString`] and errors with a token-free [`GraphError::summary`], and the
@@ -27,6 +35,8 @@ mod client;
 mod error;
 mod reply;
 pub mod sim;
+mod token;
+mod waba;
 
 use std::time::Duration;
 
@@ -34,8 +44,10 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use wa_ids::SystemUserId;
 
-pub use client::{GraphClient, MAX_PHONE_NUMBERS};
+pub use client::GraphClient;
 pub use error::{GraphError, PERMANENT_CODES, Result, TRANSIENT_CODES, classify, parse_error};
+pub use token::{TokenHealth, token_invalid};
+pub use waba::MAX_PHONE_NUMBERS;
 
 /// The Graph API base URL used when none is configured.
 pub const DEFAULT_BASE: &str = "https://graph.facebook.com";

@@ -1,12 +1,15 @@
-//! What each Graph call answers, read from its JSON reply: the business token, the
-//! subscription's `success`, the phone number ids. A reply without what was promised is
+//! What each Graph call answers, read from its JSON reply: the business token, a token's
+//! health, the subscription's `success`, the subscribed apps, the phone number ids. A reply without what was promised is
 //! [`GraphError::Malformed`]. Pure: no HTTP, never logs a token.
 
 use secrecy::SecretString;
 use serde_json::Value;
 use wa_ids::PhoneNumberId;
 
-use crate::{GraphError, Result, client::MAX_PHONE_NUMBERS};
+use crate::{GraphError, Result, TokenHealth, waba::MAX_PHONE_NUMBERS};
+
+/// Most subscribed apps read for one WABA.
+const MAX_SUBSCRIBED_APPS: usize = 100;
 
 pub(crate) fn business_token(reply: Value) -> Result<SecretString> {
     match reply {
@@ -29,6 +32,45 @@ pub(crate) fn phone_number_ids(reply: Value) -> Result<Vec<PhoneNumberId>> {
                 PhoneNumberId::parse(id).map_err(|_| malformed("a phone number id is malformed"))
             }
             _ => Err(malformed("a phone number has no id")),
+        })
+        .collect()
+}
+
+pub(crate) fn token_health(reply: Value) -> Result<TokenHealth> {
+    let Some(data) = reply.get("data") else {
+        return Err(malformed("reply has no data"));
+    };
+    let Some(is_valid) = data.get("is_valid").and_then(Value::as_bool) else {
+        return Err(malformed("reply has no data.is_valid"));
+    };
+    let error = data.get("error");
+    Ok(TokenHealth {
+        is_valid,
+        expires_at: data.get("expires_at").and_then(Value::as_i64).unwrap_or(0),
+        app_id: match data.get("app_id") {
+            Some(Value::String(id)) => Some(id.chars().take(64).collect()),
+            Some(Value::Number(id)) => Some(id.to_string()),
+            _ => None,
+        },
+        error_code: error.and_then(|e| e.get("code")).and_then(Value::as_i64),
+        error_subcode: error.and_then(|e| e.get("subcode")).and_then(Value::as_i64),
+    })
+}
+
+pub(crate) fn subscribed_app_ids(reply: Value) -> Result<Vec<String>> {
+    let Some(Value::Array(data)) = reply.get("data") else {
+        return Err(malformed("reply has no data list"));
+    };
+    data.iter()
+        .take(MAX_SUBSCRIBED_APPS)
+        .map(|entry| {
+            match entry
+                .get("whatsapp_business_api_data")
+                .and_then(|d| d.get("id"))
+            {
+                Some(Value::String(id)) if id.len() <= 64 => Ok(id.clone()),
+                _ => Err(malformed("a subscribed app has no id")),
+            }
         })
         .collect()
 }
@@ -61,5 +103,18 @@ mod tests {
         assert!(phone_number_ids(serde_json::json!({"data": [{"id": "x/y"}]})).is_err());
         let ids = phone_number_ids(serde_json::json!({"data": [{"id": "1"}, {"id": "2"}]}));
         assert_eq!(ids.unwrap().len(), 2);
+        assert!(token_health(serde_json::json!({"data": {}})).is_err());
+        let health = token_health(serde_json::json!({"data": {"is_valid": false,
+            "expires_at": 0, "error": {"code": 190, "subcode": 460}}}))
+        .unwrap();
+        assert!(!health.is_valid);
+        assert_eq!(
+            (health.error_code, health.error_subcode),
+            (Some(190), Some(460))
+        );
+        let apps = subscribed_app_ids(serde_json::json!({"data": [
+            {"whatsapp_business_api_data": {"id": "77", "name": "x"}}]}));
+        assert_eq!(apps.unwrap(), ["77"]);
+        assert!(subscribed_app_ids(serde_json::json!({"data": [{}]})).is_err());
     }
 }

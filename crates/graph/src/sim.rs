@@ -1,30 +1,37 @@
-//! A local Graph API simulator: the two onboarding calls answered the way Graph answers them,
-//! with failure modes an operator can switch at run time, for `wa-onboard graph-sim`, demos
-//! and tests without internet.
+//! A local Graph API simulator: the onboarding and tenant check calls answered the way Graph
+//! answers them, with failure modes and token and subscription states an operator can switch
+//! at run time, for `wa-onboard graph-sim`, demos and tests without internet.
 //!
 //! Routes:
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /{version}/{business_id}/system_user_access_tokens` | `{"access_token": "sim-<business_id>-<mac>"}` |
-//! | `POST /{version}/{waba_id}/subscribed_apps` | `{"success": true}` |
+//! | `POST /{version}/{business_id}/system_user_access_tokens` | `{"access_token": "sim-<business_id>-<mac>"}` (a new token once its current one was switched to `expiring`) |
+//! | `GET /{version}/debug_token?input_token=T` | `{"data": {"app_id", "is_valid", "expires_at", ...}}`: `expires_at` 0 for a first token, in one hour when switched to `expiring`, in 60 days for a re-issued one; `is_valid: false` with `error` 190/460 when switched to `invalid` |
+//! | `POST /{version}/{waba_id}/subscribed_apps` | `{"success": true}`, and the app is subscribed again (`403`, code 200, when switched to `refuse`) |
+//! | `GET /{version}/{waba_id}/subscribed_apps` | `{"data": [{"whatsapp_business_api_data": {"id": <app id>, "name"}}]}`, empty when switched to unsubscribed |
 //! | `GET /{version}/{waba_id}/phone_numbers` | `{"data": [{"id", "display_phone_number", "verified_name"}, …]}`: two numbers, the same for a WABA on every call ([`phone_number_ids`]) |
 //! | `GET /_sim/calls[?route=R]` | counts per endpoint and outcome, the current mode, and the Graph calls received (`R`: only those on route `R`) |
 //! | `GET /_sim/mode` · `POST /_sim/mode` `{"fail_transient": N, "fail_permanent": bool}` | the mode (fields left out stay as they are) |
+//! | `POST /_sim/tokens` `{"business_id", "state": "valid" \| "expiring" \| "invalid"}` | `204`: the business's current token switched |
+//! | `POST /_sim/subscriptions` `{"waba_id", "subscribed": bool, "refuse"?: bool}` | `204`: our app removed from (or back on) the WABA; `refuse`: subscribing again fails |
 //! | anything else | `404` with a Graph error envelope |
 //!
 //! Parameters are read from the query string and from an `application/x-www-form-urlencoded`
-//! body, as Graph does; the access token also from an `Authorization: Bearer` header. The business token is the same on every fetch for a business (as with
-//! `fetch_only=true`) and is an HMAC of the business id under the app secret, so a restarted
-//! simulator with the same secret recognises the tokens it handed out before.
+//! body, as Graph does; the access token also from an `Authorization: Bearer` header. The
+//! business token is the same on every fetch for a business (as with `fetch_only=true`)
+//! until it is switched to `expiring`, and is an HMAC of the business id under the app secret,
+//! so a restarted simulator with the same secret recognises the tokens it handed out before
+//! (the switches are not kept across restarts: see [`tenants`](self::tenants)).
 //!
 //! Checks, in order, on both Graph routes: `fail_permanent` (400, code 190), `fail_transient`
 //! (the next N calls: 500, code 2, `is_transient`), then `access_token` present (400, 104),
 //! `appsecret_proof` when given or in strict mode (wrong: 400, code 100, as Meta), and in
 //! strict mode (`system_user_token` set) the token itself (400, 190): the system user token for
-//! `system_user_access_tokens`, a token this simulator issued for `subscribed_apps` and
-//! `phone_numbers`. The token
-//! call also requires `fetch_only=true` and a `system_user_id` (400, 100).
+//! `system_user_access_tokens`, the app access token `{app_id}|{app_secret}` for
+//! `debug_token`, a token this simulator issued for `subscribed_apps` and `phone_numbers`.
+//! A token switched to `invalid` answers 400, code 190, subcode 460 there. The token call also
+//! requires `fetch_only=true` and a `system_user_id` (400, 100).
 //!
 //! Every Graph call (not the `/_sim` routes) is also kept in arrival order, as `received` in
 //! `GET /_sim/calls`: its sequence number, arrival time, method, route, the id in its path
@@ -40,23 +47,30 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::TcpListener;
-use wa_envelope::signature::hmac_hex;
 
 pub use self::received::RECEIVED_CAP;
 use self::received::{Call, Outcome, PathId, Received};
 
 mod answers;
+mod control;
+mod graph;
 mod received;
+mod tenants;
 
 pub use self::answers::phone_number_ids;
-use self::answers::{json_reply, parse_params};
+use self::{
+    answers::{json_reply, parse_params},
+    tenants::{SubscriptionSwitch, Tenants, TokenSwitch},
+};
 
 /// Largest request body the simulator reads.
 const MAX_BODY: usize = 64 * 1024;
+/// The app id the simulator answers for when none is configured.
+pub const DEFAULT_APP_ID: &str = "100000000000001";
 
 /// How the simulator starts.
 #[derive(Debug, Clone)]
@@ -66,6 +80,9 @@ pub struct SimConfig {
     /// When set (strict mode), the access tokens themselves are checked: the system user token
     /// for token fetches, an issued business token for `subscribed_apps`.
     pub system_user_token: Option<SecretString>,
+    /// Our app (`WA_APP_ID`): what `debug_token` and `GET subscribed_apps` name; its access
+    /// token `{app_id}|{app_secret}` is what `debug_token` accepts in strict mode.
+    pub app_id: String,
     /// The next N Graph calls answer 500, code 2, `is_transient: true`.
     pub fail_transient: u32,
     /// Every Graph call answers 400, code 190 (token invalid / app removed) while set.
@@ -78,6 +95,7 @@ impl SimConfig {
         Self {
             app_secret,
             system_user_token: None,
+            app_id: DEFAULT_APP_ID.to_owned(),
             fail_transient: 0,
             fail_permanent: false,
         }
@@ -149,7 +167,11 @@ struct ModeUpdate {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 struct Calls {
     system_user_access_tokens: u64,
+    debug_token: u64,
+    /// `POST`: subscribing.
     subscribed_apps: u64,
+    /// `GET`: listing.
+    subscribed_apps_list: u64,
     phone_numbers: u64,
     not_found: u64,
     ok: u64,
@@ -161,6 +183,7 @@ struct Calls {
 struct State {
     app_secret: SecretString,
     system_user_token: Option<SecretString>,
+    app_id: String,
     live: Mutex<Live>,
 }
 
@@ -169,12 +192,15 @@ struct Live {
     calls: Calls,
     received: Received,
     trace_seq: u64,
+    tenants: Tenants,
 }
 
 #[derive(Clone, Copy)]
 enum Endpoint {
     Token,
+    DebugToken,
     Subscribe,
+    SubscribedApps,
     PhoneNumbers,
 }
 
@@ -183,16 +209,18 @@ impl Endpoint {
     fn route(self) -> &'static str {
         match self {
             Self::Token => "system_user_access_tokens",
-            Self::Subscribe => "subscribed_apps",
+            Self::DebugToken => "debug_token",
+            Self::Subscribe | Self::SubscribedApps => "subscribed_apps",
             Self::PhoneNumbers => "phone_numbers",
         }
     }
 
     /// What the id in the path is.
-    fn path_id(self, id: &str) -> PathId<'_> {
+    fn path_id(self, id: &str) -> Option<PathId<'_>> {
         match self {
-            Self::Token => PathId::Business(id),
-            Self::Subscribe | Self::PhoneNumbers => PathId::Waba(id),
+            Self::Token => Some(PathId::Business(id)),
+            Self::DebugToken => None,
+            Self::Subscribe | Self::SubscribedApps | Self::PhoneNumbers => Some(PathId::Waba(id)),
         }
     }
 }
@@ -204,6 +232,7 @@ impl State {
         Self {
             app_secret: cfg.app_secret,
             system_user_token: cfg.system_user_token,
+            app_id: cfg.app_id,
             live: Mutex::new(Live {
                 mode: Mode {
                     fail_transient: cfg.fail_transient,
@@ -212,6 +241,7 @@ impl State {
                 calls: Calls::default(),
                 received: Received::new(RECEIVED_CAP),
                 trace_seq: 0,
+                tenants: Tenants::default(),
             }),
         }
     }
@@ -273,12 +303,26 @@ impl State {
             }
             (&Method::GET, ["_sim", "mode"]) => json_reply(StatusCode::OK, &self.live().mode),
             (&Method::POST, ["_sim", "mode"]) => self.set_mode(&body),
-            (&Method::POST | &Method::GET, [version, id, endpoint]) if version.starts_with('v') => {
-                let endpoint = match (&method, *endpoint) {
-                    (&Method::POST, "system_user_access_tokens") => Some(Endpoint::Token),
-                    (&Method::POST, "subscribed_apps") => Some(Endpoint::Subscribe),
-                    (&Method::GET, "phone_numbers") => Some(Endpoint::PhoneNumbers),
-                    _ => None,
+            (&Method::POST, ["_sim", "tokens"]) => {
+                self.switch(&body, |t, s: TokenSwitch| t.switch_token(s))
+            }
+            (&Method::POST, ["_sim", "subscriptions"]) => {
+                self.switch(&body, |t, s: SubscriptionSwitch| t.switch_subscription(s))
+            }
+            (&Method::POST | &Method::GET, [version, rest @ ..])
+                if version.starts_with('v') && matches!(rest.len(), 1 | 2) =>
+            {
+                let (id, endpoint) = match (&method, rest) {
+                    (&Method::GET, ["debug_token"]) => ("", Some(Endpoint::DebugToken)),
+                    (&Method::POST, [id, "system_user_access_tokens"]) => {
+                        (*id, Some(Endpoint::Token))
+                    }
+                    (&Method::POST, [id, "subscribed_apps"]) => (*id, Some(Endpoint::Subscribe)),
+                    (&Method::GET, [id, "subscribed_apps"]) => {
+                        (*id, Some(Endpoint::SubscribedApps))
+                    }
+                    (&Method::GET, [id, "phone_numbers"]) => (*id, Some(Endpoint::PhoneNumbers)),
+                    _ => ("", None),
                 };
                 let mut params = parse_params(query.as_bytes());
                 if is_form {
@@ -289,7 +333,7 @@ impl State {
                 }
                 let (call, (outcome, reply)) = match endpoint {
                     Some(endpoint) => (
-                        Call::new(endpoint.route(), Some(endpoint.path_id(id))),
+                        Call::new(endpoint.route(), endpoint.path_id(id)),
                         self.graph(endpoint, id, &params),
                     ),
                     None => (Call::unknown(), self.not_found(&method, &path)),
@@ -310,144 +354,6 @@ impl State {
         reply
     }
 
-    fn set_mode(&self, body: &[u8]) -> Reply {
-        let update: ModeUpdate = match serde_json::from_slice(body) {
-            Ok(update) => update,
-            Err(err) => {
-                let message = format!("Invalid mode: {err}");
-                return self.error(StatusCode::BAD_REQUEST, 100, None, &message, false);
-            }
-        };
-        let mut live = self.live();
-        if let Some(n) = update.fail_transient {
-            live.mode.fail_transient = n;
-        }
-        if let Some(b) = update.fail_permanent {
-            live.mode.fail_permanent = b;
-        }
-        tracing::info!(mode = ?live.mode, "graph-sim mode changed");
-        json_reply(StatusCode::OK, &live.mode)
-    }
-
-    fn graph(&self, endpoint: Endpoint, id: &str, params: &[(String, String)]) -> (Outcome, Reply) {
-        let param = |name: &str| {
-            params
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        {
-            let mut live = self.live();
-            match endpoint {
-                Endpoint::Token => live.calls.system_user_access_tokens += 1,
-                Endpoint::Subscribe => live.calls.subscribed_apps += 1,
-                Endpoint::PhoneNumbers => live.calls.phone_numbers += 1,
-            }
-            if live.mode.fail_permanent {
-                live.calls.failed_permanent += 1;
-                drop(live);
-                let message = "Error validating access token: The user has not authorized \
-                               application (graph-sim fail_permanent).";
-                let reply = self.error(StatusCode::BAD_REQUEST, 190, Some(458), message, false);
-                return (Outcome::FailedPermanent, reply);
-            }
-            if live.mode.fail_transient > 0 {
-                live.mode.fail_transient -= 1;
-                live.calls.failed_transient += 1;
-                drop(live);
-                let message = "An unexpected error has occurred. Please retry your request later.";
-                let reply = self.error(StatusCode::INTERNAL_SERVER_ERROR, 2, None, message, true);
-                return (Outcome::FailedTransient, reply);
-            }
-        }
-        let strict = self
-            .system_user_token
-            .as_ref()
-            .map(ExposeSecret::expose_secret);
-        let Some(token) = param("access_token").filter(|t| !t.is_empty()) else {
-            return self.reject(104, "An access token is required to request this resource.");
-        };
-        match param("appsecret_proof") {
-            Some(proof)
-                if proof
-                    != hmac_hex(self.app_secret.expose_secret().as_bytes(), token.as_bytes()) =>
-            {
-                return self.reject(100, "Invalid appsecret_proof provided in the API argument");
-            }
-            None if strict.is_some() => {
-                return self.reject(
-                    100,
-                    "API calls from the server require an appsecret_proof argument",
-                );
-            }
-            _ => {}
-        }
-        let reply = match endpoint {
-            Endpoint::Token => {
-                if strict.is_some_and(|expected| expected != token) {
-                    return self.reject(
-                        190,
-                        "Invalid OAuth access token - Cannot parse access token",
-                    );
-                }
-                if param("fetch_only") != Some("true") {
-                    return self.reject(100, "(#100) graph-sim only supports fetch_only=true");
-                }
-                if param("system_user_id").is_none_or(str::is_empty) {
-                    return self.reject(100, "(#100) The parameter system_user_id is required");
-                }
-                json!({"access_token": self.business_token(id)})
-            }
-            Endpoint::Subscribe | Endpoint::PhoneNumbers => {
-                if strict.is_some() && !self.issued(token) {
-                    return self.reject(
-                        190,
-                        "Invalid OAuth access token - Cannot parse access token",
-                    );
-                }
-                if let Endpoint::PhoneNumbers = endpoint {
-                    let data: Vec<_> = phone_number_ids(self.app_secret.expose_secret(), id)
-                        .iter()
-                        .enumerate()
-                        .map(|(i, number)| {
-                            json!({"id": number,
-                            "display_phone_number": format!("+1 555-010-{:04}", i + 1),
-                            "verified_name": "graph-sim"})
-                        })
-                        .collect();
-                    json!({"data": data})
-                } else {
-                    json!({"success": true})
-                }
-            }
-        };
-        self.live().calls.ok += 1;
-        (Outcome::Ok, json_reply(StatusCode::OK, &reply))
-    }
-
-    /// `sim-<business_id>-<first 16 hex of HMAC(app secret, business_id)>`.
-    fn business_token(&self, business_id: &str) -> String {
-        let mac = hmac_hex(
-            self.app_secret.expose_secret().as_bytes(),
-            business_id.as_bytes(),
-        );
-        format!("sim-{business_id}-{}", &mac[..16])
-    }
-
-    fn issued(&self, token: &str) -> bool {
-        token
-            .strip_prefix("sim-")
-            .and_then(|rest| rest.rsplit_once('-'))
-            .is_some_and(|(business_id, _)| self.business_token(business_id) == token)
-    }
-
-    fn reject(&self, code: i64, message: &str) -> (Outcome, Reply) {
-        self.live().calls.rejected += 1;
-        let reply = self.error(StatusCode::BAD_REQUEST, code, None, message, false);
-        (Outcome::Rejected, reply)
-    }
-
     fn not_found(&self, method: &Method, path: &str) -> (Outcome, Reply) {
         self.live().calls.not_found += 1;
         let message = format!(
@@ -461,4 +367,11 @@ impl State {
     fn received(&self, call: Call) {
         self.live().received.push(call);
     }
+}
+
+/// Unix seconds now.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

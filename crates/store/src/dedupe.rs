@@ -12,10 +12,11 @@ use wa_ids::DedupeKey;
 
 use crate::{Result, Store};
 
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));
+pub(crate) static CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/claim.lua")));
 static COMPLETE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/complete.lua")));
-static RELEASE: LazyLock<Script> =
+pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/release.lua")));
 
 /// Proof that this worker holds a claim: an unguessable random value.
@@ -23,7 +24,7 @@ static RELEASE: LazyLock<Script> =
 pub struct ClaimToken(String);
 
 impl ClaimToken {
-    fn random() -> Self {
+    pub(crate) fn random() -> Self {
         Self(format!("{:032x}", rand::random::<u128>()))
     }
 

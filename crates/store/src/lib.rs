@@ -29,6 +29,7 @@
 //! | `Pevents:{W}` | sorted set | the last [`EVENT_LOG_LEN`] account events, by event time |
 //! | `Powner:{O}` | set | WABA ids ever installed by owner business `O` (an index) |
 //! | `Pdedupe:{K}` | string | a claim token while in progress, `done` once completed |
+//! | `Pcheck:{W}` | string | the lease of a tenant check in progress (see [`CheckFindings`]) |
 //! | `Pbusiness:{O}` | hash | business integration install/uninstall times (see [`integration`]) |
 //! | `Psignups:{es}:…` | various | Embedded Signup session logs and funnel (see [`session`]) |
 //!
@@ -46,6 +47,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+mod check;
 mod conn;
 pub mod crypto;
 mod dedupe;
@@ -69,16 +71,17 @@ use wa_ids::{BusinessId, DedupeKey, WabaId};
 
 pub use crate::{
     account::{AccountEvent, EVENT_LOG_LEN},
+    check::CheckFindings,
     conn::{RedisConfig, WAIT_TIMEOUT, redacted},
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
     error::{Result, StoreError},
     page::{MAX_SCAN_STEPS, Page, PagePosition},
     phones::MAX_VERIFIED_PHONE_NUMBERS,
-    record::{AccountState, Status, TenantRecord, TokenInfo, TokenStatus},
+    record::{AccountState, Attention, Status, TenantRecord, TokenInfo, TokenStatus},
     rekey::Rekeyed,
     tenant::{Applied, Install, Uninstall},
-    vault::TokenVault,
+    vault::{TokenExpiry, TokenVault},
 };
 pub use crate::{
     integration::IntegrationChange,
@@ -197,6 +200,10 @@ impl Keys {
 
     fn owner(&self, owner_business_id: &BusinessId) -> String {
         format!("{}owner:{{{owner_business_id}}}", self.prefix)
+    }
+
+    fn check(&self, waba_id: &WabaId) -> String {
+        format!("{}check:{{{waba_id}}}", self.prefix)
     }
 
     fn dedupe(&self, key: &DedupeKey) -> String {

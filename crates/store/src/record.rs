@@ -65,10 +65,22 @@ pub enum TokenStatus {
     Failed,
     /// The app was uninstalled; any stored token was destroyed.
     Revoked,
+    /// A tenant check found that Graph no longer accepts the token (`debug_token`, or a
+    /// permanent `190` on use); the stored token was destroyed.
+    Invalid,
 }
 
 impl TokenStatus {
-    /// The wire name (`pending`, `active`, `failed`, `revoked`).
+    /// Every status, in wire order (for metrics exported at 0).
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Active,
+        Self::Failed,
+        Self::Invalid,
+        Self::Revoked,
+    ];
+
+    /// The wire name (`pending`, `active`, `failed`, `invalid`, `revoked`).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,6 +88,7 @@ impl TokenStatus {
             Self::Active => "active",
             Self::Failed => "failed",
             Self::Revoked => "revoked",
+            Self::Invalid => "invalid",
         }
     }
 
@@ -85,6 +98,7 @@ impl TokenStatus {
             "active" => Some(Self::Active),
             "failed" => Some(Self::Failed),
             "revoked" => Some(Self::Revoked),
+            "invalid" => Some(Self::Invalid),
             _ => None,
         }
     }
@@ -98,8 +112,46 @@ pub struct TokenInfo {
     pub status: Option<TokenStatus>,
     /// When the current (or last, if revoked) token was fetched, unix seconds.
     pub fetched_at: Option<i64>,
+    /// When the token expires as `debug_token` said, unix seconds; `0` when it never does,
+    /// `null` while unknown.
+    pub expires_at: Option<i64>,
+    /// When Graph was last asked about the token (at its fetch, or by a tenant check).
+    pub checked_at: Option<i64>,
     /// Why fetching failed, when `status` is `failed`.
     pub error: Option<String>,
+}
+
+/// What a tenant check found wrong and could not fix (`attention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attention {
+    /// Graph no longer accepts the business token.
+    TokenInvalid,
+    /// The token expires within `WA_TOKEN_REFRESH_BEFORE` and fetching a new one failed.
+    TokenExpiring,
+    /// Our app is not subscribed to the WABA and subscribing again failed.
+    NotSubscribed,
+}
+
+impl Attention {
+    /// Every value, in wire order (for metrics exported at 0).
+    pub const ALL: [Self; 3] = [Self::TokenInvalid, Self::TokenExpiring, Self::NotSubscribed];
+
+    /// The wire name (`token_invalid`, `token_expiring`, `not_subscribed`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenInvalid => "token_invalid",
+            Self::TokenExpiring => "token_expiring",
+            Self::NotSubscribed => "not_subscribed",
+        }
+    }
+
+    /// The value named `s`, if any.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
 }
 
 /// The `account` section: the latest of each account attribute Meta reported.
@@ -150,8 +202,13 @@ pub struct TenantRecord {
     pub last_event_time: i64,
     /// The business token's state.
     pub token: TokenInfo,
-    /// Whether the app was subscribed to the WABA's webhooks since the last install.
+    /// Whether the app was subscribed to the WABA's webhooks since the last install (or, once
+    /// a tenant check ran, whether Graph listed it then).
     pub subscribed: bool,
+    /// What the last tenant check found wrong and could not fix; empty when all is well
+    /// (and when read from JSON written before checks existed).
+    #[serde(default)]
+    pub attention: Vec<Attention>,
     /// The account attributes Meta reported.
     pub account: AccountState,
 }
@@ -188,9 +245,12 @@ impl TenantRecord {
             token: TokenInfo {
                 status: token_status,
                 fetched_at: f.int("token_fetched_at")?,
+                expires_at: f.int("token_expires_at")?,
+                checked_at: f.int("token_checked_at")?,
                 error: f.string("token_error"),
             },
             subscribed: f.flag("subscribed")?,
+            attention: f.json("attention")?,
             account: AccountState {
                 ban_state: f.json("ban_state")?,
                 restrictions: f.json("restrictions")?,
@@ -280,8 +340,9 @@ mod tests {
              "partner_app_id": "3", "solution_id": null, "solution_partner_business_ids": ["4"],
              "phone_number_ids": [], "phone_numbers_verified": false, "installed_at": 1730000000, "uninstalled_at": null,
              "last_event_time": 1730000000,
-             "token": {"status": "active", "fetched_at": 1730000001, "error": null},
-             "subscribed": true,
+             "token": {"status": "active", "fetched_at": 1730000001, "expires_at": 1735184001,
+                       "checked_at": 1730000002, "error": null},
+             "subscribed": true, "attention": ["not_subscribed"],
              "account": {"ban_state": null, "restrictions": [], "violation": null,
                          "partner_removed": false, "deleted": false, "offboarded": false}}"#,
         )

@@ -17,6 +17,15 @@ use crate::{Result, Store, TokenKey, durable::Eval};
 static STORE_TOKEN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/store_token.lua")));
 
+/// A token's expiry as Graph's `debug_token` told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiry {
+    /// Unix seconds; `0` when the token never expires.
+    pub expires_at: i64,
+    /// When Graph was asked, unix seconds.
+    pub checked_at: i64,
+}
+
 /// Business tokens, sealed and opened with `WA_TOKEN_KEY`. Cheap to clone; made by
 /// [`Store::with_token_key`] or [`TokenVault::new`].
 #[derive(Clone)]
@@ -61,7 +70,6 @@ impl TokenVault {
     /// # Errors
     ///
     /// [`crate::StoreError::Redis`]; [`crate::StoreError::Crypto`] (practically never).
-    #[tracing::instrument(name = "redis store_token", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn store_token(
         &self,
         waba_id: &WabaId,
@@ -69,8 +77,32 @@ impl TokenVault {
         fetched_at: i64,
         install_time: i64,
     ) -> Result<bool> {
+        self.store_checked_token(waba_id, token, fetched_at, install_time, None)
+            .await
+    }
+
+    /// As [`TokenVault::store_token`], with the token's expiry as `debug_token` told it
+    /// (`None` when Graph could not be asked: `token.expires_at` is then unknown). A token
+    /// stored before for the same install (one about to expire) is overwritten, i.e.
+    /// destroyed, in the same step.
+    ///
+    /// # Errors
+    ///
+    /// As [`TokenVault::store_token`].
+    #[tracing::instrument(name = "redis store_token", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
+    pub async fn store_checked_token(
+        &self,
+        waba_id: &WabaId,
+        token: &SecretString,
+        fetched_at: i64,
+        install_time: i64,
+        expiry: Option<TokenExpiry>,
+    ) -> Result<bool> {
         let keys = &self.store.keys;
         let sealed = self.key.seal(waba_id.as_str(), token)?;
+        let (expires_at, checked_at) = expiry.map_or((String::new(), String::new()), |e| {
+            (e.expires_at.to_string(), e.checked_at.to_string())
+        });
         let tenant = keys.tenant(waba_id);
         let mut conn = self.store.conn();
         let stored: i64 = conn
@@ -80,7 +112,9 @@ impl TokenVault {
                     .key(keys.token(waba_id))
                     .arg(sealed)
                     .arg(fetched_at)
-                    .arg(install_time),
+                    .arg(install_time)
+                    .arg(expires_at)
+                    .arg(checked_at),
             )
             .await?;
         Ok(stored == 1)

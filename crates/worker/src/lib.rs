@@ -1,7 +1,8 @@
 //! The `account_update` worker: dedupe, tenant state, business tokens.
 //!
 //! What this crate owns: consuming `wa.account_update` (with the business integration
-//! webhooks) and `wa.signup_events` (Embedded Signup session events). The modules form a
+//! webhooks), `wa.signup_events` (Embedded Signup session events) and `wa.tenant_checks`
+//! (tenant checks queued by `reconcile`), and the census of token health gauges. The modules form a
 //! one-way stack, each importing only those below it:
 //!
 //! - [`run`] (this file) binds each queue to its handler and starts the consumers;
@@ -14,12 +15,14 @@
 //! - [`events`]: the tenant events (`wa.tenant_events`): their JSON, stable ids, publisher;
 //! - `outcome`, `headers`, [`metrics`]: leaves (how applying ended; AMQP header names; the
 //!   metrics and the outcome names logs, spans and metrics share);
-//! - [`dlq`] for operators, and `ops`, the health and metrics endpoint.
+//! - [`dlq`] and [`reconcile`] for operators, `ops`, the health and metrics endpoint, and `census`, which
+//!   walks the tenants to set the token health gauges.
 //!
 //! Replicas coordinate through RabbitMQ and Redis only. It never parses HTTP requests or
 //! verifies signatures (the ingress did), never keeps a token outside `wa-store`'s encrypted
 //! records, and never logs one.
 
+mod census;
 mod consumer;
 pub mod dlq;
 mod effects;
@@ -30,6 +33,7 @@ pub mod metrics;
 mod ops;
 mod outcome;
 pub mod plan;
+pub mod reconcile;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -45,9 +49,11 @@ pub use metrics::Metrics;
 
 use crate::{
     consumer::{Consumer, Limits, Services},
-    effects::{account_update::AccountUpdates, integration::Integrations, session::Sessions},
+    effects::{
+        account_update::AccountUpdates, check::Checks, integration::Integrations, session::Sessions,
+    },
     events::TenantEvents,
-    handler::{AccountUpdateHandler, SignupHandler},
+    handler::{AccountUpdateHandler, CheckHandler, SignupHandler},
 };
 
 /// Everything the worker needs.
@@ -74,12 +80,21 @@ pub struct WorkerConfig {
     pub dedupe_ttl: Duration,
     /// How long a claim holds while a change is processed; a crashed worker's claim expires.
     pub lease: Duration,
-    /// `WA_PREFETCH`: unacknowledged deliveries this process may hold, split between its two
-    /// queues by [`prefetch_shares`] (docs/REFERENCE.md, "Variables").
+    /// `WA_PREFETCH`: unacknowledged deliveries of webhooks and signup events this process may
+    /// hold, split between their two queues by [`prefetch_shares`]; `wa.tenant_checks` takes
+    /// as many as `wa.signup_events` (docs/REFERENCE.md, "Variables").
     pub prefetch: u16,
-    /// `WA_CONCURRENCY`: messages this process handles at once, across its two queues.
+    /// `WA_CONCURRENCY`: messages this process handles at once, across its queues.
     pub concurrency: usize,
+    /// `WA_TOKEN_REFRESH_BEFORE`: a tenant check fetches a new token when the held one
+    /// expires sooner than this.
+    pub refresh_before: Duration,
+    /// How often the token health gauges are recounted ([`CENSUS_INTERVAL`] in production).
+    pub census_interval: Duration,
 }
+
+/// How often a worker recounts the token health gauges.
+pub const CENSUS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why the worker could not run.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +168,34 @@ pub async fn run(
         };
         let topology = broker.topology();
         let events = TenantEvents::new(broker.clone(), metrics.clone());
+        let vault = store.with_token_key(config.token_key.clone());
+        let checks = Consumer::new(
+            topology.tenant_checks_queue(),
+            CheckHandler {
+                checks: Checks {
+                    store: store.clone(),
+                    vault: vault.clone(),
+                    graph: graph.clone(),
+                    app_id: config.app_id.clone(),
+                    subscribe_app: config.subscribe_app,
+                    refresh_before: config.refresh_before,
+                    lease: config.lease,
+                    metrics: metrics.clone(),
+                    events: events.clone(),
+                },
+            },
+            Limits {
+                prefetch: signups_prefetch,
+                ..limits
+            },
+        );
+        let census = tokio::spawn(census::run(
+            store.clone(),
+            metrics.clone(),
+            config.refresh_before,
+            config.census_interval,
+            shutdown.clone(),
+        ));
         let account_update = Consumer::new(
             topology.account_update_queue(),
             AccountUpdateHandler {
@@ -160,9 +203,10 @@ pub async fn run(
                 app_id: config.app_id.clone(),
                 account_updates: AccountUpdates {
                     store: store.clone(),
-                    vault: store.with_token_key(config.token_key.clone()),
-                    graph,
+                    vault,
+                    graph: graph.clone(),
                     subscribe_app: config.subscribe_app,
+                    app_id: config.app_id.clone(),
                     metrics: metrics.clone(),
                     events: events.clone(),
                 },
@@ -199,8 +243,10 @@ pub async fn run(
         };
         tokio::join!(
             account_update.run(services.clone(), shutdown.clone()),
-            signups.run(services, shutdown.clone()),
+            signups.run(services.clone(), shutdown.clone()),
+            checks.run(services, shutdown.clone()),
         );
+        let _ = census.await;
     }
     broker_shutdown.cancel();
     ops_shutdown.cancel();

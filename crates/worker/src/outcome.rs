@@ -31,6 +31,12 @@ pub enum Failure {
         /// The server's requested pause, when it gave one.
         after: Option<Duration>,
     },
+    /// Someone else is working on the same thing (another worker checks the tenant): wait in
+    /// the first delay tier, without counting an attempt.
+    Busy {
+        /// Token-free description (the `x-wa-last-error` header).
+        error: String,
+    },
     /// Cannot succeed as it is: to the dead-letter queue.
     DeadLetter {
         /// Why, for the `x-wa-reason` header and operators.

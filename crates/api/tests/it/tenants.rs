@@ -96,11 +96,26 @@ async fn pages_walk_every_tenant_and_filter_by_status() {
 async fn the_attention_filter_is_accepted_and_matches_only_listed_tenants() {
     let api = spawn_api().await;
     api.install("8000001", 100).await;
-    // Records carry no `attention` yet (docs/REFERENCE.md, "Tenant record"): none matches.
+    api.install_with_token("8000002", 100, "EAAattentiontoken-0000000")
+        .await;
+    let findings = wa_store::CheckFindings {
+        install_time: 100,
+        checked_at: 110,
+        invalid: false,
+        expires_at: None,
+        subscribed: Some(false),
+        attention: vec![wa_store::Attention::NotSubscribed],
+        phone_number_ids: None,
+    };
+    let id = wa_ids::WabaId::parse("8000002").unwrap();
+    assert!(api.store.record_check(&id, &findings).await.unwrap());
+    let (ids, _) = walk(&api, "/v1/tenants?attention=not_subscribed&limit=10").await;
+    assert_eq!(ids, ["8000002"]);
     let (ids, _) = walk(&api, "/v1/tenants?attention=token_invalid&limit=10").await;
     assert!(ids.is_empty(), "{ids:?}");
-    let (ids, _) = walk(&api, "/v1/tenants?status=installed&limit=10").await;
-    assert_eq!(ids, ["8000001"]);
+    let (mut ids, _) = walk(&api, "/v1/tenants?status=installed&limit=10").await;
+    ids.sort();
+    assert_eq!(ids, ["8000001", "8000002"]);
     api.stop().await;
 }
 

@@ -93,3 +93,52 @@ async fn a_token_read_without_a_bearer_reads_nothing() {
     assert!(audit_lines(waba).is_empty());
     api.stop().await;
 }
+
+/// What a tenant check records when Graph refuses the token.
+fn invalid(install_time: i64) -> wa_store::CheckFindings {
+    wa_store::CheckFindings {
+        install_time,
+        checked_at: install_time + 10,
+        invalid: true,
+        expires_at: None,
+        subscribed: None,
+        attention: vec![wa_store::Attention::TokenInvalid],
+        phone_number_ids: None,
+    }
+}
+
+#[tokio::test]
+async fn a_token_a_check_found_invalid_is_never_served() {
+    let api = spawn_api().await;
+    let waba = "940000000000001";
+    api.install_with_token(waba, 1_730_000_000, TOKEN).await;
+    let id = wa_ids::WabaId::parse(waba).unwrap();
+    assert!(
+        api.store
+            .record_check(&id, &invalid(1_730_000_000))
+            .await
+            .unwrap()
+    );
+
+    let (status, body) = api.get_json(&format!("/v1/tenants/{waba}/token")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, record) = api.get_json(&format!("/v1/tenants/{waba}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(record["token"]["status"], "invalid");
+    assert_eq!(record["attention"], serde_json::json!(["token_invalid"]));
+    let (_, page) = api
+        .get_json("/v1/tenants?attention=token_invalid&limit=100")
+        .await;
+    let ids: Vec<&str> = page["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["waba_id"].as_str())
+        .collect();
+    assert!(ids.contains(&waba), "{page}");
+    api.stop().await;
+}

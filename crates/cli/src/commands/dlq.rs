@@ -3,12 +3,10 @@
 //! Exit codes: `0` done; `3` no dead letter with the id given to `replay`; `2` a usage error;
 //! `1` anything else (RabbitMQ unreachable).
 
-use std::{io::Write, process::ExitCode, time::Duration};
+use std::{io::Write, process::ExitCode};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
-use tokio_util::sync::CancellationToken;
-use wa_broker::Broker;
 
 use crate::{flags::AmqpArgs, output, progress::Progress};
 
@@ -36,25 +34,8 @@ pub enum DlqCommand {
     },
 }
 
-async fn connect(amqp: &AmqpArgs) -> anyhow::Result<(Broker, CancellationToken)> {
-    let mut config = amqp.broker(amqp.topology(), "wa-onboard dlq")?;
-    config.channels = 1;
-    // A one-shot tool: any reason the topology cannot be declared (no broker, a queue with
-    // other arguments) is the answer.
-    config
-        .declare_once()
-        .await
-        .context("declaring the RabbitMQ topology at AMQP_URL")?;
-    let shutdown = CancellationToken::new();
-    let broker = Broker::start(config, shutdown.clone());
-    if !broker.wait_ready(Duration::from_secs(15)).await {
-        bail!("RabbitMQ is not reachable at AMQP_URL");
-    }
-    Ok((broker, shutdown))
-}
-
 pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
-    let (broker, shutdown) = connect(&args.amqp).await?;
+    let (broker, shutdown) = args.amqp.connect_once("wa-onboard dlq").await?;
     let code = match args.command {
         DlqCommand::List => {
             output::json_lines(wa_worker::dlq::list(&broker).await?)?;

@@ -24,6 +24,10 @@ pub struct GraphSimArgs {
     /// File holding the system user token.
     #[arg(long, env = "WA_SYSTEM_USER_TOKEN_FILE")]
     pub system_user_token_file: Option<PathBuf>,
+    /// Our app's id: what `debug_token` and `GET subscribed_apps` answer (set it to the
+    /// worker's `WA_APP_ID`).
+    #[arg(long, env = "WA_APP_ID", default_value = wa_graph::sim::DEFAULT_APP_ID)]
+    pub app_id: String,
     /// The next N Graph calls fail transiently (500, code 2, `is_transient`).
     #[arg(long, env = "WA_GRAPH_SIM_FAIL_TRANSIENT", default_value_t = 0)]
     pub fail_transient: u32,
@@ -48,6 +52,9 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<ExitCode> {
     let config = SimConfig {
         app_secret,
         system_user_token,
+        app_id: wa_ids::AppId::parse(&args.app_id)
+            .context("WA_APP_ID")?
+            .to_string(),
         fail_transient: args.fail_transient,
         fail_permanent: args.fail_permanent,
     };

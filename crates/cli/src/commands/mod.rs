@@ -6,6 +6,7 @@ pub mod api;
 pub mod dlq;
 pub mod graph_sim;
 pub mod ingress;
+pub mod reconcile;
 pub mod send;
 pub mod signup_config;
 pub mod signups;

@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use futures_util::TryStreamExt as _;
 use secrecy::ExposeSecret;
 use wa_ids::WabaId;
-use wa_store::TokenVault;
+use wa_store::{Attention, TokenVault};
 
 use crate::{
     flags::{RedisArgs, TokenKeyArgs},
@@ -66,8 +66,19 @@ pub struct TokenArgs {
 /// `tenants list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only tenants whose `attention` lists this (`token_invalid`, `token_expiring`,
+    /// `not_subscribed`).
+    #[arg(long, value_parser = parse_attention)]
+    pub attention: Option<Attention>,
     #[command(flatten)]
     pub redis: RedisArgs,
+}
+
+fn parse_attention(value: &str) -> Result<Attention, String> {
+    Attention::parse(value).ok_or_else(|| {
+        let known: Vec<&str> = Attention::ALL.iter().map(|a| a.as_str()).collect();
+        format!("one of {}", known.join(", "))
+    })
 }
 
 /// `tenants rekey`.
@@ -108,6 +119,12 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let mut out = JsonLines::stdout();
     let result = async {
         while let Some(record) = records.try_next().await.context("listing tenants")? {
+            if args
+                .attention
+                .is_some_and(|wanted| !record.attention.contains(&wanted))
+            {
+                continue;
+            }
             if !out.push(&record)? {
                 // The reader went away (`| head`): nothing left to do.
                 return Ok(());

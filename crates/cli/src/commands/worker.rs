@@ -1,4 +1,5 @@
-//! `wa-onboard worker`: consumes `account_update` events until SIGTERM.
+//! `wa-onboard worker`: consumes `account_update` events, signup session events and tenant
+//! checks until SIGTERM.
 
 use std::{collections::HashSet, net::SocketAddr, process::ExitCode, time::Duration};
 
@@ -59,6 +60,12 @@ pub struct WorkerArgs {
     /// The partner's Meta app id: installs and uninstalls naming another app are not applied.
     #[arg(long, env = "WA_APP_ID")]
     pub app_id: Option<String>,
+    /// A tenant check fetches a new business token when the held one expires sooner than
+    /// this.
+    #[arg(long, env = "WA_TOKEN_REFRESH_BEFORE", default_value = "7d",
+          value_parser = settings::duration("WA_TOKEN_REFRESH_BEFORE", HOUR, DAYS_59,
+              " (business tokens from the 60-day template would be fetched again at every check)"))]
+    pub token_refresh_before: Duration,
 }
 
 /// `WA_APP_ID`: required, one Meta object id.
@@ -72,6 +79,7 @@ fn app_id(value: Option<&str>) -> anyhow::Result<AppId> {
 const SECOND: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAYS_365: Duration = Duration::from_secs(365 * 86_400);
+const DAYS_59: Duration = Duration::from_secs(59 * 86_400);
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let app_id = app_id(args.app_id.as_deref())?;
@@ -104,6 +112,8 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         lease: args.claim_lease,
         prefetch: args.prefetch,
         concurrency: usize::from(args.concurrency),
+        refresh_before: args.token_refresh_before,
+        census_interval: wa_worker::CENSUS_INTERVAL,
     };
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await

@@ -16,6 +16,8 @@ mod graph_sim;
 mod helpers;
 /// `ingress` and `worker` on the 3-node RabbitMQ cluster: an install applied across nodes.
 mod rabbitmq_cluster;
+/// `reconcile`: the installed (or named) tenants queued on wa.tenant_checks, confirmed.
+mod reconcile;
 /// docs/REFERENCE.md names every variable and subcommand `--help` shows, and marks as not
 /// yet available nothing the binary has.
 mod reference;

@@ -58,8 +58,10 @@ async fn get_prints_the_tenant_record() {
     assert_eq!(record["last_event_time"], 1_730_000_000);
     assert_eq!(
         record["token"],
-        json!({"status": "active", "fetched_at": 1_730_000_001, "error": null})
+        json!({"status": "active", "fetched_at": 1_730_000_001, "expires_at": null,
+            "checked_at": null, "error": null})
     );
+    assert_eq!(record["attention"], json!([]));
     assert_eq!(record["subscribed"], false);
     assert_eq!(
         record["account"],
@@ -301,4 +303,46 @@ async fn an_id_that_cannot_name_a_tenant_is_a_usage_error() {
             assert!(out.stderr.contains("digits"), "{}", out.stderr);
         }
     }
+}
+
+#[tokio::test]
+async fn list_filters_on_attention() {
+    let t = TestTenants::new().await;
+    for waba in ["540000000000001", "540000000000002"] {
+        t.install(&install(waba, OWNER, 1_730_000_000)).await;
+        t.store_token(waba, "attention-token", 1_730_000_001, 1_730_000_000)
+            .await;
+    }
+    let flagged = wa_store::CheckFindings {
+        install_time: 1_730_000_000,
+        checked_at: 1_730_000_002,
+        invalid: true,
+        expires_at: None,
+        subscribed: None,
+        attention: vec![wa_store::Attention::TokenInvalid],
+        phone_number_ids: None,
+    };
+    assert!(
+        t.store
+            .record_check(&waba("540000000000002"), &flagged)
+            .await
+            .unwrap()
+    );
+
+    let out = run(&mut t.tenants(&["list", "--attention", "token_invalid"])).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", out.stdout);
+    assert_eq!(lines[0]["waba_id"], "540000000000002");
+    assert_eq!(lines[0]["attention"], serde_json::json!(["token_invalid"]));
+    assert_eq!(lines[0]["token"]["status"], "invalid");
+
+    let none = run(&mut t.tenants(&["list", "--attention", "not_subscribed"])).await;
+    assert_eq!((none.code, none.stdout.as_str()), (Some(0), ""));
+    let bad = run(&mut t.tenants(&["list", "--attention", "everything"])).await;
+    assert_eq!(bad.code, Some(2), "{bad:?}");
 }

@@ -40,7 +40,7 @@ pub(super) struct Call {
     /// Arrival time, milliseconds since the Unix epoch.
     at_ms: u64,
     method: String,
-    /// `system_user_access_tokens`, `subscribed_apps`, `phone_numbers`, or `unknown` (answered 404).
+    /// `system_user_access_tokens`, `debug_token`, `subscribed_apps`, `phone_numbers`, or `unknown` (answered 404).
     route: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     business_id: Option<String>,

@@ -13,6 +13,8 @@ mod errors;
 mod openapi;
 // The simulator driven by the real client, its admin routes, and secret-free logs.
 mod sim;
+// The tenant check calls (debug_token, GET subscribed_apps) and the simulator's switches.
+mod health;
 // What the simulator says it was asked: `GET /_sim/calls`'s `received`, by route.
 mod phone_numbers;
 mod sim_calls;

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use wa_graph::{GraphClient, GraphError, RetryPolicy};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
-    matchers::{method, path, query_param},
+    matchers::{header, method, path, query_param},
 };
 
 use crate::helpers::*;
@@ -17,7 +17,10 @@ async fn fetch_business_token_sends_exactly_the_documented_request() {
     let expected_proof = proof(APP_SECRET, SYSTEM_USER_TOKEN);
     Mock::given(method("POST"))
         .and(path("/v22.0/1234567890/system_user_access_tokens"))
-        .and(query_param("access_token", SYSTEM_USER_TOKEN))
+        .and(header(
+            "authorization",
+            format!("Bearer {SYSTEM_USER_TOKEN}").as_str(),
+        ))
         .and(query_param("appsecret_proof", expected_proof.as_str()))
         .and(query_param("system_user_id", SYSTEM_USER_ID))
         .and(query_param("fetch_only", "true"))
@@ -45,27 +48,26 @@ async fn fetch_business_token_sends_exactly_the_documented_request() {
     assert_eq!(
         pairs,
         vec![
-            ("access_token".to_owned(), SYSTEM_USER_TOKEN.to_owned()),
             ("appsecret_proof".to_owned(), expected_proof),
             ("fetch_only".to_owned(), "true".to_owned()),
             ("system_user_id".to_owned(), SYSTEM_USER_ID.to_owned()),
         ],
-        "exactly the four documented parameters"
+        "the documented parameters; the token travels in the header only"
     );
-    assert!(
-        requests[0].body.is_empty(),
-        "everything travels in the query string"
-    );
+    assert!(requests[0].body.is_empty(), "no body");
 }
 
 #[tokio::test]
-async fn subscribe_app_sends_the_business_token_and_its_proof() {
+async fn subscribe_app_sends_the_business_token_as_a_bearer_with_its_proof() {
     let server = MockServer::start().await;
     let business_token = "EAAbusinesstoken-abcdef";
     let expected_proof = proof(APP_SECRET, business_token);
     Mock::given(method("POST"))
         .and(path("/v22.0/998877/subscribed_apps"))
-        .and(query_param("access_token", business_token))
+        .and(header(
+            "authorization",
+            format!("Bearer {business_token}").as_str(),
+        ))
         .and(query_param("appsecret_proof", expected_proof.as_str()))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(serde_json::json!({"success": true})),
@@ -83,13 +85,7 @@ async fn subscribe_app_sends_the_business_token_and_its_proof() {
     assert_eq!(requests.len(), 1);
     let mut pairs = query_pairs(&requests[0]);
     pairs.sort();
-    assert_eq!(
-        pairs,
-        vec![
-            ("access_token".to_owned(), business_token.to_owned()),
-            ("appsecret_proof".to_owned(), expected_proof),
-        ]
-    );
+    assert_eq!(pairs, vec![("appsecret_proof".to_owned(), expected_proof)]);
 }
 
 #[tokio::test]

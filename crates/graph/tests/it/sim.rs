@@ -45,8 +45,7 @@ impl Sim {
         SimConfig {
             app_secret: SecretString::from(APP_SECRET),
             system_user_token: Some(SecretString::from(SYSTEM_USER_TOKEN)),
-            fail_transient: 0,
-            fail_permanent: false,
+            ..SimConfig::new(SecretString::from(APP_SECRET))
         }
     }
 
@@ -328,7 +327,7 @@ async fn raw_requests_get_graph_shaped_answers() {
     assert_eq!(reply.status(), 200);
 
     for (method, route) in [
-        ("GET", "/v22.0/5/subscribed_apps"),
+        ("GET", "/v22.0/5/system_user_access_tokens"),
         ("POST", "/v22.0/5/messages"),
         ("POST", "/nope"),
     ] {

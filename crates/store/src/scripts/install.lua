@@ -43,9 +43,12 @@ if applied == 1 then
     if not same then
       redis.call('DEL', KEYS[2])
       redis.call('HSET', h, 'subscribed', '0', 'phone_numbers_verified', '0')
+      -- What checks found concerned the installation before this one.
+      redis.call('HDEL', h, 'attention')
     end
     redis.call('HSET', h, 'token_status', 'pending')
-    redis.call('HDEL', h, 'token_error', 'token_fetched_at')
+    redis.call('HDEL', h, 'token_error', 'token_fetched_at', 'token_expires_at',
+      'token_checked_at')
   end
   local last = redis.call('HGET', h, 'last_event_time')
   if not last or tonumber(last) < t then

@@ -29,6 +29,8 @@ if applied == 1 then
     redis.call('HSET', h, 'token_status', 'revoked')
     redis.call('HDEL', h, 'token_error')
   end
+  -- An uninstalled tenant is never checked: nothing of it needs attention.
+  redis.call('HDEL', h, 'attention')
   if ARGV[3] ~= '' and not prev_owner then
     redis.call('HSET', h, 'owner_business_id', ARGV[3])
   end

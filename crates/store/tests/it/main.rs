@@ -7,6 +7,8 @@ mod helpers;
 
 /// Account events: per-attribute ordering, unknown events kept.
 mod account;
+/// Tenant checks: expiry learnt at fetch, findings tied to the install, the check lease.
+mod check;
 /// The same store on a Redis Cluster (3 masters, 3 replicas) and on TLS: round trips, every
 /// master scanned, replicas waited for, a lost write re-applied once.
 mod cluster;

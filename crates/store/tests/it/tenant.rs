@@ -36,8 +36,9 @@ async fn install_fills_the_record() {
             "phone_numbers_verified": false,
             "installed_at": 1_730_000_000, "uninstalled_at": null,
             "last_event_time": 1_730_000_000,
-            "token": {"status": "pending", "fetched_at": null, "error": null},
-            "subscribed": false,
+            "token": {"status": "pending", "fetched_at": null, "expires_at": null,
+                "checked_at": null, "error": null},
+            "subscribed": false, "attention": [],
             "account": {"ban_state": null, "restrictions": [], "violation": null,
                 "partner_removed": false, "deleted": false, "offboarded": false}})
     );

@@ -55,12 +55,13 @@ pub trait Handler: Send + Sync + 'static {
     /// The consumer span's `otel.name`.
     const SPAN_NAME: &'static str;
 
-    /// Reads a delivery's body; an error sends it to the dead-letter queue.
+    /// Reads a delivery's body (and its AMQP `message_id`); an error sends it to the
+    /// dead-letter queue.
     ///
     /// # Errors
     ///
     /// Why the body is not a message of this queue.
-    fn parse(&self, body: &[u8]) -> Result<Self::Message, String>;
+    fn parse(&self, body: &[u8], message_id: Option<&str>) -> Result<Self::Message, String>;
 
     /// Plans and carries out `message`. Called at most once at a time per message id (the
     /// dedupe claim is held), and never again once it returned `Ok` within `WA_DEDUPE_TTL`.
@@ -244,8 +245,13 @@ impl<H: Handler> Running<H> {
         }
         let attempt = headers::integer(headers, ATTEMPT).unwrap_or(0);
         async {
+            let message_id = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str());
             let (event, routing_key, disposition) =
-                match self.consumer.handler.parse(&delivery.data) {
+                match self.consumer.handler.parse(&delivery.data, message_id) {
                     Err(e) => (
                         None,
                         delivery.routing_key.to_string(),

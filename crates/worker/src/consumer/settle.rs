@@ -65,6 +65,11 @@ impl From<Failure> for Disposition {
                 after,
                 counts: true,
             },
+            Failure::Busy { error } => Self::Retry {
+                error,
+                after: None,
+                counts: false,
+            },
             Failure::DeadLetter { reason } => Self::DeadLetter { reason },
         }
     }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use tracing::{info, warn};
 use wa_graph::{GraphClient, GraphError};
-use wa_ids::{BusinessId, DedupeKey, WabaId};
+use wa_ids::{AppId, BusinessId, DedupeKey, WabaId};
 use wa_store::{Install, Status, Store, TokenStatus, TokenVault, Uninstall};
 
 use super::{
@@ -55,13 +55,15 @@ pub struct AccountUpdates {
     pub graph: GraphClient,
     /// Subscribe the app to each installed WABA (`WA_SUBSCRIBE_APP`).
     pub subscribe_app: bool,
+    /// `WA_APP_ID`: the app access token of `debug_token`.
+    pub app_id: AppId,
     /// Counts token fetches.
     pub metrics: Arc<Metrics>,
     /// Where the tenant events of what changed are published.
     pub events: TenantEvents,
 }
 
-pub(super) fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -178,9 +180,17 @@ impl AccountUpdates {
             };
             // Only for this install: an uninstall (and maybe a newer install) while the fetch
             // was in flight makes this token stale.
+            let expiry = installed::expiry(
+                &self.graph,
+                &self.metrics,
+                &self.app_id,
+                &ev.waba_id,
+                &fetched,
+            )
+            .await;
             let stored = self
                 .vault
-                .store_token(&ev.waba_id, &fetched, now(), ev.event_time)
+                .store_checked_token(&ev.waba_id, &fetched, now(), ev.event_time, expiry)
                 .await?;
             if !stored {
                 info!(waba_id = %ev.waba_id, "install superseded while fetching; token discarded");

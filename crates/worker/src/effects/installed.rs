@@ -11,11 +11,14 @@
 //!    subcode, 100, 200 or 10) proves it is not.
 //!
 //! Any other answer is neither: a transient one is retried, a permanent one dead-lettered
-//! with the reason ([`unsettled`]), never guessed. Graph only; never Redis.
+//! with the reason ([`unsettled`]), never guessed.
+//!
+//! Also how a fetched token's expiry is learnt ([`expiry`]). Graph only; never Redis.
 
 use secrecy::SecretString;
-use wa_graph::{GraphClient, GraphError};
-use wa_ids::{BusinessId, WabaId};
+use wa_graph::{GraphClient, GraphError, TokenHealth};
+use wa_ids::{AppId, BusinessId, WabaId};
+use wa_store::TokenExpiry;
 
 use crate::{metrics::Metrics, outcome::Failure};
 
@@ -38,6 +41,39 @@ pub(super) async fn fetch_token(
     let fetched = graph.fetch_business_token(owner).await;
     metrics.token_fetch(&fetched);
     fetched
+}
+
+/// Asks `debug_token` about `token`, counted; `None` (logged) when Graph could not answer:
+/// the token is still stored, its expiry unknown until a check learns it.
+pub(super) async fn expiry(
+    graph: &GraphClient,
+    metrics: &Metrics,
+    app_id: &AppId,
+    waba_id: &WabaId,
+    token: &SecretString,
+) -> Option<TokenExpiry> {
+    match health(graph, metrics, app_id, token).await {
+        Ok(health) => Some(TokenExpiry {
+            expires_at: health.expires_at,
+            checked_at: super::account_update::now(),
+        }),
+        Err(e) => {
+            tracing::warn!(%waba_id, error = %e.summary(), "token expiry not learnt");
+            None
+        }
+    }
+}
+
+/// `debug_token` for `token`, counted.
+pub(super) async fn health(
+    graph: &GraphClient,
+    metrics: &Metrics,
+    app_id: &AppId,
+    token: &SecretString,
+) -> Result<TokenHealth, GraphError> {
+    let health = graph.debug_token(app_id, token).await;
+    metrics.checks.graph_call("debug_token", &health);
+    health
 }
 
 /// Asks Graph whether the app is installed on `waba_id`, owned by `owner`.

@@ -8,6 +8,7 @@
 //! except through `crate::events`, which publishes the tenant events of what changed.
 
 pub mod account_update;
+pub mod check;
 mod emit;
 mod installed;
 pub mod integration;

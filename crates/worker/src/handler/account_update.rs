@@ -55,7 +55,7 @@ impl Handler for AccountUpdateHandler {
     type Message = ChangeMessage;
     const SPAN_NAME: &'static str = "account_update process";
 
-    fn parse(&self, body: &[u8]) -> Result<ChangeMessage, String> {
+    fn parse(&self, body: &[u8], _message_id: Option<&str>) -> Result<ChangeMessage, String> {
         serde_json::from_slice(body).map_err(|e| e.to_string())
     }
 

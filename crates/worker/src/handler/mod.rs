@@ -6,9 +6,12 @@
 //! - [`AccountUpdateHandler`]: `wa.account_update` (`account_update` webhooks and the
 //!   business integration webhooks).
 //! - [`SignupHandler`]: `wa.signup_events` (Embedded Signup session events).
+//! - [`CheckHandler`]: `wa.tenant_checks` (tenant checks queued by `reconcile`).
 
 mod account_update;
+mod check;
 mod signup;
 
 pub use account_update::AccountUpdateHandler;
+pub use check::CheckHandler;
 pub use signup::SignupHandler;

@@ -35,7 +35,7 @@ impl Handler for SignupHandler {
     type Message = SessionMessage;
     const SPAN_NAME: &'static str = "signup_events process";
 
-    fn parse(&self, body: &[u8]) -> Result<SessionMessage, String> {
+    fn parse(&self, body: &[u8], _message_id: Option<&str>) -> Result<SessionMessage, String> {
         SessionMessage::parse(body).map_err(|e| e.to_string())
     }
 

@@ -1,13 +1,14 @@
 //! What each kind of message asks the worker to do, decided without I/O.
 //!
 //! One module per message kind: [`account_update`] (Meta's `account_update` webhooks),
-//! [`integration`] (the `application` business integration webhooks) and [`session`]
-//! (Embedded Signup session events). Each turns a message into a plan, or a [`Rejected`]
+//! [`integration`] (the `application` business integration webhooks), [`session`]
+//! (Embedded Signup session events) and [`check`] (tenant checks). Each turns a message into a plan, or a [`Rejected`]
 //! reason for the dead-letter queue; every rule about reading the payloads lives there, so it
 //! is tested with plain unit tests. Nothing here touches the broker, Redis or the Graph API,
 //! and nothing here imports another module of the crate.
 
 pub mod account_update;
+pub mod check;
 pub mod integration;
 pub mod session;
 

@@ -162,6 +162,8 @@ impl Env {
             lease: Duration::from_secs(2),
             prefetch: 16,
             concurrency: 8,
+            refresh_before: Duration::from_secs(7 * 24 * 3600),
+            census_interval: Duration::from_millis(200),
         }
     }
 

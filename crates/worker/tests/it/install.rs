@@ -40,9 +40,11 @@ async fn install_fetches_the_token_once_with_the_exact_request_and_subscribes() 
     mac.update(SYSTEM_USER_TOKEN.as_bytes());
     let proof = hex::encode(mac.finalize().into_bytes());
     assert_eq!(
-        q.get("access_token").map(String::as_str),
-        Some(SYSTEM_USER_TOKEN)
+        bearer(req).as_deref(),
+        Some(SYSTEM_USER_TOKEN),
+        "the system user token travels in the header"
     );
+    assert!(!q.contains_key("access_token"));
     assert_eq!(q.get("appsecret_proof"), Some(&proof));
     assert_eq!(
         q.get("system_user_id").map(String::as_str),
@@ -53,9 +55,8 @@ async fn install_fetches_the_token_once_with_the_exact_request_and_subscribes() 
     let subs = env.graph_calls("/subscribed_apps").await;
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].url.path(), "/v22.0/495709166956424/subscribed_apps");
-    let q: HashMap<String, String> = subs[0].url.query_pairs().into_owned().collect();
     assert_eq!(
-        q.get("access_token").map(String::as_str),
+        bearer(&subs[0]).as_deref(),
         Some(TOKEN),
         "subscribed with the business token"
     );
@@ -158,4 +159,14 @@ async fn other_events_update_the_account_section_and_unknown_ones_are_kept() {
     )
     .await;
     env.stop().await;
+}
+
+/// The `Authorization: Bearer` token of a received request.
+fn bearer(req: &wiremock::Request) -> Option<String> {
+    req.headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::to_owned)
 }

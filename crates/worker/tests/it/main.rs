@@ -1,5 +1,7 @@
 //! The worker against a real RabbitMQ and Redis, with the Graph API on wiremock.
 
+/// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, leases.
+mod checks;
 /// Installs, uninstalls (with and without `waba_info`) and account events on a Redis Cluster.
 mod cluster;
 /// `WA_CONCURRENCY` is one limit for the whole process, across both queues.
@@ -23,6 +25,8 @@ mod metrics;
 mod semantics;
 /// Embedded Signup session events (pending tenants, phone numbers, the funnel).
 mod signup;
+/// graph-sim for the tenant checks, and tenants seeded against it.
+mod sim;
 /// One trace from the ingress request to the worker.
 mod trace;
 /// Uninstalls, ordering, and uninstalls without waba_info.

@@ -6,10 +6,11 @@
 //! [`MAX_LABELS`] browser-supplied signup steps and error codes. Every label value known in
 //! advance (event × outcome, token fetch outcomes, configured delay tiers, signup kinds) is
 //! exported at 0 from the start, so a dashboard shows 0 rather than "no data" and a `rate()`
-//! alert sees the first increment. This module imports nothing else of the crate; it never
+//! alert sees the first increment. Signup session metrics are in `session`, tenant check and
+//! token health metrics in `checks`. This module imports nothing else of the crate; it never
 //! touches the broker, Redis or the Graph API.
 
-use std::{collections::HashSet, sync::Mutex, time::Duration};
+use std::time::Duration;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -21,8 +22,15 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use wa_envelope::session::{FINISH_EVENTS, SessionEvent, SessionKind};
 use wa_graph::GraphError;
+
+pub use self::{
+    checks::{Census, CheckMetrics, CheckOutcome},
+    session::SessionMetrics,
+};
+
+mod checks;
+mod session;
 
 /// How many distinct signup steps, and error codes, become metric labels.
 pub const MAX_LABELS: usize = 32;
@@ -78,6 +86,8 @@ const KNOWN_EVENTS: &[&str] = &[
     "FINISH",
     "FINISH_ONLY_WABA",
     "FINISH_GRANT_ONLY_API_ACCESS",
+    // Tenant checks (`wa.tenant_checks`).
+    "TENANT_CHECK",
     "CANCEL",
 ];
 
@@ -139,6 +149,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Embedded Signup session event metrics.
     pub session: SessionMetrics,
+    /// Tenant check and token health metrics.
+    pub checks: CheckMetrics,
 }
 
 /// The outcomes `wa_worker_token_fetches_total` counts.
@@ -220,6 +232,7 @@ impl Metrics {
             in_flight.clone(),
         );
         let session = SessionMetrics::register(&mut registry);
+        let checks = CheckMetrics::register(&mut registry);
         for event in KNOWN_EVENTS.iter().chain(&["NONE", "OTHER"]) {
             for outcome in Outcome::ALL {
                 let _ = events.get_or_create(&EventLabels {
@@ -250,6 +263,7 @@ impl Metrics {
             processing_seconds,
             in_flight,
             session,
+            checks,
         }
     }
 
@@ -330,138 +344,9 @@ impl Metrics {
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SignupLabels {
-    kind: &'static str,
-    event: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StepLabels {
-    step: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CodeLabels {
-    code: String,
-}
-
-/// Admits the first `max` distinct values as labels; every later one is `OTHER`.
-#[derive(Debug)]
-struct BoundedLabels {
-    seen: Mutex<HashSet<String>>,
-    max: usize,
-}
-
-impl BoundedLabels {
-    fn new(max: usize) -> Self {
-        Self {
-            seen: Mutex::new(HashSet::new()),
-            max,
-        }
-    }
-
-    fn label(&self, value: &str) -> String {
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.contains(value) || (seen.len() < self.max && seen.insert(value.to_owned())) {
-            value.to_owned()
-        } else {
-            "OTHER".to_owned()
-        }
-    }
-}
-
-/// The worker's session event metrics (part of [`Metrics`]).
-pub struct SessionMetrics {
-    events: Family<SignupLabels, Counter>,
-    cancels: Family<StepLabels, Counter>,
-    errors: Family<CodeLabels, Counter>,
-    steps: BoundedLabels,
-    codes: BoundedLabels,
-}
-
-impl SessionMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let events = Family::<SignupLabels, Counter>::default();
-        registry.register(
-            "wa_worker_signup_events",
-            "Embedded Signup session events recorded, by kind and event",
-            events.clone(),
-        );
-        let cancels = Family::<StepLabels, Counter>::default();
-        registry.register(
-            "wa_worker_signup_cancels",
-            "Embedded Signup flows abandoned, by current_step",
-            cancels.clone(),
-        );
-        let errors = Family::<CodeLabels, Counter>::default();
-        registry.register(
-            "wa_worker_signup_errors",
-            "Embedded Signup errors reported, by error code",
-            errors.clone(),
-        );
-        let finishes = FINISH_EVENTS.iter().map(|event| ("finish", *event));
-        let others = [
-            ("cancel", "CANCEL"),
-            ("error", "CANCEL"),
-            ("other", "OTHER"),
-        ];
-        for (kind, event) in finishes.chain(others) {
-            let _ = events.get_or_create(&SignupLabels { kind, event });
-        }
-        Self {
-            events,
-            cancels,
-            errors,
-            steps: BoundedLabels::new(MAX_LABELS),
-            codes: BoundedLabels::new(MAX_LABELS),
-        }
-    }
-
-    /// Counts one recorded event.
-    pub fn count(&self, event: &SessionEvent) {
-        let known = FINISH_EVENTS
-            .iter()
-            .chain(&["CANCEL"])
-            .find(|e| **e == event.event)
-            .copied()
-            .unwrap_or("OTHER");
-        let kind = match &event.kind {
-            SessionKind::Finish { .. } => "finish",
-            SessionKind::Cancel { current_step } => {
-                let step = self.steps.label(current_step);
-                self.cancels.get_or_create(&StepLabels { step }).inc();
-                "cancel"
-            }
-            SessionKind::Error { code, .. } => {
-                let code = self.codes.label(code);
-                self.errors.get_or_create(&CodeLabels { code }).inc();
-                "error"
-            }
-            SessionKind::Other => "other",
-        };
-        self.events
-            .get_or_create(&SignupLabels { kind, event: known })
-            .inc();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metric_labels_from_the_browser_are_bounded() {
-        let labels = BoundedLabels::new(2);
-        assert_eq!(labels.label("A"), "A");
-        assert_eq!(labels.label("B"), "B");
-        assert_eq!(labels.label("C"), "OTHER");
-        assert_eq!(labels.label("A"), "A");
-    }
 
     #[test]
     fn outcome_labels_are_the_ones_dashboards_query() {

@@ -1,0 +1,380 @@
+//! Carrying out a tenant check: ask Graph about the tenant's token (`debug_token`), its
+//! subscription (`GET subscribed_apps`) and its phone numbers, fix what can be fixed (fetch
+//! a token about to expire, subscribe again), and record what was found in one step tied to
+//! the install the check saw (`wa_store::Store::record_check`).
+//!
+//! - Only installed tenants whose token was fetched are checked; a check never resurrects an
+//!   uninstalled tenant (the record step refuses), and one whose tenant was uninstalled
+//!   meanwhile changes nothing.
+//! - One check per tenant at a time: a lease in the tenant's Redis slot. A check finding it
+//!   held is requeued through the first delay tier ([`Failure::Busy`]), never dropped.
+//! - A permanent `190` on any use of the token is evidence that it is invalid.
+//! - A transient Graph error records what was found so far, then retries through the delay
+//!   tiers ([`Failure::graph`]).
+//! - Tenant events (`crate::events`): `tenant.token_refreshed` and `tenant.token_invalid` are
+//!   published, confirmed, *before* the new token is stored or the invalid one destroyed, with
+//!   the record as it is about to be and the check's id as their cause: a publish that fails
+//!   retries the check with nothing changed, and the retry publishes the same event id again.
+//!
+//! Decisions are `crate::plan::check`'s; never logs a token.
+
+use std::{sync::Arc, time::Duration};
+
+use secrecy::SecretString;
+use tracing::{info, warn};
+use wa_graph::{GraphClient, GraphError, token_invalid};
+use wa_ids::{AppId, DedupeKey, WabaId};
+use wa_store::{
+    Attention, CheckFindings, Status, Store, TenantRecord, TokenExpiry, TokenStatus, TokenVault,
+};
+
+use super::{account_update::now, installed};
+use crate::{
+    events::{EventKind, TenantEvent, TenantEvents},
+    metrics::{CheckOutcome, Metrics},
+    outcome::{Applied, Failure},
+    plan::check::{self, CheckMessage, TokenVerdict},
+};
+
+/// The effects of tenant checks.
+#[derive(Clone)]
+pub struct Checks {
+    /// Tenant state.
+    pub store: Store,
+    /// Business tokens (the same store, with `WA_TOKEN_KEY`).
+    pub vault: TokenVault,
+    /// Meta's Graph API.
+    pub graph: GraphClient,
+    /// `WA_APP_ID`: whose subscription is checked, and the app access token of `debug_token`.
+    pub app_id: AppId,
+    /// `WA_SUBSCRIBE_APP`: the subscription is checked (and restored) only when set.
+    pub subscribe_app: bool,
+    /// `WA_TOKEN_REFRESH_BEFORE`.
+    pub refresh_before: Duration,
+    /// How long one check holds its tenant's lease (`WA_CLAIM_LEASE`).
+    pub lease: Duration,
+    /// Counts checks and their Graph calls.
+    pub metrics: Arc<Metrics>,
+    /// Where `tenant.token_refreshed` and `tenant.token_invalid` are published.
+    pub events: TenantEvents,
+}
+
+/// A check in progress: what it found so far.
+struct Found {
+    /// The check's id: the cause of its tenant events.
+    cause: DedupeKey,
+    findings: CheckFindings,
+    /// Attention entries this check found.
+    wrong: Vec<Attention>,
+    /// Attention entries this check found fixed (or fine).
+    fine: Vec<Attention>,
+    /// Something was fixed.
+    repaired: bool,
+}
+
+impl Found {
+    fn flag(&mut self, a: Attention) {
+        self.wrong.push(a);
+    }
+
+    fn clear(&mut self, a: Attention) {
+        self.fine.push(a);
+    }
+
+    /// A permanent `190`: the token is invalid.
+    fn invalid(&mut self) {
+        self.findings.invalid = true;
+        self.flag(Attention::TokenInvalid);
+        self.fine.push(Attention::TokenExpiring);
+    }
+}
+
+impl Checks {
+    /// Checks the tenant `message` names.
+    ///
+    /// # Errors
+    ///
+    /// [`Failure::Busy`] while another check of the tenant runs; [`Failure`] from Redis or a
+    /// Graph error that is not an answer about the tenant.
+    pub async fn apply(&self, message: &CheckMessage) -> Result<Applied, Failure> {
+        let waba_id = &message.waba_id;
+        let Some(lease) = self.store.lease_check(waba_id, self.lease).await? else {
+            self.metrics.checks.check(CheckOutcome::Busy);
+            return Err(Failure::Busy {
+                error: "another check of this tenant is running".into(),
+            });
+        };
+        let result = self.check(waba_id, &message.id).await;
+        if let Err(e) = self.store.release_check(waba_id, &lease).await {
+            warn!(%waba_id, error = %e, "check lease not given back; it expires by itself");
+        }
+        let outcome = match &result {
+            Ok((_, outcome)) => *outcome,
+            Err(Failure::Retry { .. } | Failure::Busy { .. }) => CheckOutcome::Retry,
+            Err(Failure::DeadLetter { .. }) => CheckOutcome::Failed,
+        };
+        self.metrics.checks.check(outcome);
+        info!(%waba_id, reason = %message.reason, outcome = outcome.as_str(), "tenant checked");
+        result.map(|(applied, _)| applied)
+    }
+
+    async fn check(
+        &self,
+        waba_id: &WabaId,
+        cause: &DedupeKey,
+    ) -> Result<(Applied, CheckOutcome), Failure> {
+        let skipped = Ok((Applied::Stale, CheckOutcome::Skipped));
+        let Some(tenant) = self.store.get(waba_id).await? else {
+            return skipped;
+        };
+        let (Status::Installed, Some(install_time)) = (tenant.status, tenant.installed_at) else {
+            return skipped;
+        };
+        let held = match tenant.token.status {
+            Some(TokenStatus::Active) => match self.vault.token(waba_id).await? {
+                Some(token) => Some(token),
+                None => return skipped,
+            },
+            Some(TokenStatus::Invalid) => None,
+            _ => return skipped,
+        };
+        let mut found = Found {
+            cause: cause.clone(),
+            findings: CheckFindings {
+                install_time,
+                checked_at: now(),
+                invalid: false,
+                expires_at: None,
+                subscribed: None,
+                attention: Vec::new(),
+                phone_number_ids: None,
+            },
+            wrong: Vec::new(),
+            fine: Vec::new(),
+            repaired: false,
+        };
+        let failure = self.steps(&tenant, held, &mut found).await.err();
+        found.findings.attention = check::attention(&tenant.attention, &found.wrong, &found.fine);
+        if found.findings.invalid && tenant.token.status == Some(TokenStatus::Active) {
+            let mut after = tenant.clone();
+            after.token.status = Some(TokenStatus::Invalid);
+            after.token.checked_at = Some(found.findings.checked_at);
+            after.attention.clone_from(&found.findings.attention);
+            self.publish(EventKind::TokenInvalid, &found, &after)
+                .await?;
+        }
+        if !self.store.record_check(waba_id, &found.findings).await? {
+            info!(%waba_id, "uninstalled or reinstalled while checked; nothing recorded");
+            return skipped;
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        let outcome = if !found.findings.attention.is_empty() {
+            CheckOutcome::Attention
+        } else if found.repaired {
+            CheckOutcome::Repaired
+        } else {
+            CheckOutcome::Healthy
+        };
+        Ok((Applied::Changed, outcome))
+    }
+
+    /// The Graph steps; an `Err` is a failure to report after what was found is recorded.
+    async fn steps(
+        &self,
+        tenant: &TenantRecord,
+        held: Option<SecretString>,
+        found: &mut Found,
+    ) -> Result<(), Failure> {
+        let Some(token) = self.token_step(tenant, held, found).await? else {
+            return Ok(());
+        };
+        let waba_id = &tenant.waba_id;
+        if self.subscribe_app && !self.subscription_step(waba_id, &token, found).await? {
+            return Ok(());
+        }
+        let listed = self.graph.phone_numbers(waba_id, &token).await;
+        self.metrics.checks.graph_call("phone_numbers", &listed);
+        match listed {
+            Ok(ids) => found.findings.phone_number_ids = Some(ids),
+            Err(e) => evidence(waba_id, &e, found)?,
+        }
+        Ok(())
+    }
+
+    /// `debug_token`, and a new token when the held one expires soon (or is known invalid):
+    /// the token the next steps use, `None` when there is none to use.
+    async fn token_step(
+        &self,
+        tenant: &TenantRecord,
+        held: Option<SecretString>,
+        found: &mut Found,
+    ) -> Result<Option<SecretString>, Failure> {
+        let waba_id = &tenant.waba_id;
+        let Some(token) = held else {
+            // Known invalid: a new fetch is the only way back.
+            found.flag(Attention::TokenInvalid);
+            return self.refresh(tenant, found).await;
+        };
+        let health = installed::health(&self.graph, &self.metrics, &self.app_id, &token).await;
+        let health = health.map_err(|e| {
+            warn!(%waba_id, error = %e.summary(), "debug_token failed");
+            Failure::graph(&e)
+        })?;
+        match check::token_verdict(&health, found.findings.checked_at, self.refresh_before) {
+            TokenVerdict::Invalid => {
+                warn!(%waba_id, code = ?health.error_code, subcode = ?health.error_subcode,
+                    "business token invalid");
+                found.invalid();
+                Ok(None)
+            }
+            TokenVerdict::Healthy { expires_at } => {
+                found.findings.expires_at = Some(expires_at);
+                found.clear(Attention::TokenExpiring);
+                found.clear(Attention::TokenInvalid);
+                Ok(Some(token))
+            }
+            TokenVerdict::Expiring { expires_at } => {
+                found.findings.expires_at = Some(expires_at);
+                found.flag(Attention::TokenExpiring);
+                match self.refresh(tenant, found).await? {
+                    Some(fresh) => Ok(Some(fresh)),
+                    None => Ok(Some(token)),
+                }
+            }
+        }
+    }
+
+    /// Fetches a new token for the tenant and stores it in place of the old one (destroyed
+    /// in the same step), with its expiry. `None` (attention left as flagged) when that
+    /// fails for good or the new token is no better.
+    async fn refresh(
+        &self,
+        tenant: &TenantRecord,
+        found: &mut Found,
+    ) -> Result<Option<SecretString>, Failure> {
+        let waba_id = &tenant.waba_id;
+        let Some(owner) = &tenant.owner_business_id else {
+            return Ok(None);
+        };
+        let fresh = match installed::fetch_token(&self.graph, &self.metrics, owner).await {
+            Ok(fresh) => fresh,
+            Err(e) if e.is_transient() => return Err(Failure::graph(&e)),
+            Err(e) => {
+                warn!(%waba_id, error = %e.summary(), "token refresh failed");
+                return Ok(None);
+            }
+        };
+        let health = installed::health(&self.graph, &self.metrics, &self.app_id, &fresh).await;
+        let health = health.map_err(|e| Failure::graph(&e))?;
+        let now = found.findings.checked_at;
+        if check::token_verdict(&health, now, self.refresh_before) == TokenVerdict::Invalid {
+            warn!(%waba_id, "a new token was fetched but Graph says it is invalid too");
+            return Ok(None);
+        }
+        let expiry = TokenExpiry {
+            expires_at: health.expires_at,
+            checked_at: now,
+        };
+        let mut after = tenant.clone();
+        after.token.status = Some(TokenStatus::Active);
+        after.token.fetched_at = Some(now);
+        after.token.expires_at = Some(health.expires_at);
+        after.token.checked_at = Some(now);
+        after.token.error = None;
+        after
+            .attention
+            .retain(|a| !matches!(a, Attention::TokenExpiring | Attention::TokenInvalid));
+        self.publish(EventKind::TokenRefreshed, found, &after)
+            .await?;
+        let install_time = found.findings.install_time;
+        let stored = self
+            .vault
+            .store_checked_token(waba_id, &fresh, now, install_time, Some(expiry))
+            .await?;
+        if !stored {
+            return Ok(None);
+        }
+        info!(%waba_id, expires_at = health.expires_at, "business token refreshed");
+        found.findings.expires_at = Some(health.expires_at);
+        found.findings.invalid = false;
+        found
+            .wrong
+            .retain(|a| !matches!(a, Attention::TokenExpiring | Attention::TokenInvalid));
+        found.clear(Attention::TokenExpiring);
+        found.clear(Attention::TokenInvalid);
+        found.repaired = true;
+        Ok(Some(fresh))
+    }
+
+    /// Publishes the tenant event `kind` with `after` (the record as this check is about to
+    /// leave it), confirmed.
+    async fn publish(
+        &self,
+        kind: EventKind,
+        found: &Found,
+        after: &TenantRecord,
+    ) -> Result<(), Failure> {
+        let event = TenantEvent::new(kind, found.cause.as_str(), found.findings.checked_at, after);
+        self.events.publish(event).await
+    }
+
+    /// `GET subscribed_apps`, and subscribing again when our app is missing. `false` when
+    /// the token turned out invalid (the next steps are skipped).
+    async fn subscription_step(
+        &self,
+        waba_id: &WabaId,
+        token: &SecretString,
+        found: &mut Found,
+    ) -> Result<bool, Failure> {
+        let listed = self.graph.subscribed_apps(waba_id, token).await;
+        self.metrics.checks.graph_call("subscribed_apps", &listed);
+        let apps = match listed {
+            Ok(apps) => apps,
+            Err(e) => {
+                evidence(waba_id, &e, found)?;
+                return Ok(!found.findings.invalid);
+            }
+        };
+        if check::is_subscribed(&apps, self.app_id.as_str()) {
+            found.findings.subscribed = Some(true);
+            found.clear(Attention::NotSubscribed);
+            return Ok(true);
+        }
+        warn!(%waba_id, "our app is not subscribed to the WABA; subscribing again");
+        let subscribed = self.graph.subscribe_app(waba_id, token).await;
+        self.metrics.checks.graph_call("subscribe_app", &subscribed);
+        match subscribed {
+            Ok(()) => {
+                info!(%waba_id, "app subscribed to the WABA again");
+                found.findings.subscribed = Some(true);
+                found.clear(Attention::NotSubscribed);
+                found.repaired = true;
+                Ok(true)
+            }
+            Err(e) if e.is_transient() => Err(Failure::graph(&e)),
+            Err(e) => {
+                found.findings.subscribed = Some(false);
+                found.flag(Attention::NotSubscribed);
+                evidence(waba_id, &e, found)?;
+                Ok(!found.findings.invalid)
+            }
+        }
+    }
+}
+
+/// A Graph error on a use of the token: a permanent `190` is evidence the token is invalid;
+/// a transient one is retried; any other permanent one is logged and the check goes on.
+fn evidence(waba_id: &WabaId, e: &GraphError, found: &mut Found) -> Result<(), Failure> {
+    if token_invalid(e) {
+        warn!(%waba_id, error = %e.summary(), "Graph refused the business token");
+        found.invalid();
+        return Ok(());
+    }
+    if e.is_transient() {
+        return Err(Failure::graph(e));
+    }
+    warn!(%waba_id, error = %e.summary(), "permanent Graph error during a check");
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The metrics of tenant checks and token health: checks by outcome, Graph calls by call and
+//! outcome, and the census gauges (tokens by status, tokens expiring within the refresh
+//! window, tenants needing attention by what). Every label value is known in advance and
+//! exported at 0 from the start. Never a token or a tenant id in a label.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use wa_graph::GraphError;
+use wa_store::{Attention, TokenStatus};
+
+/// How one tenant check ended: the `outcome` label of `wa_worker_tenant_checks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// Nothing wrong.
+    Healthy,
+    /// Something was wrong and the check fixed it (a token refreshed, a subscription
+    /// restored).
+    Repaired,
+    /// Something is wrong that the check could not fix: in the tenant's `attention`.
+    Attention,
+    /// Not checked: not installed (or uninstalled meanwhile), or its token not fetched yet.
+    Skipped,
+    /// Another check of the tenant was running: requeued through a delay tier.
+    Busy,
+    /// A transient failure: requeued through a delay tier.
+    Retry,
+    /// Failed for good: to the dead-letter queue.
+    Failed,
+}
+
+impl CheckOutcome {
+    /// Every outcome, in label order.
+    pub const ALL: [Self; 7] = [
+        Self::Healthy,
+        Self::Repaired,
+        Self::Attention,
+        Self::Skipped,
+        Self::Busy,
+        Self::Retry,
+        Self::Failed,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Repaired => "repaired",
+            Self::Attention => "attention",
+            Self::Skipped => "skipped",
+            Self::Busy => "busy",
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The Graph calls `wa_worker_graph_calls_total` counts.
+pub const GRAPH_CALLS: [&str; 4] = [
+    "debug_token",
+    "subscribed_apps",
+    "subscribe_app",
+    "phone_numbers",
+];
+const CALL_OUTCOMES: [&str; 3] = ["ok", "transient", "permanent"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    call: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttentionLabels {
+    attention: &'static str,
+}
+
+/// What one walk over every tenant counted ([`CheckMetrics::census`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Installed tenants by token status.
+    pub tokens: Vec<(TokenStatus, i64)>,
+    /// Installed tenants whose active token expires within `WA_TOKEN_REFRESH_BEFORE`.
+    pub expiring: i64,
+    /// Installed tenants by what needs attention.
+    pub attention: Vec<(Attention, i64)>,
+}
+
+/// Tenant check and token health metrics.
+pub struct CheckMetrics {
+    checks: Family<OutcomeLabels, Counter>,
+    graph_calls: Family<CallLabels, Counter>,
+    tokens: Family<StatusLabels, Gauge>,
+    expiring: Gauge,
+    attention: Family<AttentionLabels, Gauge>,
+}
+
+impl CheckMetrics {
+    /// Registers every series, at 0.
+    pub fn register(registry: &mut Registry) -> Self {
+        let checks = Family::<OutcomeLabels, Counter>::default();
+        for outcome in CheckOutcome::ALL {
+            let _ = checks.get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            });
+        }
+        registry.register(
+            "wa_worker_tenant_checks",
+            "Tenant checks by outcome (healthy, repaired, attention, skipped, busy, retry, failed)",
+            checks.clone(),
+        );
+        let graph_calls = Family::<CallLabels, Counter>::default();
+        for call in GRAPH_CALLS {
+            for outcome in CALL_OUTCOMES {
+                let _ = graph_calls.get_or_create(&CallLabels { call, outcome });
+            }
+        }
+        registry.register(
+            "wa_worker_graph_calls",
+            "Graph calls of tenant checks and token health, by call and outcome",
+            graph_calls.clone(),
+        );
+        let tokens = Family::<StatusLabels, Gauge>::default();
+        for status in TokenStatus::ALL {
+            let _ = tokens.get_or_create(&StatusLabels {
+                status: status.as_str(),
+            });
+        }
+        registry.register(
+            "wa_tenant_tokens",
+            "Installed tenants by business token status, as of the last census",
+            tokens.clone(),
+        );
+        let expiring = Gauge::default();
+        registry.register(
+            "wa_tenant_tokens_expiring",
+            "Installed tenants whose active token expires within WA_TOKEN_REFRESH_BEFORE, as of the last census",
+            expiring.clone(),
+        );
+        let attention = Family::<AttentionLabels, Gauge>::default();
+        for a in Attention::ALL {
+            let _ = attention.get_or_create(&AttentionLabels {
+                attention: a.as_str(),
+            });
+        }
+        registry.register(
+            "wa_tenant_attention",
+            "Installed tenants needing attention, by what a check found, as of the last census",
+            attention.clone(),
+        );
+        Self {
+            checks,
+            graph_calls,
+            tokens,
+            expiring,
+            attention,
+        }
+    }
+
+    /// Counts one check.
+    pub fn check(&self, outcome: CheckOutcome) {
+        self.checks
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts one Graph call (`call` is one of [`GRAPH_CALLS`]).
+    pub fn graph_call<T>(&self, call: &'static str, result: &Result<T, GraphError>) {
+        let [ok, transient, permanent] = CALL_OUTCOMES;
+        let outcome = match result {
+            Ok(_) => ok,
+            Err(e) if e.is_transient() => transient,
+            Err(_) => permanent,
+        };
+        self.graph_calls
+            .get_or_create(&CallLabels { call, outcome })
+            .inc();
+    }
+
+    /// Sets the census gauges; a status or attention value `census` leaves out is 0.
+    pub fn census(&self, census: &Census) {
+        for status in TokenStatus::ALL {
+            let n = census
+                .tokens
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            self.tokens
+                .get_or_create(&StatusLabels {
+                    status: status.as_str(),
+                })
+                .set(n);
+        }
+        self.expiring.set(census.expiring);
+        for a in Attention::ALL {
+            let n = census
+                .attention
+                .iter()
+                .find(|(x, _)| *x == a)
+                .map_or(0, |(_, n)| *n);
+            self.attention
+                .get_or_create(&AttentionLabels {
+                    attention: a.as_str(),
+                })
+                .set(n);
+        }
+    }
+}
