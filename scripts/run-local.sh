@@ -6,7 +6,7 @@
 # Stays in the foreground; Ctrl-C stops what it started. DEMO_ONLY=1 stops after the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/services.sh
+WA_SERVICES_TEST_NODES=0 scripts/services.sh
 cargo build -q -p wa-onboard
 bin="${CARGO_TARGET_DIR:-target}/debug/wa-onboard"
 run=.run; mkdir -p "$run"

@@ -3,7 +3,8 @@
 # loopback when they are not running, and waits until both answer; then starts the failure
 # tests' own RabbitMQ node (scripts/failures-rabbitmq.sh), the Redis Cluster and TLS Redis
 # (scripts/redis-cluster.sh) and the 3-node RabbitMQ cluster (scripts/rabbitmq-cluster.sh) of
-# the cluster tests. Safe to run again.
+# the cluster tests. WA_SERVICES_TEST_NODES=0 skips those test-only nodes (scripts/run-local.sh
+# needs one RabbitMQ and one Redis). Safe to run again.
 set -euo pipefail
 
 need=()
@@ -30,6 +31,9 @@ fi
 for _ in $(seq 1 120); do
   if rabbitmq-diagnostics -q ping >/dev/null 2>&1 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
     echo "services: rabbitmq $(rabbitmqctl version 2>/dev/null) and redis $(redis-server --version | awk '{print $3}') are up"
+    if [ "${WA_SERVICES_TEST_NODES:-1}" = 0 ]; then
+      exit 0
+    fi
     # The failure tests' own node, which they stop and start: never the one above.
     "$(dirname "$0")/failures-rabbitmq.sh"
     # 3 masters + 3 replicas on 127.0.0.1:7001-7006, and TLS Redis on 127.0.0.1:6380.
