@@ -16,7 +16,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use backon::{ExponentialBuilder, Retryable};
@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     /// `appsecret_proof` of the system user token, computed once.
     pub(crate) system_user_proof: SecretString,
     retry: RetryPolicy,
+    /// The per-request timeout.
+    timeout: Duration,
 }
 
 impl fmt::Debug for GraphClient {
@@ -112,8 +114,19 @@ impl GraphClient {
                 system_user_token: cfg.system_user_token,
                 system_user_proof,
                 retry: cfg.retry,
+                timeout: cfg.timeout,
             }),
         })
+    }
+
+    /// The longest one call can take, its in-process retries included: the retry budget
+    /// (up to the start of the last attempt) plus that attempt's timeout.
+    #[must_use]
+    pub fn call_budget(&self) -> Duration {
+        self.inner
+            .retry
+            .max_total
+            .saturating_add(self.inner.timeout)
     }
 
     /// `{base}/{version}/{segments…}`, without query.

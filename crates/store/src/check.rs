@@ -20,6 +20,20 @@ use crate::{
 
 static CHECK: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/check.lua")));
+static CHECK_HOLDS: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("scripts/check_holds.lua")));
+
+/// What ties a check's writes to what it saw: the install generation it read before the
+/// record (`install_seq`, bumped by every install that is not a redelivery, so a same-second
+/// reinstall is told apart) and the lease it holds (a check whose lease ran out writes
+/// nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckGuard {
+    /// The tenant's install generation, read with [`Store::install_seq`] before the record.
+    pub install_seq: i64,
+    /// The check's lease, from [`Store::lease_check`].
+    pub lease: ClaimToken,
+}
 
 /// What one tenant check found, to be recorded on the tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +74,45 @@ impl Store {
         Ok((acquired == 1).then_some(token))
     }
 
+    /// The tenant's install generation (`0` before any install). Read it *before* the record:
+    /// an install in between then makes the check's writes refused, never wrongly accepted.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`].
+    pub async fn install_seq(&self, waba_id: &WabaId) -> Result<i64> {
+        let seq: Option<i64> = redis::cmd("HGET")
+            .arg(self.keys.tenant(waba_id))
+            .arg("install_seq")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Whether a check that saw the install at `install_time` still holds: that install is
+    /// the one in effect (same install generation) and `guard`'s lease is still held. Asked
+    /// before a check publishes an event for a change it is about to make.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`].
+    pub async fn check_holds(
+        &self,
+        waba_id: &WabaId,
+        install_time: i64,
+        guard: &CheckGuard,
+    ) -> Result<bool> {
+        let holds: i64 = CHECK_HOLDS
+            .key(self.keys.tenant(waba_id))
+            .key(self.keys.check(waba_id))
+            .arg(install_time)
+            .arg(guard.install_seq)
+            .arg(guard.lease.as_str())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(holds == 1)
+    }
+
     /// Gives the check lease of `waba_id` back, if `token` still holds it.
     ///
     /// # Errors
@@ -85,6 +138,30 @@ impl Store {
     /// [`MAX_VERIFIED_PHONE_NUMBERS`] phone number ids.
     #[tracing::instrument(name = "redis record_check", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn record_check(&self, waba_id: &WabaId, findings: &CheckFindings) -> Result<bool> {
+        self.record_guarded(waba_id, findings, None).await
+    }
+
+    /// As [`Store::record_check`], and only while `guard` holds: the install generation is
+    /// the one the check read and its lease is still held.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::record_check`].
+    pub async fn record_checked(
+        &self,
+        waba_id: &WabaId,
+        findings: &CheckFindings,
+        guard: &CheckGuard,
+    ) -> Result<bool> {
+        self.record_guarded(waba_id, findings, Some(guard)).await
+    }
+
+    async fn record_guarded(
+        &self,
+        waba_id: &WabaId,
+        findings: &CheckFindings,
+        guard: Option<&CheckGuard>,
+    ) -> Result<bool> {
         let key = self.keys.tenant(waba_id);
         let phones = match &findings.phone_number_ids {
             Some(ids) if ids.len() > MAX_VERIFIED_PHONE_NUMBERS => {
@@ -108,6 +185,7 @@ impl Store {
                 Eval::new(&CHECK)
                     .key(&key)
                     .key(self.keys.token(waba_id))
+                    .key(self.keys.check(waba_id))
                     .arg(findings.install_time)
                     .arg(findings.checked_at)
                     .arg(if findings.invalid { "1" } else { "" })
@@ -118,7 +196,9 @@ impl Store {
                         None => "",
                     })
                     .arg(json(&key, &attention)?)
-                    .arg(phones),
+                    .arg(phones)
+                    .arg(guard_args(guard).0)
+                    .arg(guard_args(guard).1),
             )
             .await?;
         Ok(recorded == 1)
@@ -128,4 +208,11 @@ impl Store {
 /// JSON text of a list a check writes (Lua never re-encodes it).
 fn json(key: &str, value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::corrupt(key, e.to_string()))
+}
+
+/// The Lua arguments of a guard: install_seq and lease token, `''` when not compared.
+pub(crate) fn guard_args(guard: Option<&CheckGuard>) -> (String, String) {
+    guard.map_or((String::new(), String::new()), |g| {
+        (g.install_seq.to_string(), g.lease.as_str().to_owned())
+    })
 }

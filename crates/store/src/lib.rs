@@ -71,7 +71,7 @@ use wa_ids::{BusinessId, DedupeKey, WabaId};
 
 pub use crate::{
     account::{AccountEvent, EVENT_LOG_LEN},
-    check::CheckFindings,
+    check::{CheckFindings, CheckGuard},
     conn::{RedisConfig, WAIT_TIMEOUT, redacted},
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},

@@ -5,8 +5,10 @@
 //! list-valued fields as JSON text written by Rust (so Lua never re-encodes them: `cjson`
 //! would turn `[]` into `{}`), and an absent field means `null` / empty / `false`. Besides the
 //! fields below, the hash holds bookkeeping that is not part of the JSON: `status_time` (the
-//! `event_time` of the newest install/uninstall applied) and `<attr>_t` (the `event_time` of
-//! the newest account event applied to each account attribute).
+//! `event_time` of the newest install/uninstall applied), `install_seq` (the install
+//! generation: bumped by every install that is not a redelivery, so tenant checks tell a
+//! reinstall at the same second apart) and `<attr>_t` (the `event_time` of the newest
+//! account event applied to each account attribute).
 
 use std::collections::HashMap;
 

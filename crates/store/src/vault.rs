@@ -12,7 +12,7 @@ use redis::{AsyncCommands, Script};
 use secrecy::SecretString;
 use wa_ids::WabaId;
 
-use crate::{Result, Store, TokenKey, durable::Eval};
+use crate::{CheckGuard, Result, Store, TokenKey, durable::Eval};
 
 static STORE_TOKEN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/store_token.lua")));
@@ -98,11 +98,52 @@ impl TokenVault {
         install_time: i64,
         expiry: Option<TokenExpiry>,
     ) -> Result<bool> {
+        self.store_guarded(waba_id, token, fetched_at, install_time, expiry, None)
+            .await
+    }
+
+    /// As [`TokenVault::store_checked_token`] for a check's refresh: only while `guard` holds
+    /// (the install generation the check read, its lease still held), so a refresh never
+    /// replaces the token of a newer install at the same second.
+    ///
+    /// # Errors
+    ///
+    /// As [`TokenVault::store_token`].
+    pub async fn store_refreshed_token(
+        &self,
+        waba_id: &WabaId,
+        token: &SecretString,
+        fetched_at: i64,
+        install_time: i64,
+        expiry: TokenExpiry,
+        guard: &CheckGuard,
+    ) -> Result<bool> {
+        self.store_guarded(
+            waba_id,
+            token,
+            fetched_at,
+            install_time,
+            Some(expiry),
+            Some(guard),
+        )
+        .await
+    }
+
+    async fn store_guarded(
+        &self,
+        waba_id: &WabaId,
+        token: &SecretString,
+        fetched_at: i64,
+        install_time: i64,
+        expiry: Option<TokenExpiry>,
+        guard: Option<&CheckGuard>,
+    ) -> Result<bool> {
         let keys = &self.store.keys;
         let sealed = self.key.seal(waba_id.as_str(), token)?;
         let (expires_at, checked_at) = expiry.map_or((String::new(), String::new()), |e| {
             (e.expires_at.to_string(), e.checked_at.to_string())
         });
+        let (seq, lease) = crate::check::guard_args(guard);
         let tenant = keys.tenant(waba_id);
         let mut conn = self.store.conn();
         let stored: i64 = conn
@@ -110,11 +151,14 @@ impl TokenVault {
                 Eval::new(&STORE_TOKEN)
                     .key(&tenant)
                     .key(keys.token(waba_id))
+                    .key(keys.check(waba_id))
                     .arg(sealed)
                     .arg(fetched_at)
                     .arg(install_time)
                     .arg(expires_at)
-                    .arg(checked_at),
+                    .arg(checked_at)
+                    .arg(seq)
+                    .arg(lease),
             )
             .await?;
         Ok(stored == 1)

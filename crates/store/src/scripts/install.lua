@@ -41,6 +41,9 @@ if applied == 1 then
     -- The same installation (a redelivery): the work resumes with the token held.
   else
     if not same then
+      -- A new install generation: checks and refreshes that saw the one before it (even at
+      -- the same status_time) no longer write.
+      redis.call('HINCRBY', h, 'install_seq', 1)
       redis.call('DEL', KEYS[2])
       redis.call('HSET', h, 'subscribed', '0', 'phone_numbers_verified', '0')
       -- What checks found concerned the installation before this one.

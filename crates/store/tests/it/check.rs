@@ -1,11 +1,12 @@
 //! Tenant checks on the record: the token's expiry learnt at its fetch, a check's findings
 //! recorded only for the install it saw, an invalid token destroyed, attention replaced, and
-//! the lease that keeps two checks of one tenant apart.
+//! the lease that keeps two checks of one tenant apart (and whose loss refuses a check's
+//! writes), and the install generation that tells a same-second reinstall apart.
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use wa_store::{Attention, CheckFindings, TokenExpiry, TokenStatus};
+use wa_store::{Attention, CheckFindings, CheckGuard, TokenExpiry, TokenStatus};
 
 use crate::helpers::{TestStore, install, phone_id, secret, uninstall, waba_id};
 
@@ -197,4 +198,157 @@ async fn one_check_lease_per_tenant_until_given_back_or_expired() {
             .unwrap()
     })
     .await;
+}
+
+/// The guard a check takes before reading the record: its lease and the install generation.
+async fn guard(t: &TestStore, waba: &str) -> CheckGuard {
+    let id = waba_id(waba);
+    let lease = t.store.lease_check(&id, Duration::from_secs(30)).await;
+    CheckGuard {
+        install_seq: t.store.install_seq(&id).await.unwrap(),
+        lease: lease.unwrap().expect("free"),
+    }
+}
+
+fn expiry() -> TokenExpiry {
+    TokenExpiry {
+        expires_at: 9_500,
+        checked_at: 5_000,
+    }
+}
+
+/// The token now stored for `waba`, in clear.
+async fn token(t: &TestStore, waba: &str) -> Option<String> {
+    let held = t.vault.token(&waba_id(waba)).await.unwrap();
+    held.map(|s| s.expose_secret().to_owned())
+}
+
+#[tokio::test]
+async fn a_check_never_destroys_the_token_of_a_reinstall_at_the_same_second() {
+    let t = TestStore::new().await;
+    installed(&t, "3007", 100, "tok-x").await;
+    let id = waba_id("3007");
+    let seen = guard(&t, "3007").await;
+    // While the check asks Graph about tok-x: an uninstall at the same second, then the
+    // install re-applied once Graph confirmed it, which stores its own token.
+    t.store
+        .apply_uninstall(&uninstall("3007", 100))
+        .await
+        .unwrap();
+    t.store
+        .apply_install_at_tie(&install("3007", "2002", 100))
+        .await
+        .unwrap();
+    assert!(
+        t.vault
+            .store_token(&id, &secret("tok-y"), 102, 100)
+            .await
+            .unwrap()
+    );
+
+    let found = CheckFindings {
+        invalid: true,
+        attention: vec![Attention::TokenInvalid],
+        ..findings(100)
+    };
+    assert!(!t.store.record_checked(&id, &found, &seen).await.unwrap());
+    assert!(!t.store.check_holds(&id, 100, &seen).await.unwrap());
+    let refreshed = t
+        .vault
+        .store_refreshed_token(&id, &secret("tok-z"), 103, 100, expiry(), &seen)
+        .await
+        .unwrap();
+    assert!(!refreshed, "a refresh for the install before is refused");
+    assert_eq!(token(&t, "3007").await.as_deref(), Some("tok-y"));
+    let record = t.record("3007").await;
+    assert_eq!(record.token.status, Some(TokenStatus::Active));
+    assert!(record.attention.is_empty());
+}
+
+#[tokio::test]
+async fn a_refresh_never_replaces_the_token_of_another_owner_installed_at_the_same_second() {
+    let t = TestStore::new().await;
+    installed(&t, "3008", 100, "tok-old-owner").await;
+    let id = waba_id("3008");
+    let seen = guard(&t, "3008").await;
+    t.store
+        .apply_install(&install("3008", "2003", 100))
+        .await
+        .unwrap();
+    assert!(
+        t.vault
+            .store_token(&id, &secret("tok-new-owner"), 101, 100)
+            .await
+            .unwrap()
+    );
+
+    let refreshed = t
+        .vault
+        .store_refreshed_token(&id, &secret("tok-refreshed"), 102, 100, expiry(), &seen)
+        .await
+        .unwrap();
+    assert!(!refreshed);
+    assert_eq!(token(&t, "3008").await.as_deref(), Some("tok-new-owner"));
+    assert!(
+        !t.store
+            .record_checked(&id, &findings(100), &seen)
+            .await
+            .unwrap()
+    );
+
+    // A redelivery of the install in effect is the same generation: a check goes on.
+    let now = guard_after_release(&t, "3008", &seen).await;
+    t.store
+        .apply_install(&install("3008", "2003", 100))
+        .await
+        .unwrap();
+    assert!(
+        t.store
+            .record_checked(&id, &findings(100), &now)
+            .await
+            .unwrap()
+    );
+}
+
+/// Gives `seen`'s lease back and takes a new guard.
+async fn guard_after_release(t: &TestStore, waba: &str, seen: &CheckGuard) -> CheckGuard {
+    t.store
+        .release_check(&waba_id(waba), &seen.lease)
+        .await
+        .unwrap();
+    guard(t, waba).await
+}
+
+#[tokio::test]
+async fn a_check_whose_lease_is_lost_writes_nothing() {
+    let t = TestStore::new().await;
+    installed(&t, "3009", 100, "tok-l").await;
+    let id = waba_id("3009");
+    let seen = guard(&t, "3009").await;
+    assert!(t.store.check_holds(&id, 100, &seen).await.unwrap());
+    // The lease runs out and another check takes it.
+    let other = guard_after_release(&t, "3009", &seen).await;
+    let before = t.dump().await;
+
+    let found = CheckFindings {
+        invalid: true,
+        ..findings(100)
+    };
+    assert!(!t.store.check_holds(&id, 100, &seen).await.unwrap());
+    assert!(!t.store.record_checked(&id, &found, &seen).await.unwrap());
+    let refreshed = t
+        .vault
+        .store_refreshed_token(&id, &secret("tok-m"), 102, 100, expiry(), &seen)
+        .await
+        .unwrap();
+    assert!(!refreshed);
+    assert_eq!(t.dump().await, before, "nothing changed");
+
+    let stored = t
+        .vault
+        .store_refreshed_token(&id, &secret("tok-n"), 102, 100, expiry(), &other)
+        .await
+        .unwrap();
+    assert!(stored, "the check holding the lease stores");
+    assert_eq!(token(&t, "3009").await.as_deref(), Some("tok-n"));
 }

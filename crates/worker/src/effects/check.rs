@@ -6,15 +6,23 @@
 //! - Only installed tenants whose token was fetched are checked; a check never resurrects an
 //!   uninstalled tenant (the record step refuses), and one whose tenant was uninstalled
 //!   meanwhile changes nothing.
-//! - One check per tenant at a time: a lease in the tenant's Redis slot. A check finding it
-//!   held is requeued through the first delay tier ([`Failure::Busy`]), never dropped.
+//! - One check per tenant at a time: a lease in the tenant's Redis slot, sized to the
+//!   check's worst case ([`CHECK_CALLS`] Graph calls with their retries) and compared by
+//!   every write of the check (a check whose lease ran out writes nothing). A check finding
+//!   it held is requeued through the first delay tier ([`Failure::Busy`]), never dropped.
+//! - Every write is tied to the install the check saw by its `status_time` *and* its install
+//!   generation (`install_seq`, read before the record), so a reinstall at the same second
+//!   is never written over. A refused write ends the check without effect: nothing more is
+//!   recorded, published or sent to Graph.
 //! - A permanent `190` on any use of the token is evidence that it is invalid.
 //! - A transient Graph error records what was found so far, then retries through the delay
 //!   tiers ([`Failure::graph`]).
 //! - Tenant events (`crate::events`): `tenant.token_refreshed` and `tenant.token_invalid` are
-//!   published, confirmed, *before* the new token is stored or the invalid one destroyed, with
-//!   the record as it is about to be and the check's id as their cause: a publish that fails
-//!   retries the check with nothing changed, and the retry publishes the same event id again.
+//!   published, confirmed, *before* the new token is stored or the invalid one destroyed
+//!   (and only once the store said the check still holds), with the record as it is about
+//!   to be and the check's id as their cause: a publish that fails retries the check with
+//!   nothing changed, and the retry publishes the same event id again. `token_invalid` is
+//!   published whenever the token destroyed was active, including one this check stored.
 //!
 //! Decisions are `crate::plan::check`'s; never logs a token.
 
@@ -25,7 +33,8 @@ use tracing::{info, warn};
 use wa_graph::{GraphClient, GraphError, token_invalid};
 use wa_ids::{AppId, DedupeKey, WabaId};
 use wa_store::{
-    Attention, CheckFindings, Status, Store, TenantRecord, TokenExpiry, TokenStatus, TokenVault,
+    Attention, CheckFindings, CheckGuard, ClaimToken, Status, Store, TenantRecord, TokenExpiry,
+    TokenStatus, TokenVault,
 };
 
 use super::{account_update::now, installed};
@@ -35,6 +44,13 @@ use crate::{
     outcome::{Applied, Failure},
     plan::check::{self, CheckMessage, TokenVerdict},
 };
+
+/// The most Graph calls one check makes in a row: `debug_token`, a token fetch, `debug_token`
+/// of the new token, `GET subscribed_apps`, subscribing again, `GET phone_numbers`.
+pub const CHECK_CALLS: u32 = 6;
+
+/// Room in a check's lease for its Redis steps and confirmed publishes.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// The effects of tenant checks.
 #[derive(Clone)]
@@ -51,7 +67,8 @@ pub struct Checks {
     pub subscribe_app: bool,
     /// `WA_TOKEN_REFRESH_BEFORE`.
     pub refresh_before: Duration,
-    /// How long one check holds its tenant's lease (`WA_CLAIM_LEASE`).
+    /// How long one check holds its tenant's lease at least (`WA_CLAIM_LEASE`); longer when
+    /// [`CHECK_CALLS`] Graph calls may take longer ([`Checks::lease_ttl`]).
     pub lease: Duration,
     /// Counts checks and their Graph calls.
     pub metrics: Arc<Metrics>,
@@ -70,6 +87,13 @@ struct Found {
     fine: Vec<Attention>,
     /// Something was fixed.
     repaired: bool,
+    /// What the check's writes are tied to.
+    guard: CheckGuard,
+    /// A write was refused (uninstalled, reinstalled or the lease lost): the check ends
+    /// without effect.
+    lost: bool,
+    /// The record as this check's refresh left it, once a new token was stored.
+    refreshed: Option<TenantRecord>,
 }
 
 impl Found {
@@ -90,6 +114,14 @@ impl Found {
 }
 
 impl Checks {
+    /// How long a check's lease lasts: `WA_CLAIM_LEASE`, or the worst case of one check's
+    /// Graph calls (each with its in-process retries) if that is longer.
+    #[must_use]
+    pub fn lease_ttl(&self) -> Duration {
+        let calls = self.graph.call_budget().saturating_mul(CHECK_CALLS);
+        self.lease.max(calls.saturating_add(LEASE_MARGIN))
+    }
+
     /// Checks the tenant `message` names.
     ///
     /// # Errors
@@ -98,13 +130,13 @@ impl Checks {
     /// Graph error that is not an answer about the tenant.
     pub async fn apply(&self, message: &CheckMessage) -> Result<Applied, Failure> {
         let waba_id = &message.waba_id;
-        let Some(lease) = self.store.lease_check(waba_id, self.lease).await? else {
+        let Some(lease) = self.store.lease_check(waba_id, self.lease_ttl()).await? else {
             self.metrics.checks.check(CheckOutcome::Busy);
             return Err(Failure::Busy {
                 error: "another check of this tenant is running".into(),
             });
         };
-        let result = self.check(waba_id, &message.id).await;
+        let result = self.check(waba_id, &message.id, &lease).await;
         if let Err(e) = self.store.release_check(waba_id, &lease).await {
             warn!(%waba_id, error = %e, "check lease not given back; it expires by itself");
         }
@@ -122,8 +154,11 @@ impl Checks {
         &self,
         waba_id: &WabaId,
         cause: &DedupeKey,
+        lease: &ClaimToken,
     ) -> Result<(Applied, CheckOutcome), Failure> {
         let skipped = Ok((Applied::Stale, CheckOutcome::Skipped));
+        // Before the record: an install in between makes every write of this check refused.
+        let install_seq = self.store.install_seq(waba_id).await?;
         let Some(tenant) = self.store.get(waba_id).await? else {
             return skipped;
         };
@@ -152,19 +187,36 @@ impl Checks {
             wrong: Vec::new(),
             fine: Vec::new(),
             repaired: false,
+            guard: CheckGuard {
+                install_seq,
+                lease: lease.clone(),
+            },
+            lost: false,
+            refreshed: None,
         };
         let failure = self.steps(&tenant, held, &mut found).await.err();
+        if found.lost {
+            info!(%waba_id, "uninstalled, reinstalled or lease lost while checked; nothing more done");
+            return skipped;
+        }
         found.findings.attention = check::attention(&tenant.attention, &found.wrong, &found.fine);
-        if found.findings.invalid && tenant.token.status == Some(TokenStatus::Active) {
-            let mut after = tenant.clone();
+        let was_active = tenant.token.status == Some(TokenStatus::Active);
+        if found.findings.invalid && (was_active || found.refreshed.is_some()) {
+            if !self.holds(waba_id, &mut found).await? {
+                return skipped;
+            }
+            let mut after = found.refreshed.clone().unwrap_or_else(|| tenant.clone());
             after.token.status = Some(TokenStatus::Invalid);
             after.token.checked_at = Some(found.findings.checked_at);
             after.attention.clone_from(&found.findings.attention);
             self.publish(EventKind::TokenInvalid, &found, &after)
                 .await?;
         }
-        if !self.store.record_check(waba_id, &found.findings).await? {
-            info!(%waba_id, "uninstalled or reinstalled while checked; nothing recorded");
+        let recorded = self
+            .store
+            .record_checked(waba_id, &found.findings, &found.guard);
+        if !recorded.await? {
+            info!(%waba_id, "uninstalled, reinstalled or lease lost while checked; nothing recorded");
             return skipped;
         }
         if let Some(failure) = failure {
@@ -187,7 +239,8 @@ impl Checks {
         held: Option<SecretString>,
         found: &mut Found,
     ) -> Result<(), Failure> {
-        let Some(token) = self.token_step(tenant, held, found).await? else {
+        let token = self.token_step(tenant, held, found).await?;
+        let Some(token) = token.filter(|_| !found.lost) else {
             return Ok(());
         };
         let waba_id = &tenant.waba_id;
@@ -286,16 +339,21 @@ impl Checks {
         after
             .attention
             .retain(|a| !matches!(a, Attention::TokenExpiring | Attention::TokenInvalid));
+        if !self.holds(waba_id, found).await? {
+            return Ok(None);
+        }
         self.publish(EventKind::TokenRefreshed, found, &after)
             .await?;
         let install_time = found.findings.install_time;
         let stored = self
             .vault
-            .store_checked_token(waba_id, &fresh, now, install_time, Some(expiry))
+            .store_refreshed_token(waba_id, &fresh, now, install_time, expiry, &found.guard)
             .await?;
         if !stored {
+            found.lost = true;
             return Ok(None);
         }
+        found.refreshed = Some(after);
         info!(%waba_id, expires_at = health.expires_at, "business token refreshed");
         found.findings.expires_at = Some(health.expires_at);
         found.findings.invalid = false;
@@ -306,6 +364,16 @@ impl Checks {
         found.clear(Attention::TokenInvalid);
         found.repaired = true;
         Ok(Some(fresh))
+    }
+
+    /// Whether the install the check saw is still in effect and its lease held; when not, the
+    /// check is marked lost (it ends without effect).
+    async fn holds(&self, waba_id: &WabaId, found: &mut Found) -> Result<bool, Failure> {
+        let holds = self
+            .store
+            .check_holds(waba_id, found.findings.install_time, &found.guard);
+        found.lost = !holds.await?;
+        Ok(!found.lost)
     }
 
     /// Publishes the tenant event `kind` with `after` (the record as this check is about to

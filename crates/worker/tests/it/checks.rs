@@ -14,7 +14,7 @@ use wa_testkit::{Tap, Tapped};
 use crate::{helpers::*, sim::*};
 
 /// A consumer of the test's `wa.tenant_events`, bound to every tenant event.
-async fn tap(env: &Env) -> Tap {
+pub(crate) async fn tap(env: &Env) -> Tap {
     Tap::bind(
         &amqp_url(),
         &env.topology.tenant_events_exchange(),
@@ -24,7 +24,7 @@ async fn tap(env: &Env) -> Tap {
 }
 
 /// Waits until `tap` received an event of `kind`; returns its body.
-async fn event(tap: &Tap, kind: &str) -> serde_json::Value {
+pub(crate) async fn event(tap: &Tap, kind: &str) -> serde_json::Value {
     let received = tap
         .wait(Duration::from_secs(15), kind, |r: &[Tapped]| {
             r.iter().any(|m| m.json()["type"] == kind)
