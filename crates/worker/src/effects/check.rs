@@ -273,6 +273,11 @@ impl Checks {
             warn!(%waba_id, "a new token was fetched but Graph says it is invalid too");
             return Ok(None);
         }
+        if !check::refresh_gains(found.findings.expires_at, health.expires_at) {
+            // Meta's `fetch_only=true` may hand back the very token held: nothing repaired.
+            warn!(%waba_id, "the fetched token expires no later than the old one");
+            return Ok(None);
+        }
         let expiry = TokenExpiry {
             expires_at: health.expires_at,
             checked_at: now,

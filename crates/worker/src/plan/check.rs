@@ -121,6 +121,18 @@ pub fn token_verdict(health: &TokenHealth, now: i64, refresh_before: Duration) -
     }
 }
 
+/// Whether a refreshed token expiring at `fresh` (`0` = never) is better than the one it
+/// replaces, expiring at `old` (`None`: unknown, as for a token known invalid): it must
+/// expire later. The same token fetched again (Meta's `fetch_only=true`) is not.
+#[must_use]
+pub fn refresh_gains(old: Option<i64>, fresh: i64) -> bool {
+    match old {
+        None => true,
+        Some(0) => false,
+        Some(old) => fresh == 0 || fresh > old,
+    }
+}
+
 /// Whether `app_id` is among `subscribed` (the ids `GET subscribed_apps` listed).
 #[must_use]
 pub fn is_subscribed(subscribed: &[String], app_id: &str) -> bool {
@@ -161,6 +173,15 @@ mod tests {
     }
 
     const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    #[test]
+    fn a_refresh_gains_only_a_later_expiry() {
+        assert!(refresh_gains(None, 500));
+        assert!(refresh_gains(Some(100), 500));
+        assert!(refresh_gains(Some(100), 0), "a token that never expires");
+        assert!(!refresh_gains(Some(100), 100), "the same token again");
+        assert!(!refresh_gains(Some(100), 90));
+    }
 
     #[test]
     fn a_token_expiring_within_the_window_is_refreshed_and_one_that_never_expires_is_not() {
