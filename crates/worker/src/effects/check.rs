@@ -230,7 +230,7 @@ impl Checks {
                 Ok(None)
             }
             TokenVerdict::Healthy { expires_at } => {
-                found.findings.expires_at = Some(expires_at);
+                found.findings.expires_at = expires_at;
                 found.clear(Attention::TokenExpiring);
                 found.clear(Attention::TokenInvalid);
                 Ok(Some(token))
@@ -278,14 +278,14 @@ impl Checks {
             warn!(%waba_id, "the fetched token expires no later than the old one");
             return Ok(None);
         }
-        let expiry = TokenExpiry {
-            expires_at: health.expires_at,
+        let expiry = health.expires_at.map(|expires_at| TokenExpiry {
+            expires_at,
             checked_at: now,
-        };
+        });
         let mut after = tenant.clone();
         after.token.status = Some(TokenStatus::Active);
         after.token.fetched_at = Some(now);
-        after.token.expires_at = Some(health.expires_at);
+        after.token.expires_at = health.expires_at;
         after.token.checked_at = Some(now);
         after.token.error = None;
         after
@@ -296,13 +296,13 @@ impl Checks {
         let install_time = found.findings.install_time;
         let stored = self
             .vault
-            .store_checked_token(waba_id, &fresh, now, install_time, Some(expiry))
+            .store_checked_token(waba_id, &fresh, now, install_time, expiry)
             .await?;
         if !stored {
             return Ok(None);
         }
-        info!(%waba_id, expires_at = health.expires_at, "business token refreshed");
-        found.findings.expires_at = Some(health.expires_at);
+        info!(%waba_id, expires_at = ?health.expires_at, "business token refreshed");
+        found.findings.expires_at = health.expires_at;
         found.findings.invalid = false;
         found
             .wrong
