@@ -258,7 +258,11 @@ impl Checks {
         let Some(owner) = &tenant.owner_business_id else {
             return Ok(None);
         };
-        let fresh = match installed::fetch_token(&self.graph, &self.metrics, owner).await {
+        // Counted as a check's Graph call, not under wa_worker_token_fetches_total: a refresh
+        // failing for good leaves the tenant installed, unlike an install's fetch.
+        let fetched = self.graph.fetch_business_token(owner).await;
+        self.metrics.checks.graph_call("token_refresh", &fetched);
+        let fresh = match fetched {
             Ok(fresh) => fresh,
             Err(e) if e.is_transient() => return Err(Failure::graph(&e)),
             Err(e) => {

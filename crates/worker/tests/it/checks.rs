@@ -117,6 +117,12 @@ async fn a_failed_refresh_leaves_token_expiring_in_attention() {
 
     queue(&env, &["7251"]).await;
     wait_checks(&env, 0, "attention", 1.0).await;
+    // The install-fetch alert (tenant failed) must not fire for a refresh.
+    let metrics = env.metrics(0).await;
+    let install = "wa_worker_token_fetches_total{outcome=\"permanent\"}";
+    assert_eq!(metric(&metrics, install), 0.0);
+    let refresh = "wa_worker_graph_calls_total{call=\"token_refresh\",outcome=\"permanent\"}";
+    assert_eq!(metric(&metrics, refresh), 1.0);
     let t = env.tenant("7251").await.unwrap();
     assert_eq!(t.attention, [Attention::TokenExpiring]);
     assert_eq!(
