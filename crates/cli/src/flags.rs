@@ -226,6 +226,13 @@ impl RedisArgs {
         )?;
         let mut config = RedisConfig::parse(&url, self.cluster)?;
         if let Some(path) = &self.ca_file {
+            if !config.is_tls() {
+                bail!(
+                    "WA_REDIS_CA_FILE ({}) is for TLS, but REDIS_URL ({}) is not rediss://",
+                    path.display(),
+                    config.redacted()
+                );
+            }
             let pem = std::fs::read(path)
                 .with_context(|| format!("reading WA_REDIS_CA_FILE ({})", path.display()))?;
             if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {

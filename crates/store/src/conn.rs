@@ -151,6 +151,12 @@ impl RedisConfig {
         self.cluster
     }
 
+    /// Whether every URL is `rediss://` (TLS): a CA file means nothing otherwise.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.urls.iter().all(|u| u.starts_with("rediss://"))
+    }
+
     /// The URLs, passwords replaced by `***`, for messages.
     #[must_use]
     pub fn redacted(&self) -> String {
@@ -169,12 +175,17 @@ impl RedisConfig {
     }
 }
 
-/// `url` without its credentials, for messages.
+/// `url` without its credentials, for messages: the user information before `@`, and the
+/// query, where the redis crate also reads a password (`?pass=`).
 #[must_use]
 pub fn redacted(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((before, _)) => (before, "?***"),
+        None => (url, ""),
+    };
     match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
-        _ => url.to_owned(),
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}{query}", &url[at + 1..]),
+        _ => format!("{url}{query}"),
     }
 }
 
@@ -383,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn redacts_credentials_only() {
+    fn redacts_credentials_and_the_query() {
         assert_eq!(
             redacted("redis://:hunter2@redis:6379/0"),
             "redis://***@redis:6379/0"
@@ -392,6 +403,10 @@ mod tests {
         assert_eq!(
             redacted("redis://127.0.0.1:6379/0"),
             "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redacted("redis+unix:///run/redis.sock?db=0&pass=hunter2"),
+            "redis+unix:///run/redis.sock?***"
         );
     }
 }

@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde_json::Value;
 use wa_ids::{DedupeKey, PhoneNumberId, SessionId, WabaId};
 
-use crate::{Keys, Result, Status, Store, StoreError};
+use crate::{Keys, Result, Status, Store, StoreError, durable::Eval};
 
 static MERGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/signup_merge.lua")));
@@ -240,12 +240,16 @@ impl Store {
         phone_number_id: Option<&PhoneNumberId>,
     ) -> Result<SignupMerge> {
         let key = self.keys.tenant(waba_id);
-        let (created, added, status): (i64, i64, String) = MERGE
-            .key(&key)
-            .arg(waba_id.as_str())
-            .arg(phone_number_id.map_or("", PhoneNumberId::as_str))
-            .arg(MAX_CLAIMED_PHONE_NUMBERS)
-            .invoke_async(&mut self.conn())
+        // A tenant write like the others: waited for on a cluster (docs/RELIABILITY.md).
+        let mut conn = self.conn();
+        let (created, added, status): (i64, i64, String) = conn
+            .eval(
+                Eval::new(&MERGE)
+                    .key(&key)
+                    .arg(waba_id.as_str())
+                    .arg(phone_number_id.map_or("", PhoneNumberId::as_str))
+                    .arg(MAX_CLAIMED_PHONE_NUMBERS),
+            )
             .await?;
         let status = Status::parse(&status)
             .ok_or_else(|| StoreError::corrupt(&key, format!("status {status:?}")))?;

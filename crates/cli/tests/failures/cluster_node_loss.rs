@@ -40,6 +40,13 @@ async fn the_queue_leaders_node_stopped_under_load_loses_and_doubles_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let leader = before.leader.clone();
+    // The roles are connected to the first node of AMQP_URL, through which the queue was
+    // declared: stopping the leader must also cut their connections, or the test would not
+    // show them reconnecting.
+    assert_eq!(
+        leader, nodes[0],
+        "the work queue's leader is the node the roles are connected to"
+    );
     let mut node = BrokerStopped::stop_node(&leader);
     let stopped = Instant::now();
     let survivor = nodes.iter().find(|n| **n != leader).expect("another node");

@@ -158,7 +158,20 @@ async fn a_redis_master_killed_under_load_loses_and_doubles_nothing() {
     eventually(FAILOVER_DEADLINE, "the probe install applied", || {
         let store = store.clone();
         let waba = probe.parse().expect("a WABA id");
-        async move { store.get(&waba).await.ok().flatten().map(drop) }
+        // Applied end to end: installed with its token stored, not merely a first write
+        // standing on the master while the change waits in a delay tier for a replica.
+        async move {
+            store
+                .get(&waba)
+                .await
+                .ok()
+                .flatten()
+                .filter(|t| {
+                    t.status == wa_store::Status::Installed
+                        && t.token.status == Some(wa_store::TokenStatus::Active)
+                })
+                .map(drop)
+        }
     })
     .await;
     let applied_after = killed.elapsed();

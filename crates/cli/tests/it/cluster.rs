@@ -175,17 +175,30 @@ async fn redis_settings_that_cannot_work_are_refused_at_start_naming_them() {
             out.stderr
         );
     }
+    let tls = wa_testkit::redis_tls_url();
     let out = run(wa_onboard()
         .args(["tenants", "list"])
+        .env("REDIS_URL", &tls)
         .env("WA_REDIS_CA_FILE", "/nonexistent/ca.pem"))
     .await;
     assert!(out.stderr.contains("WA_REDIS_CA_FILE"), "{}", out.stderr);
     let not_pem = TempFile::new("not a certificate");
     let out = run(wa_onboard()
         .args(["tenants", "list"])
+        .env("REDIS_URL", &tls)
         .env("WA_REDIS_CA_FILE", not_pem.path()))
     .await;
-    assert!(out.stderr.contains("WA_REDIS_CA_FILE"), "{}", out.stderr);
+    assert!(out.stderr.contains("holds no PEM"), "{}", out.stderr);
+    // A CA for a plain redis:// URL would make the client fail at every connection attempt
+    // (a worker would wait for Redis forever): refused at start instead, by every role.
+    let out = run(wa_onboard()
+        .args(["tenants", "list"])
+        .env("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0")
+        .env("WA_REDIS_CA_FILE", wa_testkit::redis_tls_ca()))
+    .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("is not rediss://"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
     for replicas in ["17", "-1", "one"] {
         let out = run(wa_onboard()
             .args(["tenants", "list"])
