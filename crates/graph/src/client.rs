@@ -27,7 +27,9 @@ use url::Url;
 use wa_envelope::signature::hmac_hex;
 use wa_ids::SystemUserId;
 
-use crate::{GraphConfig, GraphError, Result, RetryPolicy, error::parse_error, reply::malformed};
+use crate::{
+    GraphConfig, GraphError, Result, RetryPolicy, error::parse_error_redacted, reply::malformed,
+};
 
 /// Most bytes of a reply body we read; the rest is dropped with the connection.
 const MAX_BODY: usize = 64 * 1024;
@@ -239,6 +241,11 @@ impl GraphClient {
     /// Scrubs every secret the client knows from `err`: the call's token and proof, the
     /// system user token and its proof, and the app secret.
     fn redact(&self, err: GraphError, call: &Call<'_>) -> GraphError {
+        err.redact(&self.secrets(call))
+    }
+
+    /// Every secret `call` may see echoed back: its own and the client's.
+    fn secrets<'a>(&'a self, call: &Call<'a>) -> Vec<&'a str> {
         let inner = &self.inner;
         let mut secrets = call.secrets.clone();
         secrets.extend([
@@ -246,7 +253,7 @@ impl GraphClient {
             inner.system_user_proof.expose_secret(),
             inner.app_secret.expose_secret(),
         ]);
-        err.redact(&secrets)
+        secrets
     }
 
     async fn send<T>(&self, call: &Call<'_>, extract: fn(Value) -> Result<T>) -> Result<T> {
@@ -262,7 +269,12 @@ impl GraphClient {
         let headers = response.headers().clone();
         let (body, truncated) = read_bounded(response).await.map_err(network)?;
         if !status.is_success() {
-            return Err(parse_error(status.as_u16(), &headers, &body));
+            return Err(parse_error_redacted(
+                status.as_u16(),
+                &headers,
+                &body,
+                &self.secrets(call),
+            ));
         }
         if truncated {
             return Err(malformed("reply larger than 64 KiB"));
@@ -271,7 +283,12 @@ impl GraphClient {
             serde_json::from_slice(&body).map_err(|_| malformed("reply is not JSON"))?;
         if value.get("error").is_some() {
             // A 2xx carrying Graph's error envelope: believe the envelope.
-            return Err(parse_error(status.as_u16(), &headers, &body));
+            return Err(parse_error_redacted(
+                status.as_u16(),
+                &headers,
+                &body,
+                &self.secrets(call),
+            ));
         }
         extract(value)
     }

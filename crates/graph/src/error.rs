@@ -169,13 +169,18 @@ impl GraphError {
             }
         };
         for text in texts {
-            for secret in secrets.iter().filter(|s| !s.is_empty()) {
-                if text.contains(secret) {
-                    *text = text.replace(secret, REDACTED);
-                }
-            }
+            scrub(text, secrets);
         }
         self
+    }
+}
+
+/// Replaces every non-empty one of `secrets` in `text`.
+fn scrub(text: &mut String, secrets: &[&str]) {
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if text.contains(secret) {
+            *text = text.replace(secret, REDACTED);
+        }
     }
 }
 
@@ -239,6 +244,17 @@ pub fn classify(status: u16, code: Option<i64>, is_transient: Option<bool>) -> b
 /// from `Retry-After` (seconds) or `X-Business-Use-Case-Usage`'s largest
 /// `estimated_time_to_regain_access` (minutes), whichever is longer.
 pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> GraphError {
+    parse_error_redacted(status, headers, body, &[])
+}
+
+/// [`parse_error`], with every one of `secrets` replaced in Graph's message *before* it is
+/// cut to its bound: a secret echoed across the cut cannot leave its prefix behind.
+pub(crate) fn parse_error_redacted(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[&str],
+) -> GraphError {
     let envelope = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|mut v| v.get_mut("error").map(Value::take));
@@ -263,7 +279,10 @@ pub fn parse_error(status: u16, headers: &HeaderMap, body: &[u8]) -> GraphError 
             .map(|t| clean(t, 100));
     }
     let message = match message {
-        Some(m) if !m.trim().is_empty() => clean(&m, MAX_MESSAGE_CHARS),
+        Some(mut m) if !m.trim().is_empty() => {
+            scrub(&mut m, secrets);
+            clean(&m, MAX_MESSAGE_CHARS)
+        }
         _ => {
             let reason = StatusCode::from_u16(status)
                 .ok()
@@ -388,6 +407,19 @@ mod tests {
             err.to_string(),
             "Graph network error: [redacted] and [redacted] and [redacted]"
         );
+    }
+
+    #[test]
+    fn a_secret_across_the_message_bound_is_redacted_before_the_cut() {
+        let secret = "EAAGsecrettokenvalue";
+        let message = format!("{}{secret} is invalid", "x".repeat(MAX_MESSAGE_CHARS - 8));
+        let body = serde_json::json!({"error": {"message": message, "code": 190}}).to_string();
+        let err = parse_error_redacted(400, &HeaderMap::new(), body.as_bytes(), &[secret]);
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(&secret[..8]), "{text}");
+        // Redacting only after the cut is what leaked: the prefix survives it.
+        let late = parse_error(400, &HeaderMap::new(), body.as_bytes()).redact(&[secret]);
+        assert!(format!("{late}").contains(&secret[..8]));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(crate) fn token_health(reply: Value) -> Result<TokenHealth> {
     let error = data.get("error");
     Ok(TokenHealth {
         is_valid,
-        expires_at: data.get("expires_at").and_then(Value::as_i64).unwrap_or(0),
+        expires_at: data.get("expires_at").and_then(Value::as_i64),
         app_id: match data.get("app_id") {
             Some(Value::String(id)) => Some(id.chars().take(64).collect()),
             Some(Value::Number(id)) => Some(id.to_string()),
@@ -92,6 +92,7 @@ pub(crate) fn malformed(message: &str) -> GraphError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn replies_without_the_promised_field_are_malformed() {
@@ -108,6 +109,14 @@ mod tests {
             "expires_at": 0, "error": {"code": 190, "subcode": 460}}}))
         .unwrap();
         assert!(!health.is_valid);
+        assert_eq!(health.expires_at, Some(0));
+        for data in [
+            json!({"is_valid": true}),
+            json!({"is_valid": true, "expires_at": null}),
+        ] {
+            let health = token_health(json!({ "data": data })).unwrap();
+            assert_eq!(health.expires_at, None, "unknown, not never");
+        }
         assert_eq!(
             (health.error_code, health.error_subcode),
             (Some(190), Some(460))

@@ -13,7 +13,7 @@
 //! | `GET /{version}/{waba_id}/phone_numbers` | `{"data": [{"id", "display_phone_number", "verified_name"}, …]}`: two numbers, the same for a WABA on every call ([`phone_number_ids`]) |
 //! | `GET /_sim/calls[?route=R]` | counts per endpoint and outcome, the current mode, and the Graph calls received (`R`: only those on route `R`) |
 //! | `GET /_sim/mode` · `POST /_sim/mode` `{"fail_transient": N, "fail_permanent": bool}` | the mode (fields left out stay as they are) |
-//! | `POST /_sim/tokens` `{"business_id", "state": "valid" \| "expiring" \| "invalid"}` | `204`: the business's current token switched |
+//! | `POST /_sim/tokens` `{"business_id", "state": "valid" \| "expiring" \| "expiring_stuck" \| "invalid"}` | `204`: the business's current token switched (`expiring_stuck`: expiring, and every fetch returns that same token) |
 //! | `POST /_sim/subscriptions` `{"waba_id", "subscribed": bool, "refuse"?: bool}` | `204`: our app removed from (or back on) the WABA; `refuse`: subscribing again fails |
 //! | anything else | `404` with a Graph error envelope |
 //!

@@ -20,8 +20,9 @@ use crate::{
 pub struct TokenHealth {
     /// Graph still accepts the token.
     pub is_valid: bool,
-    /// When it expires, unix seconds; `0` when it never does.
-    pub expires_at: i64,
+    /// When it expires, unix seconds; `0` when it never does; `None` when Graph did not
+    /// say (missing or `null`): unknown, never taken for "never".
+    pub expires_at: Option<i64>,
     /// The app the token belongs to, as Graph names it.
     pub app_id: Option<String>,
     /// The error code Graph gives for an invalid token (`190`, ...), when it gives one.
@@ -32,10 +33,10 @@ pub struct TokenHealth {
 
 impl TokenHealth {
     /// Whether the token expires before `deadline` (unix seconds). Never, for a token that
-    /// never expires.
+    /// never expires or whose expiry is unknown.
     #[must_use]
     pub fn expires_before(&self, deadline: i64) -> bool {
-        self.expires_at != 0 && self.expires_at < deadline
+        matches!(self.expires_at, Some(t) if t != 0 && t < deadline)
     }
 }
 

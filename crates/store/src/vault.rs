@@ -115,7 +115,7 @@ impl TokenVault {
         token: &SecretString,
         fetched_at: i64,
         install_time: i64,
-        expiry: TokenExpiry,
+        expiry: Option<TokenExpiry>,
         guard: &CheckGuard,
     ) -> Result<bool> {
         self.store_guarded(
@@ -123,7 +123,7 @@ impl TokenVault {
             token,
             fetched_at,
             install_time,
-            Some(expiry),
+            expiry,
             Some(guard),
         )
         .await

@@ -61,9 +61,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "WA_APP_ID")]
     pub app_id: Option<String>,
     /// A tenant check fetches a new business token when the held one expires sooner than
-    /// this.
+    /// this. At least two days: checks run daily, so a shorter window could let a token
+    /// expire between two checks.
     #[arg(long, env = "WA_TOKEN_REFRESH_BEFORE", default_value = "7d",
-          value_parser = settings::duration("WA_TOKEN_REFRESH_BEFORE", HOUR, DAYS_59,
+          value_parser = settings::duration("WA_TOKEN_REFRESH_BEFORE", DAYS_2, DAYS_59,
               " (business tokens from the 60-day template would be fetched again at every check)"))]
     pub token_refresh_before: Duration,
 }
@@ -79,6 +80,8 @@ fn app_id(value: Option<&str>) -> anyhow::Result<AppId> {
 const SECOND: Duration = Duration::from_secs(1);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAYS_365: Duration = Duration::from_secs(365 * 86_400);
+/// The shortest refresh window: two daily checks must fall inside it.
+const DAYS_2: Duration = Duration::from_secs(2 * 86_400);
 const DAYS_59: Duration = Duration::from_secs(59 * 86_400);
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {

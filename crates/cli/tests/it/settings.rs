@@ -220,8 +220,9 @@ async fn the_worker_refuses_a_missing_or_malformed_app_id() {
 
 #[tokio::test]
 async fn a_refresh_window_of_no_time_or_beyond_a_token_life_is_refused() {
-    // Under an hour is a typo; 60 days or more would fetch a 60-day token at every check.
-    for bad in ["0s", "10m", "60d", "soon"] {
+    // Under two days could let a token expire between two daily checks; 60 days or more
+    // would fetch a 60-day token at every check.
+    for bad in ["0s", "10m", "1h", "47h", "60d", "soon"] {
         refused(worker(), "WA_TOKEN_REFRESH_BEFORE", bad).await;
     }
 }

@@ -35,6 +35,9 @@ pub(super) enum TokenState {
     Valid,
     /// Expires within [`EXPIRING_IN`]; the next fetch issues a new token.
     Expiring,
+    /// Expires within [`EXPIRING_IN`], and every fetch hands back that same token (what
+    /// Meta's `fetch_only=true` may do): a refresh that gains nothing.
+    ExpiringStuck,
     /// `debug_token` says invalid and every call with it answers `190`.
     Invalid,
 }
@@ -64,6 +67,8 @@ pub(super) struct Tenants {
     generation: HashMap<String, u32>,
     /// Businesses whose current token expires soon.
     expiring: HashSet<String>,
+    /// Businesses whose current token expires soon and is fetched again unchanged.
+    stuck: HashSet<String>,
     /// Businesses whose current token is invalid.
     invalid: HashSet<String>,
     /// WABAs our app is not subscribed to.
@@ -77,10 +82,12 @@ impl Tenants {
     pub(super) fn switch_token(&mut self, switch: TokenSwitch) -> bool {
         let b = switch.business_id;
         self.expiring.remove(&b);
+        self.stuck.remove(&b);
         self.invalid.remove(&b);
         let set = match switch.state {
             TokenState::Valid => return true,
             TokenState::Expiring => &mut self.expiring,
+            TokenState::ExpiringStuck => &mut self.stuck,
             TokenState::Invalid => &mut self.invalid,
         };
         insert_bounded(set, b)
@@ -117,7 +124,8 @@ impl Tenants {
         let b = &issued.business_id;
         let current = self.generation.get(b).copied().unwrap_or(0);
         let valid = !(issued.generation == current && self.invalid.contains(b));
-        let expires_at = if issued.generation == current && self.expiring.contains(b) {
+        let soon = self.expiring.contains(b) || self.stuck.contains(b);
+        let expires_at = if issued.generation == current && soon {
             now + EXPIRING_IN
         } else if issued.generation > 0 {
             now + REISSUED_LIFETIME
@@ -219,5 +227,21 @@ mod tests {
             1,
             "a fetch without the switch keeps the token"
         );
+    }
+
+    #[test]
+    fn a_stuck_token_stays_expiring_and_is_fetched_unchanged() {
+        let mut t = Tenants::default();
+        assert!(t.switch_token(TokenSwitch {
+            business_id: "8".into(),
+            state: TokenState::ExpiringStuck
+        }));
+        let old = Issued {
+            business_id: "8".into(),
+            generation: 0,
+        };
+        assert_eq!(t.fetch("8"), 0, "the same token again");
+        assert_eq!(t.fetch("8"), 0);
+        assert_eq!(t.health(&old, 100), (true, 100 + EXPIRING_IN));
     }
 }

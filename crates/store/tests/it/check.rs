@@ -255,7 +255,7 @@ async fn a_check_never_destroys_the_token_of_a_reinstall_at_the_same_second() {
     assert!(!t.store.check_holds(&id, 100, &seen).await.unwrap());
     let refreshed = t
         .vault
-        .store_refreshed_token(&id, &secret("tok-z"), 103, 100, expiry(), &seen)
+        .store_refreshed_token(&id, &secret("tok-z"), 103, 100, Some(expiry()), &seen)
         .await
         .unwrap();
     assert!(!refreshed, "a refresh for the install before is refused");
@@ -284,7 +284,14 @@ async fn a_refresh_never_replaces_the_token_of_another_owner_installed_at_the_sa
 
     let refreshed = t
         .vault
-        .store_refreshed_token(&id, &secret("tok-refreshed"), 102, 100, expiry(), &seen)
+        .store_refreshed_token(
+            &id,
+            &secret("tok-refreshed"),
+            102,
+            100,
+            Some(expiry()),
+            &seen,
+        )
         .await
         .unwrap();
     assert!(!refreshed);
@@ -338,7 +345,7 @@ async fn a_check_whose_lease_is_lost_writes_nothing() {
     assert!(!t.store.record_checked(&id, &found, &seen).await.unwrap());
     let refreshed = t
         .vault
-        .store_refreshed_token(&id, &secret("tok-m"), 102, 100, expiry(), &seen)
+        .store_refreshed_token(&id, &secret("tok-m"), 102, 100, Some(expiry()), &seen)
         .await
         .unwrap();
     assert!(!refreshed);
@@ -346,7 +353,7 @@ async fn a_check_whose_lease_is_lost_writes_nothing() {
 
     let stored = t
         .vault
-        .store_refreshed_token(&id, &secret("tok-n"), 102, 100, expiry(), &other)
+        .store_refreshed_token(&id, &secret("tok-n"), 102, 100, Some(expiry()), &other)
         .await
         .unwrap();
     assert!(stored, "the check holding the lease stores");

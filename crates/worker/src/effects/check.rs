@@ -283,7 +283,7 @@ impl Checks {
                 Ok(None)
             }
             TokenVerdict::Healthy { expires_at } => {
-                found.findings.expires_at = Some(expires_at);
+                found.findings.expires_at = expires_at;
                 found.clear(Attention::TokenExpiring);
                 found.clear(Attention::TokenInvalid);
                 Ok(Some(token))
@@ -311,7 +311,11 @@ impl Checks {
         let Some(owner) = &tenant.owner_business_id else {
             return Ok(None);
         };
-        let fresh = match installed::fetch_token(&self.graph, &self.metrics, owner).await {
+        // Counted as a check's Graph call, not under wa_worker_token_fetches_total: a refresh
+        // failing for good leaves the tenant installed, unlike an install's fetch.
+        let fetched = self.graph.fetch_business_token(owner).await;
+        self.metrics.checks.graph_call("token_refresh", &fetched);
+        let fresh = match fetched {
             Ok(fresh) => fresh,
             Err(e) if e.is_transient() => return Err(Failure::graph(&e)),
             Err(e) => {
@@ -326,14 +330,19 @@ impl Checks {
             warn!(%waba_id, "a new token was fetched but Graph says it is invalid too");
             return Ok(None);
         }
-        let expiry = TokenExpiry {
-            expires_at: health.expires_at,
+        if !check::refresh_gains(found.findings.expires_at, health.expires_at) {
+            // Meta's `fetch_only=true` may hand back the very token held: nothing repaired.
+            warn!(%waba_id, "the fetched token expires no later than the old one");
+            return Ok(None);
+        }
+        let expiry = health.expires_at.map(|expires_at| TokenExpiry {
+            expires_at,
             checked_at: now,
-        };
+        });
         let mut after = tenant.clone();
         after.token.status = Some(TokenStatus::Active);
         after.token.fetched_at = Some(now);
-        after.token.expires_at = Some(health.expires_at);
+        after.token.expires_at = health.expires_at;
         after.token.checked_at = Some(now);
         after.token.error = None;
         after
@@ -354,8 +363,8 @@ impl Checks {
             return Ok(None);
         }
         found.refreshed = Some(after);
-        info!(%waba_id, expires_at = health.expires_at, "business token refreshed");
-        found.findings.expires_at = Some(health.expires_at);
+        info!(%waba_id, expires_at = ?health.expires_at, "business token refreshed");
+        found.findings.expires_at = health.expires_at;
         found.findings.invalid = false;
         found
             .wrong

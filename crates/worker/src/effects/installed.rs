@@ -43,8 +43,9 @@ pub(super) async fn fetch_token(
     fetched
 }
 
-/// Asks `debug_token` about `token`, counted; `None` (logged) when Graph could not answer:
-/// the token is still stored, its expiry unknown until a check learns it.
+/// Asks `debug_token` about `token`, counted; `None` (logged) when Graph could not answer,
+/// did not say when it expires, or says the token is not valid: the token is still stored,
+/// its expiry unknown (`null`) until a check learns it (and flags an invalid one).
 pub(super) async fn expiry(
     graph: &GraphClient,
     metrics: &Metrics,
@@ -53,8 +54,12 @@ pub(super) async fn expiry(
     token: &SecretString,
 ) -> Option<TokenExpiry> {
     match health(graph, metrics, app_id, token).await {
-        Ok(health) => Some(TokenExpiry {
-            expires_at: health.expires_at,
+        Ok(health) if !health.is_valid => {
+            tracing::warn!(%waba_id, code = ?health.error_code, "fetched token not valid");
+            None
+        }
+        Ok(health) => health.expires_at.map(|expires_at| TokenExpiry {
+            expires_at,
             checked_at: super::account_update::now(),
         }),
         Err(e) => {

@@ -58,8 +58,9 @@ impl CheckOutcome {
 }
 
 /// The Graph calls `wa_worker_graph_calls_total` counts.
-pub const GRAPH_CALLS: [&str; 4] = [
+pub const GRAPH_CALLS: [&str; 5] = [
     "debug_token",
+    "token_refresh",
     "subscribed_apps",
     "subscribe_app",
     "phone_numbers",

@@ -91,8 +91,8 @@ impl CheckMessage {
 pub enum TokenVerdict {
     /// Valid, and not expiring within the refresh window: record its expiry.
     Healthy {
-        /// `0` = never.
-        expires_at: i64,
+        /// `0` = never; `None` = Graph did not say.
+        expires_at: Option<i64>,
     },
     /// Valid but expiring within `WA_TOKEN_REFRESH_BEFORE`: fetch a new one.
     Expiring {
@@ -112,12 +112,25 @@ pub fn token_verdict(health: &TokenHealth, now: i64, refresh_before: Duration) -
         TokenVerdict::Invalid
     } else if health.expires_before(now.saturating_add(window)) {
         TokenVerdict::Expiring {
-            expires_at: health.expires_at,
+            expires_at: health.expires_at.unwrap_or_default(),
         }
     } else {
         TokenVerdict::Healthy {
             expires_at: health.expires_at,
         }
+    }
+}
+
+/// Whether a refreshed token expiring at `fresh` (`0` = never) is better than the one it
+/// replaces, expiring at `old` (`None`: unknown, as for a token known invalid): it must
+/// expire later. The same token fetched again (Meta's `fetch_only=true`) is not, nor is
+/// one whose expiry Graph did not say (`fresh` `None`) in place of one known to expire.
+#[must_use]
+pub fn refresh_gains(old: Option<i64>, fresh: Option<i64>) -> bool {
+    match (old, fresh) {
+        (None, _) => true,
+        (Some(_), None) | (Some(0), _) => false,
+        (Some(old), Some(fresh)) => fresh == 0 || fresh > old,
     }
 }
 
@@ -153,7 +166,7 @@ mod tests {
     fn health(is_valid: bool, expires_at: i64) -> TokenHealth {
         TokenHealth {
             is_valid,
-            expires_at,
+            expires_at: Some(expires_at),
             app_id: None,
             error_code: None,
             error_subcode: None,
@@ -163,11 +176,35 @@ mod tests {
     const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
     #[test]
+    fn a_refresh_gains_only_a_later_expiry() {
+        assert!(refresh_gains(None, Some(500)));
+        assert!(refresh_gains(Some(100), Some(500)));
+        assert!(
+            refresh_gains(Some(100), Some(0)),
+            "a token that never expires"
+        );
+        assert!(!refresh_gains(Some(100), Some(100)), "the same token again");
+        assert!(!refresh_gains(Some(100), Some(90)));
+        assert!(!refresh_gains(Some(100), None), "an unknown expiry");
+    }
+
+    #[test]
     fn a_token_expiring_within_the_window_is_refreshed_and_one_that_never_expires_is_not() {
         let now = 1_000_000;
         assert_eq!(
             token_verdict(&health(true, 0), now, WEEK),
-            TokenVerdict::Healthy { expires_at: 0 }
+            TokenVerdict::Healthy {
+                expires_at: Some(0)
+            }
+        );
+        let unknown = TokenHealth {
+            expires_at: None,
+            ..health(true, 0)
+        };
+        assert_eq!(
+            token_verdict(&unknown, now, WEEK),
+            TokenVerdict::Healthy { expires_at: None },
+            "an unknown expiry skips the refresh decision"
         );
         assert_eq!(
             token_verdict(&health(true, now + 3600), now, WEEK),
@@ -178,7 +215,9 @@ mod tests {
         let later = now + 8 * 24 * 3600;
         assert_eq!(
             token_verdict(&health(true, later), now, WEEK),
-            TokenVerdict::Healthy { expires_at: later }
+            TokenVerdict::Healthy {
+                expires_at: Some(later)
+            }
         );
         assert_eq!(
             token_verdict(&health(false, 0), now, WEEK),

@@ -117,11 +117,57 @@ async fn a_failed_refresh_leaves_token_expiring_in_attention() {
 
     queue(&env, &["7251"]).await;
     wait_checks(&env, 0, "attention", 1.0).await;
+    // The install-fetch alert (tenant failed) must not fire for a refresh.
+    let metrics = env.metrics(0).await;
+    let install = "wa_worker_token_fetches_total{outcome=\"permanent\"}";
+    assert_eq!(metric(&metrics, install), 0.0);
+    let refresh = "wa_worker_graph_calls_total{call=\"token_refresh\",outcome=\"permanent\"}";
+    assert_eq!(metric(&metrics, refresh), 1.0);
     let t = env.tenant("7251").await.unwrap();
     assert_eq!(t.attention, [Attention::TokenExpiring]);
     assert_eq!(
         held(&env, "7251").await.as_deref(),
         Some(old.expose_secret())
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_that_returns_the_same_expiring_token_is_not_a_repair() {
+    let mut env = spawn_env().await;
+    let sim = Sim::start().await;
+    let old = sim.seed(&env, "7261", "7260", 100).await;
+    let tap = tap(&env).await;
+    let config = sim.worker_config(&env);
+    env.spawn_worker_with(config).await;
+    sim.token_state("7260", "expiring_stuck").await;
+
+    queue(&env, &["7261"]).await;
+    wait_checks(&env, 0, "attention", 1.0).await;
+    let t = env.tenant("7261").await.unwrap();
+    assert_eq!(t.attention, [Attention::TokenExpiring]);
+    assert!(
+        t.token.expires_at.unwrap() < now() + 2 * 3600,
+        "the old expiry kept"
+    );
+    assert_eq!(
+        held(&env, "7261").await.as_deref(),
+        Some(old.expose_secret())
+    );
+    assert_eq!(sim.counts().await["system_user_access_tokens"], 2);
+    let metrics = env.metrics(0).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "wa_worker_tenant_checks_total{outcome=\"repaired\"}"
+        ),
+        0.0
+    );
+    let events = tap.received();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.json()["type"] != "tenant.token_refreshed")
     );
     env.stop().await;
 }
