@@ -1,6 +1,7 @@
 //! The census: every `interval`, one walk over the installed tenants' records (a page at a
 //! time, as `reconcile --all` lists them) to set the token health gauges — installed tenants by token
-//! status, tokens expiring within `WA_TOKEN_REFRESH_BEFORE`, tenants needing attention.
+//! status, tokens expiring within `WA_TOKEN_REFRESH_BEFORE` (and, of those, the ones no check
+//! reached for [`UNCHECKED_AFTER`]), tenants needing attention.
 //!
 //! Reads Redis only, never a token; a failed walk is logged and the gauges keep their last
 //! values until the next one.
@@ -12,13 +13,20 @@ use wa_store::{Status, Store, TenantRecord, TokenStatus};
 
 use crate::{effects::account_update::now, metrics::Census, metrics::Metrics};
 
+/// How long since its last check an active token inside the refresh window counts as not
+/// checked (`wa_tenant_tokens_expiring_unchecked`): the daily `reconcile --all` plus two hours
+/// for the run and its retries, so only a missed run (or checks nobody consumes) shows.
+pub const UNCHECKED_AFTER: Duration = Duration::from_secs(26 * 3600);
+
 /// Counts `records` (installed tenants only) at `now`, with the refresh window `refresh_before`.
 pub fn count<'a>(
     records: impl IntoIterator<Item = &'a TenantRecord>,
     now: i64,
     refresh_before: Duration,
 ) -> Census {
-    let deadline = now.saturating_add(i64::try_from(refresh_before.as_secs()).unwrap_or(i64::MAX));
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let deadline = now.saturating_add(secs(refresh_before));
+    let unchecked_before = now.saturating_sub(secs(UNCHECKED_AFTER));
     let mut census = Census::default();
     for r in records
         .into_iter()
@@ -29,6 +37,9 @@ pub fn count<'a>(
             let expiring = r.token.expires_at.is_some_and(|t| t != 0 && t < deadline);
             if status == TokenStatus::Active && expiring {
                 census.expiring += 1;
+                if r.token.checked_at.is_none_or(|t| t < unchecked_before) {
+                    census.expiring_unchecked += 1;
+                }
             }
         }
         for a in &r.attention {
@@ -113,9 +124,32 @@ mod tests {
             [(TokenStatus::Active, 2), (TokenStatus::Invalid, 1)]
         );
         assert_eq!(census.expiring, 1);
+        assert_eq!(census.expiring_unchecked, 1, "checked at 1, long ago");
         assert_eq!(
             census.attention,
             [(Attention::TokenExpiring, 1), (Attention::TokenInvalid, 1)]
         );
+    }
+
+    #[test]
+    fn a_token_in_the_window_counts_unchecked_only_once_no_check_reached_it_for_26_hours() {
+        let week = Duration::from_secs(7 * 86_400);
+        let now = 1_000_000;
+        let token = |checked_at: Option<i64>| {
+            record(
+                serde_json::json!({"token": {"status": "active", "fetched_at": 1,
+                "expires_at": now + 3600, "checked_at": checked_at, "error": null}}),
+            )
+        };
+        let day = 86_400;
+        let records = [
+            token(Some(now - 3600)),
+            token(Some(now - day)),
+            token(Some(now - 26 * 3600 - 1)),
+            token(None),
+        ];
+        let census = count(&records, now, week);
+        assert_eq!(census.expiring, 4);
+        assert_eq!(census.expiring_unchecked, 2);
     }
 }

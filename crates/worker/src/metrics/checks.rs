@@ -1,6 +1,6 @@
 //! The metrics of tenant checks and token health: checks by outcome, Graph calls by call and
 //! outcome, and the census gauges (tokens by status, tokens expiring within the refresh
-//! window, tenants needing attention by what). Every label value is known in advance and
+//! window and those of them no check reached for a day, tenants needing attention by what). Every label value is known in advance and
 //! exported at 0 from the start. Never a token or a tenant id in a label.
 
 use prometheus_client::{
@@ -95,6 +95,9 @@ pub struct Census {
     pub tokens: Vec<(TokenStatus, i64)>,
     /// Installed tenants whose active token expires within `WA_TOKEN_REFRESH_BEFORE`.
     pub expiring: i64,
+    /// Of `expiring`, those no check reached for `crate::census::UNCHECKED_AFTER` (their
+    /// `token.checked_at` older, or unknown).
+    pub expiring_unchecked: i64,
     /// Installed tenants by what needs attention.
     pub attention: Vec<(Attention, i64)>,
 }
@@ -105,6 +108,7 @@ pub struct CheckMetrics {
     graph_calls: Family<CallLabels, Counter>,
     tokens: Family<StatusLabels, Gauge>,
     expiring: Gauge,
+    expiring_unchecked: Gauge,
     attention: Family<AttentionLabels, Gauge>,
 }
 
@@ -150,6 +154,12 @@ impl CheckMetrics {
             "Installed tenants whose active token expires within WA_TOKEN_REFRESH_BEFORE, as of the last census",
             expiring.clone(),
         );
+        let expiring_unchecked = Gauge::default();
+        registry.register(
+            "wa_tenant_tokens_expiring_unchecked",
+            "Of wa_tenant_tokens_expiring, the tokens no check reached for 26 hours, as of the last census",
+            expiring_unchecked.clone(),
+        );
         let attention = Family::<AttentionLabels, Gauge>::default();
         for a in Attention::ALL {
             let _ = attention.get_or_create(&AttentionLabels {
@@ -166,6 +176,7 @@ impl CheckMetrics {
             graph_calls,
             tokens,
             expiring,
+            expiring_unchecked,
             attention,
         }
     }
@@ -207,6 +218,7 @@ impl CheckMetrics {
                 .set(n);
         }
         self.expiring.set(census.expiring);
+        self.expiring_unchecked.set(census.expiring_unchecked);
         for a in Attention::ALL {
             let n = census
                 .attention

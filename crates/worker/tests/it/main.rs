@@ -1,5 +1,7 @@
 //! The worker against a real RabbitMQ and Redis, with the Graph API on wiremock.
 
+/// The census of token health: its gauges, and one replica at a time counting.
+mod census;
 /// Tenant checks racing the tenant: an uninstall mid-check, a refreshed token refused.
 mod check_races;
 /// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, leases.
