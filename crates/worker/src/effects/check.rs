@@ -124,6 +124,8 @@ impl Checks {
 
     /// Checks the tenant `message` names.
     ///
+    /// Counts the outcome of a check that ends here; a failure is counted once settled.
+    ///
     /// # Errors
     ///
     /// [`Failure::Busy`] while another check of the tenant runs; [`Failure`] from Redis or a
@@ -131,7 +133,6 @@ impl Checks {
     pub async fn apply(&self, message: &CheckMessage) -> Result<Applied, Failure> {
         let waba_id = &message.waba_id;
         let Some(lease) = self.store.lease_check(waba_id, self.lease_ttl()).await? else {
-            self.metrics.checks.check(CheckOutcome::Busy);
             return Err(Failure::Busy {
                 error: "another check of this tenant is running".into(),
             });
@@ -140,14 +141,12 @@ impl Checks {
         if let Err(e) = self.store.release_check(waba_id, &lease).await {
             warn!(%waba_id, error = %e, "check lease not given back; it expires by itself");
         }
-        let outcome = match &result {
-            Ok((_, outcome)) => *outcome,
-            Err(Failure::Retry { .. } | Failure::Busy { .. }) => CheckOutcome::Retry,
-            Err(Failure::DeadLetter { .. }) => CheckOutcome::Failed,
-        };
+        // A failure is counted where it is settled (`CheckHandler::settled`): a retry may
+        // still end in the dead-letter queue.
+        let (applied, outcome) = result?;
         self.metrics.checks.check(outcome);
         info!(%waba_id, reason = %message.reason, outcome = outcome.as_str(), "tenant checked");
-        result.map(|(applied, _)| applied)
+        Ok(applied)
     }
 
     async fn check(

@@ -23,11 +23,13 @@ pub enum CheckOutcome {
     Attention,
     /// Not checked: not installed (or uninstalled meanwhile), or its token not fetched yet.
     Skipped,
-    /// Another check of the tenant was running: requeued through a delay tier.
+    /// Another check of the tenant was running: requeued through the first delay tier, not
+    /// counted as an attempt.
     Busy,
-    /// A transient failure: requeued through a delay tier.
+    /// A transient failure: to a delay tier (each tier once).
     Retry,
-    /// Failed for good: to the dead-letter queue.
+    /// Failed for good, at once or once its delay tiers were exhausted: to the dead-letter
+    /// queue. Counted once per check dead-lettered, never also as a `retry` for that move.
     Failed,
 }
 

@@ -2,6 +2,8 @@
 
 /// The census of token health: its gauges, and one replica at a time counting.
 mod census;
+/// Tenant checks that fail: counted by where they went, dead-lettered ones `failed` once.
+mod check_failures;
 /// Tenant checks racing the tenant: an uninstall mid-check, a refreshed token refused.
 mod check_races;
 /// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, leases.
@@ -18,6 +20,8 @@ mod events;
 mod events_races;
 /// Transient and permanent Graph errors, delay tiers, the DLQ and its replay, crashes.
 mod failures;
+/// wiremock's Graph for tenant checks: a tenant with a token held, answers about that token.
+mod graph_mock;
 mod helpers;
 /// Installs: the exact token request, exactly once, encrypted at rest, subscription.
 mod install;
