@@ -18,6 +18,8 @@ mod concurrency;
 mod dedupe;
 /// Error classification: transient vs permanent.
 mod errors;
+/// The census lease: one holder at a time, given back, run out, on a cluster.
+mod lease;
 /// Listing by SCAN and the owner business index.
 mod list;
 /// Pages of tenants for the internal API: bounded, filtered, resumable.
