@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use wa_store::{Attention, CheckFindings, CheckGuard, TokenExpiry, TokenStatus};
+use wa_testkit::record_check;
 
 use crate::helpers::{TestStore, install, phone_id, secret, uninstall, waba_id};
 
@@ -75,7 +76,7 @@ async fn a_check_records_its_findings_and_a_later_one_clears_them() {
         phone_number_ids: Some(vec![phone_id("106540352242922")]),
         ..findings(100)
     };
-    assert!(t.store.record_check(&id, &found).await.unwrap());
+    assert!(record_check(&t.store, &id, &found).await.unwrap());
     let r = t.record("3002").await;
     assert_eq!(
         r.attention,
@@ -91,7 +92,7 @@ async fn a_check_records_its_findings_and_a_later_one_clears_them() {
         subscribed: Some(true),
         ..findings(100)
     };
-    assert!(t.store.record_check(&id, &fixed).await.unwrap());
+    assert!(record_check(&t.store, &id, &fixed).await.unwrap());
     let r = t.record("3002").await;
     assert!(r.attention.is_empty() && r.subscribed);
     assert_eq!(r.token.expires_at, Some(7_000), "unchanged when not told");
@@ -107,7 +108,7 @@ async fn an_invalid_token_is_destroyed_and_never_served() {
         attention: vec![Attention::TokenInvalid],
         ..findings(100)
     };
-    assert!(t.store.record_check(&id, &found).await.unwrap());
+    assert!(record_check(&t.store, &id, &found).await.unwrap());
     let r = t.record("3003").await;
     assert_eq!(r.token.status, Some(TokenStatus::Invalid));
     assert_eq!(r.attention, [Attention::TokenInvalid]);
@@ -144,7 +145,7 @@ async fn a_check_never_writes_over_an_uninstall_or_a_newer_install() {
         invalid: true,
         ..findings(100)
     };
-    assert!(!t.store.record_check(&id, &found).await.unwrap());
+    assert!(!record_check(&t.store, &id, &found).await.unwrap());
     assert_eq!(
         t.dump().await,
         before,
@@ -152,7 +153,7 @@ async fn a_check_never_writes_over_an_uninstall_or_a_newer_install() {
     );
 
     installed(&t, "3004", 300, "tok-f").await;
-    assert!(!t.store.record_check(&id, &found).await.unwrap());
+    assert!(!record_check(&t.store, &id, &found).await.unwrap());
     assert_eq!(
         t.record("3004").await.token.status,
         Some(TokenStatus::Active)

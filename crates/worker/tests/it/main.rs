@@ -4,9 +4,10 @@
 mod census;
 /// Tenant checks that fail: counted by where they went, dead-lettered ones `failed` once.
 mod check_failures;
-/// Tenant checks racing the tenant: an uninstall mid-check, a refreshed token refused.
+/// Tenant checks racing the tenant or each other: an uninstall mid-check or before it, a
+/// refreshed token refused, two workers and one tenant.
 mod check_races;
-/// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, leases.
+/// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, phones.
 mod checks;
 /// Installs, uninstalls (with and without `waba_info`) and account events on a Redis Cluster.
 mod cluster;
