@@ -11,7 +11,7 @@ use wa_testkit::record_check;
 
 use crate::helpers::{TestStore, install, phone_id, secret, uninstall, waba_id};
 
-fn findings(install_time: i64) -> CheckFindings {
+pub(crate) fn findings(install_time: i64) -> CheckFindings {
     CheckFindings {
         install_time,
         checked_at: 5_000,
@@ -24,7 +24,7 @@ fn findings(install_time: i64) -> CheckFindings {
 }
 
 /// An installed tenant `waba` (install at `time`) holding `token`, expiry learnt.
-async fn installed(t: &TestStore, waba: &str, time: i64, token: &str) {
+pub(crate) async fn installed(t: &TestStore, waba: &str, time: i64, token: &str) {
     t.store
         .apply_install(&install(waba, "2002", time))
         .await
@@ -202,7 +202,7 @@ async fn one_check_lease_per_tenant_until_given_back_or_expired() {
 }
 
 /// The guard a check takes before reading the record: its lease and the install generation.
-async fn guard(t: &TestStore, waba: &str) -> CheckGuard {
+pub(crate) async fn guard(t: &TestStore, waba: &str) -> CheckGuard {
     let id = waba_id(waba);
     let lease = t.store.lease_check(&id, Duration::from_secs(30)).await;
     CheckGuard {
@@ -211,7 +211,7 @@ async fn guard(t: &TestStore, waba: &str) -> CheckGuard {
     }
 }
 
-fn expiry() -> TokenExpiry {
+pub(crate) fn expiry() -> TokenExpiry {
     TokenExpiry {
         expires_at: 9_500,
         checked_at: 5_000,
@@ -219,7 +219,7 @@ fn expiry() -> TokenExpiry {
 }
 
 /// The token now stored for `waba`, in clear.
-async fn token(t: &TestStore, waba: &str) -> Option<String> {
+pub(crate) async fn token(t: &TestStore, waba: &str) -> Option<String> {
     let held = t.vault.token(&waba_id(waba)).await.unwrap();
     held.map(|s| s.expose_secret().to_owned())
 }

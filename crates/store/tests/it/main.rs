@@ -9,6 +9,8 @@ mod helpers;
 mod account;
 /// Tenant checks: expiry learnt at fetch, findings tied to the install, the check lease.
 mod check;
+/// A check's write refused after its guard passed, when an uninstall landed in between.
+mod check_gap;
 /// The same store on a Redis Cluster (3 masters, 3 replicas) and on TLS: round trips, every
 /// master scanned, replicas waited for, a lost write re-applied once.
 mod cluster;
