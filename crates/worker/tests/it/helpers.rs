@@ -164,6 +164,7 @@ impl Env {
             concurrency: 8,
             refresh_before: Duration::from_secs(7 * 24 * 3600),
             census_interval: Duration::from_millis(200),
+            census_lease: wa_worker::census_lease(Duration::from_millis(200)),
         }
     }
 

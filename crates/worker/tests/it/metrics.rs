@@ -59,9 +59,18 @@ async fn every_known_series_is_exported_at_zero_before_any_message() {
             "wa_worker_dlq_publishes_total",
             "wa_worker_duplicates_total",
             "wa_worker_in_flight",
+            // The census of no tenant, or none yet: every series at 0.
+            "wa_tenant_tokens_expiring",
+            "wa_tenant_tokens_expiring_unchecked",
         ]
         .map(str::to_owned),
     );
+    for status in ["pending", "active", "failed", "invalid", "revoked"] {
+        expected.push(format!(r#"wa_tenant_tokens{{status="{status}"}}"#));
+    }
+    for attention in ["token_invalid", "token_expiring", "not_subscribed"] {
+        expected.push(format!(r#"wa_tenant_attention{{attention="{attention}"}}"#));
+    }
     for series in expected {
         assert!(
             text.lines().any(|l| l == format!("{series} 0")),
