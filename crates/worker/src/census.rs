@@ -16,7 +16,10 @@
 //!
 //! A walk holds one page of records at a time (counts, not records, are kept).
 //!
-//! A failed walk is logged, and the last census stays published.
+//! A failed walk is logged, and the last census stays published; after
+//! [`MAX_FAILED_WALKS`] in a row the holder gives the lease back and sits out as many runs,
+//! so another replica tries (the published census ages meanwhile:
+//! `wa_tenant_census_age_seconds`).
 //!
 //! Reads Redis only, never a token; writes only the lease and the census.
 
@@ -35,6 +38,9 @@ use crate::{
 const PAGE: usize = 1000;
 /// Room in the census lease beyond three intervals, for a slow Redis or a busy process.
 const LEASE_SLACK: Duration = Duration::from_secs(5);
+/// Failed walks in a row after which the holder gives the lease back (and sits out as many
+/// runs), so another replica tries.
+pub const MAX_FAILED_WALKS: u32 = 3;
 
 /// How long since its last check an active token inside the refresh window counts as not
 /// checked (`wa_tenant_tokens_expiring_unchecked`): the daily `reconcile --all` CronJob
@@ -124,6 +130,10 @@ struct Counter {
     refresh_before: Duration,
     /// Whether the last run held the lease (to log a change only).
     holding: bool,
+    /// Failed walks in a row while holding.
+    failed_walks: u32,
+    /// Runs left to sit out after giving the lease back.
+    sitting_out: u32,
 }
 
 impl Counter {
@@ -155,6 +165,10 @@ impl Counter {
 
     /// One run: counts and publishes if this replica holds (or takes) the lease.
     async fn run(&mut self) -> CensusRun {
+        if self.sitting_out > 0 {
+            self.sitting_out -= 1;
+            return CensusRun::Skipped;
+        }
         let held = match self.store.hold_census_lease(&self.holder, self.ttl).await {
             Ok(held) => held,
             Err(e) => {
@@ -170,14 +184,25 @@ impl Counter {
             return CensusRun::Skipped;
         }
         match self.walk().await {
-            Ok(true) => CensusRun::Counted,
+            Ok(true) => {
+                self.failed_walks = 0;
+                CensusRun::Counted
+            }
             // Another replica took the lease: it counts now.
             Ok(false) => {
                 self.holding = false;
                 CensusRun::Skipped
             }
             Err(e) => {
-                warn!(error = %e, "tenant census failed; the last census stays published");
+                self.failed_walks += 1;
+                warn!(error = %e, failed_walks = self.failed_walks, "tenant census failed; the last census stays published");
+                if self.failed_walks >= MAX_FAILED_WALKS {
+                    self.give_back().await;
+                    self.sitting_out = MAX_FAILED_WALKS;
+                    warn!(
+                        "census lease given back after {MAX_FAILED_WALKS} failed walks: another replica tries"
+                    );
+                }
                 CensusRun::Failed
             }
         }
@@ -185,6 +210,7 @@ impl Counter {
 
     async fn give_back(&mut self) {
         self.holding = false;
+        self.failed_walks = 0;
         if let Err(e) = self.store.release_census_lease(&self.holder).await {
             warn!(error = %e, "census lease not given back; it runs out by itself");
         }
@@ -209,6 +235,8 @@ pub async fn run(
         ttl,
         refresh_before,
         holding: false,
+        failed_walks: 0,
+        sitting_out: 0,
     };
     loop {
         gauges.run(counter.run().await);

@@ -1,14 +1,16 @@
 //! The census gauges — installed tenants by token status (`wa_tenant_tokens`), tokens
 //! expiring within the refresh window (`wa_tenant_tokens_expiring`) and those of them no
 //! check reached for a day (`wa_tenant_tokens_expiring_unchecked`), tenants needing
-//! attention (`wa_tenant_attention`) — and the census runs of this replica
+//! attention (`wa_tenant_attention`), and how old that census is
+//! (`wa_tenant_census_age_seconds`) — and the census runs of this replica
 //! (`wa_worker_census_runs_total`).
 //!
 //! One replica at a time counts (the census lease) and publishes its census to Redis; every
 //! replica shows the last census published (`CensusMetrics::show`), so each exports the same
 //! values and a lease changing hands leaves them as they were. Every series is exported from
 //! the start: every status and attention value, at 0 until a census is shown (and when none
-//! counted it).
+//! counted it). The age is taken at scrape time from the census's `counted_at`, or, before
+//! this replica has shown one, from its start.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,8 +28,8 @@ use wa_store::{Attention, Census, TokenStatus};
 pub enum CensusRun {
     /// This replica held the lease, counted every tenant and published the census.
     Counted,
-    /// Another replica held the lease (or took it mid-walk): this one shows the census
-    /// published by the holder.
+    /// Another replica held the lease (or took it mid-walk), or this one sits out after
+    /// giving it back: it shows the census published by the holder.
     Skipped,
     /// Redis failed (or a record could not be read) before the count was whole.
     Failed,
@@ -80,7 +82,10 @@ impl CensusMetrics {
             "Census runs of this replica: counted (it held the census lease), skipped (another replica did), failed",
             runs.clone(),
         );
-        let gauges = Arc::new(Gauges::default());
+        let gauges = Arc::new(Gauges {
+            shown: Mutex::new(None),
+            started_at: unix_now(),
+        });
         registry.register_collector(Box::new(gauges.clone()));
         Self { runs, gauges }
     }
@@ -101,10 +106,11 @@ impl CensusMetrics {
     }
 }
 
-/// The census this replica shows.
-#[derive(Debug, Default)]
+/// The census this replica shows, and when it started (the age before any census).
+#[derive(Debug)]
 struct Gauges {
     shown: Mutex<Option<Census>>,
+    started_at: i64,
 }
 
 impl Gauges {
@@ -114,6 +120,12 @@ impl Gauges {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn count_of<T: PartialEq>(counts: &[(T, i64)], key: &T) -> i64 {
@@ -136,7 +148,9 @@ fn family<L: EncodeLabelSet>(
 
 impl Collector for Gauges {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let census = self.lock().clone().unwrap_or_default();
+        let shown = self.lock().clone();
+        let since = shown.as_ref().map_or(self.started_at, |c| c.counted_at);
+        let census = shown.unwrap_or_default();
         let tokens = TokenStatus::ALL.map(|s| {
             let labels = StatusLabels { status: s.as_str() };
             (labels, count_of(&census.tokens, &s))
@@ -148,6 +162,11 @@ impl Collector for Gauges {
             tokens,
         )?;
         let single = [
+            (
+                "wa_tenant_census_age_seconds",
+                "Seconds since the census the wa_tenant_* gauges show was counted (since this replica started, before it has shown one)",
+                unix_now().saturating_sub(since).max(0),
+            ),
             (
                 "wa_tenant_tokens_expiring",
                 "Installed tenants whose active token expires within WA_TOKEN_REFRESH_BEFORE, as of the last census",
@@ -202,8 +221,9 @@ mod tests {
         ] {
             assert!(before.lines().any(|l| l == line), "{line} in\n{before}");
         }
+        assert!(before.contains("wa_tenant_census_age_seconds "), "{before}");
         metrics.show(Census {
-            counted_at: 1_700_000_000,
+            counted_at: unix_now() - 3600,
             tokens: vec![(TokenStatus::Active, 3)],
             expiring: 2,
             expiring_unchecked: 1,
@@ -221,5 +241,11 @@ mod tests {
         ] {
             assert!(exported.lines().any(|l| l == line), "{line} in\n{exported}");
         }
+        let age = exported
+            .lines()
+            .find_map(|l| l.strip_prefix("wa_tenant_census_age_seconds "))
+            .and_then(|v| v.parse::<i64>().ok())
+            .expect("an age");
+        assert!((3600..3700).contains(&age), "counted an hour ago: {age}");
     }
 }

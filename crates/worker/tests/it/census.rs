@@ -1,5 +1,6 @@
 //! The census of token health against a real Redis: which tokens count as expiring and as not
-//! checked, and one replica counting at a time while every replica exports the census.
+//! checked, one replica counting at a time while every replica exports the census, a walk
+//! that keeps failing.
 
 use std::time::Duration;
 
@@ -121,4 +122,46 @@ async fn wait_census(env: &Env, worker: usize, expiring: f64) {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_walk_that_keeps_failing_gives_the_lease_back_and_the_census_ages() {
+    let mut env = spawn_env().await;
+    let now = now();
+    seed_token(&env, "8301", now + 86_400, now - 3600).await;
+    let worker = env.spawn_worker().await;
+    wait_census(&env, worker, 1.0).await;
+
+    // A record the census cannot read: every walk fails from now on.
+    let key = format!("{}tenant:{{8302}}", env.redis_prefix);
+    let mut raw = redis::Client::open(env.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::AsyncCommands::hset_multiple(
+        &mut raw,
+        &key,
+        &[("waba_id", "8302"), ("status", "??")],
+    )
+    .await
+    .unwrap();
+    let other = env.spawn_worker().await;
+
+    // Each replica fails its walks in turn: the holder gives the lease back after
+    // MAX_FAILED_WALKS of them, and the other takes it.
+    eventually(Duration::from_secs(20), "both replicas tried", || async {
+        (runs(&env, worker, "failed").await >= 3.0 && runs(&env, other, "failed").await >= 3.0)
+            .then_some(())
+    })
+    .await;
+    // The last census stays shown, and its age grows past the census interval.
+    let text = env.metrics(other).await;
+    assert_eq!(metric(&text, "wa_tenant_tokens_expiring "), 1.0, "{text}");
+    eventually(Duration::from_secs(15), "the census ages", || async {
+        (metric(&env.metrics(other).await, "wa_tenant_census_age_seconds ") >= 2.0).then_some(())
+    })
+    .await;
+    let () = redis::AsyncCommands::del(&mut raw, &key).await.unwrap();
+    env.stop().await;
 }
