@@ -14,7 +14,9 @@
 //! back after each run and exports it, so the gauges stay whole while the lease changes
 //! hands.
 //!
-//! A walk holds one page of records at a time (counts, not records, are kept).
+//! A walk holds one page of records at a time and the 64-bit hashes of the WABA ids it
+//! counted (8 bytes a tenant and the set's overhead), so a tenant `SCAN` returns twice is
+//! counted once.
 //!
 //! A failed walk is logged, and the last census stays published; after
 //! [`MAX_FAILED_WALKS`] in a row the holder gives the lease back and sits out as many runs,
@@ -23,7 +25,12 @@
 //!
 //! Reads Redis only, never a token; writes only the lease and the census.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    hash::{BuildHasher, RandomState},
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -58,6 +65,9 @@ pub fn lease_ttl(interval: Duration) -> Duration {
 /// A census being counted, one record at a time.
 struct Tally {
     census: Census,
+    /// Hashes of the WABA ids counted, so one `SCAN` returns twice counts once.
+    seen: HashSet<u64>,
+    hasher: RandomState,
     /// Tokens expiring before this are in the refresh window.
     deadline: i64,
     /// Checks before this are too old.
@@ -72,14 +82,16 @@ impl Tally {
                 counted_at: now,
                 ..Census::default()
             },
+            seen: HashSet::new(),
+            hasher: RandomState::new(),
             deadline: now.saturating_add(secs(refresh_before)),
             unchecked_before: now.saturating_sub(secs(UNCHECKED_AFTER)),
         }
     }
 
-    /// Counts `r`, if installed.
+    /// Counts `r`, if installed and not counted yet.
     fn add(&mut self, r: &TenantRecord) {
-        if r.status != Status::Installed {
+        if r.status != Status::Installed || !self.seen.insert(self.hasher.hash_one(&r.waba_id)) {
             return;
         }
         let census = &mut self.census;
@@ -339,5 +351,21 @@ mod tests {
         let census = count(&records, now, week);
         assert_eq!(census.expiring, 4);
         assert_eq!(census.expiring_unchecked, 2);
+    }
+
+    #[test]
+    fn a_tenant_the_walk_returns_twice_counts_once() {
+        let week = Duration::from_secs(7 * 86_400);
+        let invalid = serde_json::json!({"status": "invalid", "fetched_at": 1,
+            "expires_at": 0, "checked_at": 1, "error": null});
+        let twice = record(serde_json::json!({"token": invalid, "attention": ["token_invalid"]}));
+        let other = record(serde_json::json!({"waba_id": "2"}));
+        let census = count([&twice, &other, &twice], 1_000_000, week);
+        assert_eq!(census.counted_at, 1_000_000);
+        assert_eq!(
+            census.tokens,
+            [(TokenStatus::Invalid, 1), (TokenStatus::Active, 1)]
+        );
+        assert_eq!(census.attention, [(Attention::TokenInvalid, 1)]);
     }
 }
