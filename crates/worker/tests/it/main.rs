@@ -30,6 +30,10 @@ mod install;
 mod integration;
 /// The metrics exported before the first message.
 mod metrics;
+/// What a test reads: metrics, records, dead letters, Graph requests, Redis.
+mod observe;
+/// What a test sends: webhook bodies, wiremock's Graph answers.
+mod payloads;
 /// Another app's events, owner change, reinstall, early bare uninstall, stale outcomes, ties.
 mod semantics;
 /// Embedded Signup session events (pending tenants, phone numbers, the funnel).
