@@ -1,11 +1,11 @@
 //! The census of token health against a real Redis: which tokens count as expiring and as not
-//! checked, one replica counting at a time while every replica exports the census, a walk
-//! that keeps failing.
+//! checked, one replica counting at a time while every replica exports the census, a crashed
+//! holder's lease running out, a walk that keeps failing.
 
 use std::time::Duration;
 
 use secrecy::SecretString;
-use wa_store::{Install, TokenExpiry};
+use wa_store::{Census, Install, TokenExpiry, TokenStatus};
 
 use crate::helpers::*;
 
@@ -122,6 +122,52 @@ async fn wait_census(env: &Env, worker: usize, expiring: f64) {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_crashed_holders_lease_runs_out_and_another_replica_takes_over() {
+    let mut env = spawn_env().await;
+    let now = now();
+    seed_token(&env, "8201", now + 86_400, now - 3600).await;
+    // A replica that crashed: it held the lease and published a census, and never renews.
+    let mut config = env.config();
+    config.census_lease = Duration::from_secs(3);
+    let crashed = "crashed-replica/0000000000000001";
+    assert!(
+        env.store
+            .hold_census_lease(crashed, config.census_lease)
+            .await
+            .unwrap()
+    );
+    let before = Census {
+        counted_at: now - 30,
+        tokens: vec![(TokenStatus::Active, 7)],
+        expiring: 5,
+        ..Census::default()
+    };
+    let published = env
+        .store
+        .publish_census(crashed, config.census_lease, &before)
+        .await
+        .unwrap();
+    assert!(published);
+    let worker = env.spawn_worker_with(config).await;
+
+    // While the lease runs, the worker skips and shows the crashed holder's census.
+    eventually(Duration::from_secs(15), "a skipped run", || async {
+        (runs(&env, worker, "skipped").await >= 1.0).then_some(())
+    })
+    .await;
+    wait_census(&env, worker, 5.0).await;
+    let text = env.metrics(worker).await;
+    assert_eq!(metric(&text, "wa_tenant_tokens{status=\"active\"}"), 7.0);
+
+    // Once it runs out, the worker takes the lease and counts.
+    wait_census(&env, worker, 1.0).await;
+    assert!(runs(&env, worker, "counted").await >= 1.0);
+    let holder = env.store.census_lease_holder().await.unwrap();
+    assert!(holder.is_some_and(|h| h != crashed));
+    env.stop().await;
 }
 
 #[tokio::test]

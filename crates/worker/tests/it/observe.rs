@@ -1,8 +1,9 @@
 //! What a test reads of its world: metrics, tenant records, dead letters, Graph requests,
-//! Redis. It never changes that world.
+//! Redis, and when the queues are idle. It never changes that world.
 
 use std::time::Duration;
 
+use wa_broker::lapin::{options::QueueDeclareOptions, types::FieldTable};
 use wa_store::TenantRecord;
 
 use crate::helpers::{Env, eventually, redis_url, waba_id};
@@ -83,6 +84,53 @@ impl Env {
             out.extend(dump);
         }
         out
+    }
+
+    /// Messages ready in `queue` (not those a consumer holds unacknowledged).
+    pub async fn ready(&self, queue: &str) -> u32 {
+        let channel = self.broker.open_channel().await.expect("channel");
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let q = channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .expect("passive declare");
+        q.message_count()
+    }
+
+    /// Waits until nothing is left to do for `worker` on `wa.tenant_checks`: the queue and its
+    /// delay queues empty, no message in progress, and `letters` dead letters: from then on
+    /// no metric of a check changes.
+    pub async fn wait_checks_idle(&self, worker: usize, letters: usize) {
+        let work = self.topology.tenant_checks_queue();
+        let mut queues = vec![work.clone()];
+        queues.extend(
+            self.topology
+                .retry_delays
+                .iter()
+                .map(|d| self.topology.retry_queue_of(&work, *d)),
+        );
+        eventually(
+            Duration::from_secs(15),
+            &format!("tenant checks idle with {letters} dead letters"),
+            || async {
+                for q in &queues {
+                    if self.ready(q).await != 0 {
+                        return None;
+                    }
+                }
+                // The letters first: the handler that dead-lettered one is in flight until
+                // it has counted it, so a later 0 in flight means it is done.
+                if self.dead_letters().await.len() != letters {
+                    return None;
+                }
+                let text = self.metrics(worker).await;
+                (metric(&text, "wa_worker_in_flight ") == 0.0).then_some(())
+            },
+        )
+        .await;
     }
 }
 
