@@ -304,7 +304,7 @@ impl State {
             (&Method::GET, ["_sim", "mode"]) => json_reply(StatusCode::OK, &self.live().mode),
             (&Method::POST, ["_sim", "mode"]) => self.set_mode(&body),
             (&Method::POST, ["_sim", "tokens"]) => {
-                self.switch(&body, |t, s: TokenSwitch| t.switch_token(s))
+                self.switch(&body, |t, s: TokenSwitch| t.switch_token(s, now()))
             }
             (&Method::POST, ["_sim", "subscriptions"]) => {
                 self.switch(&body, |t, s: SubscriptionSwitch| t.switch_subscription(s))

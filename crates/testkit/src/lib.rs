@@ -47,6 +47,14 @@ mod proxy;
 mod services;
 mod tap;
 
+/// Unix seconds now, as the store and Graph count time.
+#[must_use]
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Deadline polling: `check` until it returns `Some`, or panic with `what` after `within`.
 ///
 /// # Panics

@@ -93,7 +93,7 @@ impl State {
                 if param("system_user_id").is_none_or(str::is_empty) {
                     return self.reject(100, "(#100) The parameter system_user_id is required");
                 }
-                let generation = self.live().tenants.fetch(id);
+                let generation = self.live().tenants.fetch(id, super::now());
                 json!({"access_token": token(secret, id, generation)})
             }
             Endpoint::DebugToken => {

@@ -65,10 +65,13 @@ pub(super) struct Issued {
 pub(super) struct Tenants {
     /// The current token generation of each business (absent: 0).
     generation: HashMap<String, u32>,
-    /// Businesses whose current token expires soon.
-    expiring: HashSet<String>,
+    /// Businesses whose current token expires soon, with that expiry (fixed at the switch,
+    /// as a real token's is: asking again never moves it).
+    expiring: HashMap<String, i64>,
     /// Businesses whose current token expires soon and is fetched again unchanged.
-    stuck: HashSet<String>,
+    stuck: HashMap<String, i64>,
+    /// When each reissued token (generation above 0) expires, fixed at its fetch.
+    reissued_expiry: HashMap<String, i64>,
     /// Businesses whose current token is invalid.
     invalid: HashSet<String>,
     /// WABAs our app is not subscribed to.
@@ -78,19 +81,23 @@ pub(super) struct Tenants {
 }
 
 impl Tenants {
-    /// Applies a token switch; `false` when the switch sets are full.
-    pub(super) fn switch_token(&mut self, switch: TokenSwitch) -> bool {
+    /// Applies a token switch made at `now`; `false` when the switch sets are full.
+    pub(super) fn switch_token(&mut self, switch: TokenSwitch, now: i64) -> bool {
         let b = switch.business_id;
         self.expiring.remove(&b);
         self.stuck.remove(&b);
         self.invalid.remove(&b);
-        let set = match switch.state {
+        let soon = match switch.state {
             TokenState::Valid => return true,
+            TokenState::Invalid => return insert_bounded(&mut self.invalid, b),
             TokenState::Expiring => &mut self.expiring,
             TokenState::ExpiringStuck => &mut self.stuck,
-            TokenState::Invalid => &mut self.invalid,
         };
-        insert_bounded(set, b)
+        if soon.len() >= MAX_SWITCHED {
+            return false;
+        }
+        soon.insert(b, now + EXPIRING_IN);
+        true
     }
 
     /// Applies a subscription switch; `false` when the switch sets are full.
@@ -105,16 +112,19 @@ impl Tenants {
         !switch.refuse || insert_bounded(&mut self.refused, w)
     }
 
-    /// The generation a fetch for `business_id` issues: a new one when the current token
-    /// is switched to expiring (the switch then applies to the old token only).
-    pub(super) fn fetch(&mut self, business_id: &str) -> u32 {
+    /// The generation a fetch for `business_id` at `now` issues: a new one, expiring
+    /// [`REISSUED_LIFETIME`] later, when the current token is switched to expiring (the
+    /// switch then applies to the old token only).
+    pub(super) fn fetch(&mut self, business_id: &str, now: i64) -> u32 {
         let current = self.generation.get(business_id).copied().unwrap_or(0);
-        if !self.expiring.remove(business_id) {
+        if self.expiring.remove(business_id).is_none() {
             return current;
         }
         let next = current.saturating_add(1);
         if self.generation.len() < MAX_SWITCHED || self.generation.contains_key(business_id) {
             self.generation.insert(business_id.to_owned(), next);
+            self.reissued_expiry
+                .insert(business_id.to_owned(), now + REISSUED_LIFETIME);
         }
         next
     }
@@ -124,13 +134,15 @@ impl Tenants {
         let b = &issued.business_id;
         let current = self.generation.get(b).copied().unwrap_or(0);
         let valid = !(issued.generation == current && self.invalid.contains(b));
-        let soon = self.expiring.contains(b) || self.stuck.contains(b);
-        let expires_at = if issued.generation == current && soon {
-            now + EXPIRING_IN
-        } else if issued.generation > 0 {
-            now + REISSUED_LIFETIME
-        } else {
-            0
+        let soon = self.expiring.get(b).or_else(|| self.stuck.get(b));
+        let expires_at = match soon {
+            Some(&at) if issued.generation == current => at,
+            _ if issued.generation > 0 => self
+                .reissued_expiry
+                .get(b)
+                .copied()
+                .unwrap_or(now + REISSUED_LIFETIME),
+            _ => 0,
         };
         (valid, expires_at)
     }
@@ -206,24 +218,28 @@ mod tests {
     #[test]
     fn an_expiring_token_is_replaced_at_the_next_fetch() {
         let mut t = Tenants::default();
-        assert_eq!(t.fetch("7"), 0);
-        assert!(t.switch_token(TokenSwitch {
-            business_id: "7".into(),
-            state: TokenState::Expiring
-        }));
+        assert_eq!(t.fetch("7", 100), 0);
+        assert!(t.switch_token(
+            TokenSwitch {
+                business_id: "7".into(),
+                state: TokenState::Expiring
+            },
+            100
+        ));
         let old = Issued {
             business_id: "7".into(),
             generation: 0,
         };
         assert_eq!(t.health(&old, 100), (true, 100 + EXPIRING_IN));
-        assert_eq!(t.fetch("7"), 1);
+        assert_eq!(t.fetch("7", 100), 1);
         let new = Issued {
             business_id: "7".into(),
             generation: 1,
         };
         assert_eq!(t.health(&new, 100), (true, 100 + REISSUED_LIFETIME));
+        assert_eq!(t.health(&new, 101), (true, 100 + REISSUED_LIFETIME));
         assert_eq!(
-            t.fetch("7"),
+            t.fetch("7", 100),
             1,
             "a fetch without the switch keeps the token"
         );
@@ -232,16 +248,24 @@ mod tests {
     #[test]
     fn a_stuck_token_stays_expiring_and_is_fetched_unchanged() {
         let mut t = Tenants::default();
-        assert!(t.switch_token(TokenSwitch {
-            business_id: "8".into(),
-            state: TokenState::ExpiringStuck
-        }));
+        assert!(t.switch_token(
+            TokenSwitch {
+                business_id: "8".into(),
+                state: TokenState::ExpiringStuck
+            },
+            100
+        ));
         let old = Issued {
             business_id: "8".into(),
             generation: 0,
         };
-        assert_eq!(t.fetch("8"), 0, "the same token again");
-        assert_eq!(t.fetch("8"), 0);
+        assert_eq!(t.fetch("8", 100), 0, "the same token again");
+        assert_eq!(t.fetch("8", 100), 0);
         assert_eq!(t.health(&old, 100), (true, 100 + EXPIRING_IN));
+        assert_eq!(
+            t.health(&old, 101),
+            (true, 100 + EXPIRING_IN),
+            "a token's expiry does not move when asked again later"
+        );
     }
 }

@@ -10,10 +10,7 @@ use wa_store::{Census, Install, TokenExpiry, TokenStatus};
 use crate::helpers::*;
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    wa_testkit::unix_now()
 }
 
 /// Installs `waba` straight in the store with an active token expiring at `expires_at`, last

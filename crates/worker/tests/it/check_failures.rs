@@ -1,5 +1,6 @@
 //! Tenant checks that fail (wiremock for Graph): each is counted by where it went, a
-//! dead-lettered one as `failed` exactly once, never also as the `retry` that sent it there.
+//! dead-lettered one as `failed` exactly once, never also as the `retry` that sent it there;
+//! and a refresh that fails to leave the refresh window, kept but still flagged.
 
 use serde_json::json;
 use wiremock::ResponseTemplate;
@@ -56,5 +57,49 @@ async fn a_check_failing_for_good_goes_to_the_dlq_counted_failed_once() {
     let text = env.metrics(0).await;
     assert_eq!(checks(&text, "failed"), 1.0);
     assert_eq!(checks(&text, "retry"), 0.0);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_token_that_also_expires_within_the_window_is_stored_and_stays_flagged() {
+    use wiremock::{
+        Mock,
+        matchers::{method, path, query_param},
+    };
+    let mut env = spawn_env().await;
+    let (old, fresh) = (
+        "EAAbusiness-expires-in-an-hour",
+        "EAAbusiness-expires-in-a-day",
+    );
+    graph_ok(&env, fresh).await;
+    let now = wa_testkit::unix_now();
+    for (token, expires_at) in [(old, now + 3600), (fresh, now + 24 * 3600)] {
+        Mock::given(method("GET"))
+            .and(path("/v22.0/debug_token"))
+            .and(query_param("input_token", token))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"data": {"app_id": APP_ID, "is_valid": true, "expires_at": expires_at}}),
+            ))
+            .mount(&env.graph)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/v22.0/7981/subscribed_apps"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": [{"whatsapp_business_api_data": {"id": APP_ID}}]})),
+        )
+        .mount(&env.graph)
+        .await;
+    seed_held(&env, "7981", "7980", old).await;
+    env.spawn_worker().await;
+
+    queue(&env, &["7981"]).await;
+    wait_checks(&env, 0, "attention", 1.0).await;
+    // Better than the old one, so kept; but a week's window still holds it: not repaired.
+    assert_eq!(held(&env, "7981").await.as_deref(), Some(fresh));
+    let t = env.tenant("7981").await.unwrap();
+    assert_eq!(t.attention, [wa_store::Attention::TokenExpiring]);
+    assert_eq!(t.token.expires_at, Some(now + 24 * 3600));
     env.stop().await;
 }

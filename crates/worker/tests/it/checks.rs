@@ -38,10 +38,7 @@ pub(crate) async fn event(tap: &Tap, kind: &str) -> serde_json::Value {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    wa_testkit::unix_now()
 }
 
 #[tokio::test]

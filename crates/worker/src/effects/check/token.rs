@@ -90,10 +90,16 @@ impl Checks {
         let health = installed::health(&self.graph, &self.metrics, &self.app_id, &fresh).await;
         let health = health.map_err(|e| Failure::graph(&e))?;
         let now = found.findings.checked_at;
-        if check::token_verdict(&health, now, self.refresh_before) == TokenVerdict::Invalid {
+        let verdict = check::token_verdict(&health, now, self.refresh_before);
+        if verdict == TokenVerdict::Invalid {
             warn!(%waba_id, "a new token was fetched but Graph says it is invalid too");
             return Ok(None);
         }
+        // Stored if it expires later, but still flagged if it too expires within the window.
+        let fixed: &[Attention] = match verdict {
+            TokenVerdict::Expiring { .. } => &[Attention::TokenInvalid],
+            _ => &[Attention::TokenExpiring, Attention::TokenInvalid],
+        };
         if !check::refresh_gains(found.findings.expires_at, health.expires_at) {
             // Meta's `fetch_only=true` may hand back the very token held: nothing repaired.
             warn!(%waba_id, "the fetched token expires no later than the old one");
@@ -109,9 +115,7 @@ impl Checks {
         after.token.expires_at = health.expires_at;
         after.token.checked_at = Some(now);
         after.token.error = None;
-        after
-            .attention
-            .retain(|a| !matches!(a, Attention::TokenExpiring | Attention::TokenInvalid));
+        after.attention.retain(|a| !fixed.contains(a));
         if !self.holds(waba_id, found).await? {
             return Ok(None);
         }
@@ -130,11 +134,10 @@ impl Checks {
         info!(%waba_id, expires_at = ?health.expires_at, "business token refreshed");
         found.findings.expires_at = health.expires_at;
         found.findings.invalid = false;
-        found
-            .wrong
-            .retain(|a| !matches!(a, Attention::TokenExpiring | Attention::TokenInvalid));
-        found.clear(Attention::TokenExpiring);
-        found.clear(Attention::TokenInvalid);
+        found.wrong.retain(|a| !fixed.contains(a));
+        for a in fixed {
+            found.clear(*a);
+        }
         found.repaired = true;
         Ok(Some(fresh))
     }
