@@ -20,7 +20,9 @@ use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
-    cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
+    cluster_routing::{
+        MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+    },
 };
 
 use crate::{Result, StoreError};
@@ -195,6 +197,8 @@ pub fn redacted(url: &str) -> String {
 pub(crate) struct Conn {
     link: Link,
     wait_replicas: u16,
+    /// `REDIS_URL` without its password: the name of the one server.
+    name: String,
 }
 
 #[derive(Clone)]
@@ -232,6 +236,7 @@ impl Conn {
         Ok(Self {
             link,
             wait_replicas: config.wait_replicas,
+            name: config.redacted(),
         })
     }
 
@@ -300,6 +305,21 @@ impl Conn {
                 async move { cmd.query_async::<T>(&mut conn).await }
             }))
             .await?),
+        }
+    }
+
+    /// `cmd`'s reply from every primary, each named by its address (on one Redis, by
+    /// `REDIS_URL` without its password).
+    pub(crate) async fn on_every_primary(&mut self, cmd: Cmd) -> Result<Vec<(String, Value)>> {
+        match &mut self.link {
+            Link::Single(conn) => Ok(vec![(self.name.clone(), cmd.query_async(conn).await?)]),
+            Link::Cluster(conn) => {
+                let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                let replies = conn.route_command(cmd, all).await?;
+                let mut named: Vec<(String, Value)> = FromRedisValue::from_redis_value(replies)?;
+                named.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(named)
+            }
         }
     }
 

@@ -75,6 +75,7 @@ pub use crate::{
     conn::{RedisConfig, WAIT_TIMEOUT, redacted},
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
+    durable::ReplicaShortfall,
     error::{Result, StoreError},
     page::{MAX_SCAN_STEPS, Page, PagePosition},
     phones::MAX_VERIFIED_PHONE_NUMBERS,

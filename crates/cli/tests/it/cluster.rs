@@ -212,3 +212,67 @@ async fn redis_settings_that_cannot_work_are_refused_at_start_naming_them() {
         );
     }
 }
+
+/// A worker whose writes would wait for more replicas than a Redis primary has does not
+/// consume: its `/readyz` and its log say how many replicas `WA_REDIS_WAIT_REPLICAS` asks and
+/// how many the primary has, and it starts once they are there (here, never: the broker is
+/// unreachable on purpose, so `/readyz` moving on to it shows the replica check passed).
+#[tokio::test]
+async fn a_worker_waits_for_the_replicas_its_writes_wait_for() {
+    let standalone = wa_testkit::redis_url();
+    let cluster = wa_testkit::redis_cluster_urls();
+    for (redis, wait, said) in [
+        (
+            &standalone,
+            Some("1"),
+            format!("WA_REDIS_WAIT_REPLICAS is 1, but the Redis primary {standalone} has 0"),
+        ),
+        (
+            &cluster,
+            Some("2"),
+            "WA_REDIS_WAIT_REPLICAS is 2, but the Redis primary 127.0.0.1:".to_owned(),
+        ),
+        (&cluster, None, "broker not connected".to_owned()),
+    ] {
+        let mut cmd = wa_onboard();
+        cmd.arg("worker")
+            .env("WA_METRICS_LISTEN", "127.0.0.1:0")
+            .env("WA_APP_SECRET", "replicas-test-secret")
+            .env("WA_SYSTEM_USER_ID", "61550000000001")
+            .env("WA_APP_ID", "1061231232323117")
+            .env("WA_SYSTEM_USER_TOKEN", "replicas-test-token")
+            .env(
+                "WA_TOKEN_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+            .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+            .env("REDIS_URL", redis)
+            .env("WA_REDIS_PREFIX", "watest:replicas:");
+        if let Some(wait) = wait {
+            cmd.env("WA_REDIS_WAIT_REPLICAS", wait);
+        }
+        let mut worker = serving(cmd).await;
+        let url = format!("{}/readyz", worker.base());
+        let http = reqwest::Client::new();
+        let body = wa_testkit::eventually(Duration::from_secs(20), &said, || {
+            let request = http.get(&url).send();
+            async {
+                let reply = request.await.ok()?;
+                let status = reply.status();
+                let body = reply.text().await.ok()?;
+                (status == 503 && body.contains(said.as_str())).then_some(body)
+            }
+        })
+        .await;
+        worker.assert_running();
+        if wait.is_some() {
+            assert!(body.contains("not consuming"), "{body}");
+            let log = worker.tail();
+            assert!(
+                log.contains("too few replicas") && log.contains(said.as_str()),
+                "{log}"
+            );
+        }
+        worker.kill().await;
+    }
+}
