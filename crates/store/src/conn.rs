@@ -131,10 +131,23 @@ impl RedisConfig {
 
     /// Trusts `pem` (one or more PEM certificates, `WA_REDIS_CA_FILE`) for `rediss://`
     /// instead of the system's roots.
-    #[must_use]
-    pub fn with_ca(mut self, pem: Vec<u8>) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] (`what` = `WA_REDIS_CA_FILE`) when the TLS client cannot
+    /// read a certificate from `pem`: refused here, not at every connection attempt.
+    pub fn with_ca(mut self, pem: Vec<u8>) -> Result<Self> {
         self.ca = Some(pem);
-        self
+        if let Some(certs) = self.certificates() {
+            Client::build_with_tls(self.urls[0].as_str(), certs).map_err(|e| {
+                StoreError::InvalidInput {
+                    what: "WA_REDIS_CA_FILE",
+                    value: e.to_string(),
+                    reason: "holds no certificate the TLS client can read",
+                }
+            })?;
+        }
+        Ok(self)
     }
 
     /// Every write of tenant state and tokens waits until `replicas` replicas hold it

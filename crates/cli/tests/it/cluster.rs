@@ -1,6 +1,7 @@
 //! The binary on the Redis Cluster of scripts/redis-cluster.sh (3 masters, 3 replicas):
 //! `tenants list|get|token|rekey` and the API's pages see tenants on every master;
-//! `REDIS_URL_FILE` and `AMQP_URL_FILE`; a `REDIS_URL` that is not one refused at start.
+//! `REDIS_URL_FILE` and `AMQP_URL_FILE`; a `REDIS_URL` or `WA_REDIS_CA_FILE` that cannot work
+//! refused at start; a worker waiting for the replicas its writes wait for.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -175,20 +176,33 @@ async fn redis_settings_that_cannot_work_are_refused_at_start_naming_them() {
             out.stderr
         );
     }
-    let tls = wa_testkit::redis_tls_url();
-    let out = run(wa_onboard()
-        .args(["tenants", "list"])
-        .env("REDIS_URL", &tls)
-        .env("WA_REDIS_CA_FILE", "/nonexistent/ca.pem"))
-    .await;
-    assert!(out.stderr.contains("WA_REDIS_CA_FILE"), "{}", out.stderr);
+    // Each CA file that cannot work, with what the refusal says besides the variable's name.
     let not_pem = TempFile::new("not a certificate");
-    let out = run(wa_onboard()
-        .args(["tenants", "list"])
-        .env("REDIS_URL", &tls)
-        .env("WA_REDIS_CA_FILE", not_pem.path()))
-    .await;
-    assert!(out.stderr.contains("holds no PEM"), "{}", out.stderr);
+    // PEM armour around what is not a certificate: refused before any connection.
+    let garbled =
+        TempFile::new("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n");
+    // A real CA that did not sign the server: the connection fails, naming the CA file too.
+    let foreign = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/foreign_ca.crt");
+    for (ca, said) in [
+        (std::path::Path::new("/nonexistent/ca.pem"), "reading"),
+        (not_pem.path(), "holds no PEM"),
+        (garbled.path(), "no certificate the TLS client can read"),
+        (foreign.as_path(), "UnknownIssuer"),
+    ] {
+        let out = run(wa_onboard()
+            .args(["tenants", "list"])
+            .env("REDIS_URL", wa_testkit::redis_tls_url())
+            .env("WA_REDIS_CA_FILE", ca))
+        .await;
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr.contains("WA_REDIS_CA_FILE") && out.stderr.contains(said),
+            "{}: {}",
+            ca.display(),
+            out.stderr
+        );
+    }
     // A CA for a plain redis:// URL would make the client fail at every connection attempt
     // (a worker would wait for Redis forever): refused at start instead, by every role.
     let out = run(wa_onboard()
