@@ -32,6 +32,7 @@
 //! | `Pcheck:{W}` | string | the lease of a tenant check in progress (see [`CheckFindings`]) |
 //! | `Pbusiness:{O}` | hash | business integration install/uninstall times (see [`integration`]) |
 //! | `Psignups:{es}:…` | various | Embedded Signup session logs and funnel (see [`session`]) |
+//! | `Please:{census}` | string | the id of the worker replica counting the token health census (`lease`) |
 //!
 //! It talks to one Redis or a Redis Cluster, plain or TLS ([`RedisConfig`]; the connection in
 //! `conn`): scans walk every primary, and on a cluster every write of tenant state, tokens
@@ -54,6 +55,7 @@ mod dedupe;
 mod durable;
 mod error;
 pub mod integration;
+mod lease;
 mod list;
 mod page;
 mod phones;
@@ -77,6 +79,7 @@ pub use crate::{
     dedupe::{Claim, ClaimToken},
     durable::ReplicaShortfall,
     error::{Result, StoreError},
+    lease::MAX_HOLDER_LEN,
     page::{MAX_SCAN_STEPS, Page, PagePosition},
     phones::MAX_VERIFIED_PHONE_NUMBERS,
     record::{AccountState, Attention, Status, TenantRecord, TokenInfo, TokenStatus},
@@ -211,6 +214,11 @@ impl Keys {
         format!("{}dedupe:{{{key}}}", self.prefix)
     }
 
+    /// One key, with its own hash tag.
+    fn census_lease(&self) -> String {
+        format!("{}lease:{{census}}", self.prefix)
+    }
+
     /// The `SCAN MATCH` pattern for every tenant hash (glob characters in the prefix escaped).
     fn tenant_pattern(&self) -> String {
         self.pattern("tenant")
@@ -247,6 +255,7 @@ mod tests {
         assert_eq!(k.owner(&BusinessId::parse("9").unwrap()), "wa:owner:{9}");
         let key = DedupeKey::parse(&"ab".repeat(32)).unwrap();
         assert_eq!(k.dedupe(&key), format!("wa:dedupe:{{{key}}}"));
+        assert_eq!(k.census_lease(), "wa:lease:{census}");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! - `outcome`, `headers`, [`metrics`]: leaves (how applying ended; AMQP header names; the
 //!   metrics and the outcome names logs, spans and metrics share);
 //! - [`dlq`] and [`reconcile`] for operators, `ops`, the health and metrics endpoint, and `census`, which
-//!   walks the tenants to set the token health gauges.
+//!   walks the tenants to set the token health gauges, on one replica at a time (a Redis lease).
 //!
 //! Replicas coordinate through RabbitMQ and Redis only. It never parses HTTP requests or
 //! verifies signatures (the ingress did), never keeps a token outside `wa-store`'s encrypted
@@ -93,7 +93,8 @@ pub struct WorkerConfig {
     pub census_interval: Duration,
 }
 
-/// How often a worker recounts the token health gauges.
+/// How often the replica holding the census lease recounts the token health gauges (and the
+/// others try to take the lease).
 pub const CENSUS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why the worker could not run.

@@ -215,6 +215,19 @@ impl Env {
         w.proxy.cut();
     }
 
+    /// Stops worker `worker` gracefully, as a rolling update does; the others go on.
+    pub async fn stop_worker(&mut self, worker: usize) {
+        let w = &mut self.workers[worker];
+        w.shutdown.cancel();
+        if let Some(h) = w.handle.take() {
+            tokio::time::timeout(Duration::from_secs(15), h)
+                .await
+                .expect("worker stops after shutdown")
+                .expect("join")
+                .expect("worker result");
+        }
+    }
+
     pub async fn spawn_worker(&mut self) -> usize {
         let config = self.config();
         self.spawn_worker_with(config).await
@@ -318,15 +331,8 @@ impl Env {
 
     /// Stops every worker gracefully, then removes the test's queues and keys.
     pub async fn stop(mut self) {
-        for w in &mut self.workers {
-            w.shutdown.cancel();
-            if let Some(h) = w.handle.take() {
-                tokio::time::timeout(Duration::from_secs(15), h)
-                    .await
-                    .expect("worker stops after shutdown")
-                    .expect("join")
-                    .expect("worker result");
-            }
+        for w in 0..self.workers.len() {
+            self.stop_worker(w).await;
         }
         if let Ok(ch) = self.broker.open_channel().await {
             let _ = self.topology.delete(&ch).await;

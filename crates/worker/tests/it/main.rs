@@ -1,8 +1,13 @@
 //! The worker against a real RabbitMQ and Redis, with the Graph API on wiremock.
 
-/// Tenant checks racing the tenant: an uninstall mid-check, a refreshed token refused.
+/// The census of token health: its gauges, and one replica at a time counting.
+mod census;
+/// Tenant checks that fail: counted by where they went, dead-lettered ones `failed` once.
+mod check_failures;
+/// Tenant checks racing the tenant or each other: an uninstall mid-check or before it, a
+/// refreshed token refused, two workers and one tenant.
 mod check_races;
-/// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, leases.
+/// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, phones.
 mod checks;
 /// Installs, uninstalls (with and without `waba_info`) and account events on a Redis Cluster.
 mod cluster;
@@ -16,6 +21,8 @@ mod events;
 mod events_races;
 /// Transient and permanent Graph errors, delay tiers, the DLQ and its replay, crashes.
 mod failures;
+/// wiremock's Graph for tenant checks: a tenant with a token held, answers about that token.
+mod graph_mock;
 mod helpers;
 /// Installs: the exact token request, exactly once, encrypted at rest, subscription.
 mod install;

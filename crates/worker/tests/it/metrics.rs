@@ -68,5 +68,13 @@ async fn every_known_series_is_exported_at_zero_before_any_message() {
             "{series} is not exported at 0 before any message:\n{text}"
         );
     }
+    // The census runs at once: its outcomes are all there, `counted` maybe past 0 already.
+    for outcome in ["counted", "skipped", "failed"] {
+        let series = format!(r#"wa_worker_census_runs_total{{outcome="{outcome}"}} "#);
+        assert!(
+            text.lines().any(|l| l.starts_with(&series)),
+            "{series}is not exported from the start:\n{text}"
+        );
+    }
     env.stop().await;
 }
