@@ -49,6 +49,7 @@
 
 pub mod account;
 mod check;
+mod config;
 mod conn;
 pub mod crypto;
 mod dedupe;
@@ -74,7 +75,7 @@ use wa_ids::{BusinessId, DedupeKey, WabaId};
 pub use crate::{
     account::{AccountEvent, EVENT_LOG_LEN},
     check::{CheckFindings, CheckGuard},
-    conn::{RedisConfig, WAIT_TIMEOUT, redacted},
+    config::{RedisConfig, WAIT_TIMEOUT, redacted},
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
     durable::ReplicaShortfall,
