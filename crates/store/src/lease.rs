@@ -2,7 +2,8 @@
 //! gauges, the one whose id is in `{prefix}lease:{census}` (one key with its own hash tag, so
 //! it lives on one node of a Redis Cluster like any other).
 //!
-//! The holder renews it before each census and between its pages; a replica that stops gives
+//! The holder renews it before each census, after each of its pages, and as it publishes the
+//! census (`census`, which checks the lease in the same script); a replica that stops gives
 //! it back, and a crashed one's runs out after its TTL, when another replica takes it. Only
 //! the holder renews or gives it back. Not tenant state: it is not waited on by a replica
 //! (`durable`), and a failover that loses it only lets two replicas count once.
@@ -13,7 +14,10 @@ use std::{sync::LazyLock, time::Duration};
 
 use redis::{AsyncCommands as _, Script};
 
-use crate::{Result, Store, StoreError, dedupe::RELEASE};
+use crate::{
+    Result, Store, StoreError,
+    dedupe::{RELEASE, millis},
+};
 
 static HOLD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/hold_lease.lua")));
@@ -31,18 +35,11 @@ impl Store {
     /// longer than [`MAX_HOLDER_LEN`].
     #[tracing::instrument(name = "redis hold_census_lease", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
     pub async fn hold_census_lease(&self, holder: &str, ttl: Duration) -> Result<bool> {
-        if holder.is_empty() || holder.len() > MAX_HOLDER_LEN {
-            return Err(StoreError::InvalidInput {
-                what: "lease holder",
-                value: holder.chars().take(MAX_HOLDER_LEN).collect(),
-                reason: "empty, or longer than 128 bytes",
-            });
-        }
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        check_holder(holder)?;
         let held: i64 = HOLD
             .key(self.keys.census_lease())
             .arg(holder)
-            .arg(ms)
+            .arg(millis(ttl))
             .invoke_async(&mut self.conn())
             .await?;
         Ok(held == 1)
@@ -70,4 +67,16 @@ impl Store {
     pub async fn census_lease_holder(&self) -> Result<Option<String>> {
         Ok(self.conn().get(self.keys.census_lease()).await?)
     }
+}
+
+/// Refuses an empty holder id or one longer than [`MAX_HOLDER_LEN`].
+pub(crate) fn check_holder(holder: &str) -> Result<()> {
+    if holder.is_empty() || holder.len() > MAX_HOLDER_LEN {
+        return Err(StoreError::InvalidInput {
+            what: "lease holder",
+            value: holder.chars().take(MAX_HOLDER_LEN).collect(),
+            reason: "empty, or longer than 128 bytes",
+        });
+    }
+    Ok(())
 }

@@ -33,6 +33,7 @@
 //! | `Pbusiness:{O}` | hash | business integration install/uninstall times (see [`integration`]) |
 //! | `Psignups:{es}:…` | various | Embedded Signup session logs and funnel (see [`session`]) |
 //! | `Please:{census}` | string | the id of the worker replica counting the token health census (`lease`) |
+//! | `Pcensus:{census}` | string | the last census that replica published, JSON (see [`Census`]) |
 //!
 //! It talks to one Redis or a Redis Cluster, plain or TLS ([`RedisConfig`]; the connection in
 //! `conn`): scans walk every primary, and on a cluster every write of tenant state, tokens
@@ -48,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+mod census;
 mod check;
 mod config;
 mod conn;
@@ -74,6 +76,7 @@ use wa_ids::{BusinessId, DedupeKey, WabaId};
 
 pub use crate::{
     account::{AccountEvent, EVENT_LOG_LEN},
+    census::Census,
     check::{CheckFindings, CheckGuard},
     config::{RedisConfig, WAIT_TIMEOUT, redacted},
     crypto::TokenKey,
@@ -220,6 +223,11 @@ impl Keys {
         format!("{}lease:{{census}}", self.prefix)
     }
 
+    /// One key, in the slot of [`Keys::census_lease`]: its publishing script checks the lease.
+    fn census(&self) -> String {
+        format!("{}census:{{census}}", self.prefix)
+    }
+
     /// The `SCAN MATCH` pattern for every tenant hash (glob characters in the prefix escaped).
     fn tenant_pattern(&self) -> String {
         self.pattern("tenant")
@@ -257,6 +265,7 @@ mod tests {
         let key = DedupeKey::parse(&"ab".repeat(32)).unwrap();
         assert_eq!(k.dedupe(&key), format!("wa:dedupe:{{{key}}}"));
         assert_eq!(k.census_lease(), "wa:lease:{census}");
+        assert_eq!(k.census(), "wa:census:{census}");
     }
 
     #[test]

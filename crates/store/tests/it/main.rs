@@ -20,7 +20,8 @@ mod concurrency;
 mod dedupe;
 /// Error classification: transient vs permanent.
 mod errors;
-/// The census lease: one holder at a time, given back, run out, on a cluster.
+/// The census lease: one holder at a time, given back, run out, on a cluster; the census
+/// published under it.
 mod lease;
 /// Listing by SCAN and the owner business index.
 mod list;

@@ -1,18 +1,18 @@
 //! The census gauges — installed tenants by token status (`wa_tenant_tokens`), tokens
 //! expiring within the refresh window (`wa_tenant_tokens_expiring`) and those of them no
 //! check reached for a day (`wa_tenant_tokens_expiring_unchecked`), tenants needing
-//! attention (`wa_tenant_attention`) — and the census runs of this replica
+//! attention (`wa_tenant_attention`), and how old that census is
+//! (`wa_tenant_census_age_seconds`) — and the census runs of this replica
 //! (`wa_worker_census_runs_total`).
 //!
-//! One replica at a time counts (the census lease), so the gauges are exported only by the
-//! replica that holds the lease and has counted; every other replica exports none of them
-//! (not 0, not its own older count). Across replicas, `max` or `sum` is therefore the
-//! holder's count, with no stale series of a former holder mixed in; while the lease changes
-//! hands two replicas may briefly export the same count (`max` stays right, `sum` doubles
-//! for a scrape or two, which is why the alerts and panels use `max`). Every status and
-//! attention value is exported, at 0 when none, whenever the gauges are.
+//! One replica at a time counts (the census lease) and publishes its census to Redis; every
+//! replica shows the last census published (`CensusMetrics::show`), so each exports the same
+//! values and a lease changing hands leaves them as they were. Every series is exported from
+//! the start: every status and attention value, at 0 until a census is shown (and when none
+//! counted it). The age is taken at scrape time from the census's `counted_at`, or, before
+//! this replica has shown one, from its start.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::{
     collector::Collector,
@@ -20,31 +20,18 @@ use prometheus_client::{
     metrics::{MetricType, counter::Counter, family::Family, gauge::ConstGauge},
     registry::Registry,
 };
-use wa_store::{Attention, TokenStatus};
-
-/// What one walk over every tenant counted ([`CensusMetrics::counted`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Census {
-    /// Installed tenants by token status.
-    pub tokens: Vec<(TokenStatus, i64)>,
-    /// Installed tenants whose active token expires within `WA_TOKEN_REFRESH_BEFORE`.
-    pub expiring: i64,
-    /// Of `expiring`, those no check reached for `crate::census::UNCHECKED_AFTER` (their
-    /// `token.checked_at` older, or unknown).
-    pub expiring_unchecked: i64,
-    /// Installed tenants by what needs attention.
-    pub attention: Vec<(Attention, i64)>,
-}
+use wa_store::{Attention, Census, TokenStatus};
 
 /// How one census run of this replica ended: the `outcome` label of
 /// `wa_worker_census_runs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CensusRun {
-    /// This replica held the lease and counted every tenant.
+    /// This replica held the lease, counted every tenant and published the census.
     Counted,
-    /// Another replica held the lease (or took it mid-walk): nothing exported.
+    /// Another replica held the lease (or took it mid-walk), or this one sits out after
+    /// giving it back: it shows the census published by the holder.
     Skipped,
-    /// Redis failed before the count was whole.
+    /// Redis failed (or a record could not be read) before the count was whole.
     Failed,
 }
 
@@ -75,14 +62,14 @@ struct AttentionLabels {
     attention: &'static str,
 }
 
-/// The census gauges (exported only while set) and the runs counter.
+/// The census gauges and the runs counter.
 pub struct CensusMetrics {
     runs: Family<OutcomeLabels, Counter>,
-    gauges: std::sync::Arc<Gauges>,
+    gauges: Arc<Gauges>,
 }
 
 impl CensusMetrics {
-    /// Registers the runs counter (every outcome at 0) and the gauges (none exported yet).
+    /// Registers the runs counter and the gauges, every series at 0 (no census shown yet).
     pub fn register(registry: &mut Registry) -> Self {
         let runs = Family::<OutcomeLabels, Counter>::default();
         for run in CensusRun::ALL {
@@ -95,7 +82,10 @@ impl CensusMetrics {
             "Census runs of this replica: counted (it held the census lease), skipped (another replica did), failed",
             runs.clone(),
         );
-        let gauges = std::sync::Arc::new(Gauges::default());
+        let gauges = Arc::new(Gauges {
+            shown: Mutex::new(None),
+            started_at: unix_now(),
+        });
         registry.register_collector(Box::new(gauges.clone()));
         Self { runs, gauges }
     }
@@ -109,28 +99,33 @@ impl CensusMetrics {
             .inc();
     }
 
-    /// Exports `census` from now on; a status or attention value it leaves out is 0.
-    pub fn counted(&self, census: Census) {
+    /// Exports `census` from now on (the last one published); a status or attention value
+    /// it leaves out is 0.
+    pub fn show(&self, census: Census) {
         *self.gauges.lock() = Some(census);
-    }
-
-    /// Exports no census gauge from now on: this replica does not hold the lease.
-    pub fn forget(&self) {
-        *self.gauges.lock() = None;
     }
 }
 
-/// The last count of this replica while it holds the lease.
-#[derive(Debug, Default)]
-struct Gauges(Mutex<Option<Census>>);
+/// The census this replica shows, and when it started (the age before any census).
+#[derive(Debug)]
+struct Gauges {
+    shown: Mutex<Option<Census>>,
+    started_at: i64,
+}
 
 impl Gauges {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Census>> {
         // A panic while setting a plain value leaves nothing half-written.
-        self.0
+        self.shown
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn count_of<T: PartialEq>(counts: &[(T, i64)], key: &T) -> i64 {
@@ -153,9 +148,9 @@ fn family<L: EncodeLabelSet>(
 
 impl Collector for Gauges {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(census) = self.lock().clone() else {
-            return Ok(());
-        };
+        let shown = self.lock().clone();
+        let since = shown.as_ref().map_or(self.started_at, |c| c.counted_at);
+        let census = shown.unwrap_or_default();
         let tokens = TokenStatus::ALL.map(|s| {
             let labels = StatusLabels { status: s.as_str() };
             (labels, count_of(&census.tokens, &s))
@@ -167,6 +162,11 @@ impl Collector for Gauges {
             tokens,
         )?;
         let single = [
+            (
+                "wa_tenant_census_age_seconds",
+                "Seconds since the census the wa_tenant_* gauges show was counted (since this replica started, before it has shown one)",
+                unix_now().saturating_sub(since).max(0),
+            ),
             (
                 "wa_tenant_tokens_expiring",
                 "Installed tenants whose active token expires within WA_TOKEN_REFRESH_BEFORE, as of the last census",
@@ -208,11 +208,22 @@ mod tests {
     }
 
     #[test]
-    fn the_gauges_are_exported_only_while_this_replica_has_a_count() {
+    fn every_gauge_is_exported_at_0_until_a_census_is_shown_then_the_census() {
         let mut registry = Registry::default();
         let metrics = CensusMetrics::register(&mut registry);
-        assert!(!text(&registry).contains("wa_tenant_"));
-        metrics.counted(Census {
+        let before = text(&registry);
+        for line in [
+            "wa_tenant_tokens{status=\"active\"} 0",
+            "wa_tenant_tokens{status=\"revoked\"} 0",
+            "wa_tenant_tokens_expiring 0",
+            "wa_tenant_tokens_expiring_unchecked 0",
+            "wa_tenant_attention{attention=\"token_invalid\"} 0",
+        ] {
+            assert!(before.lines().any(|l| l == line), "{line} in\n{before}");
+        }
+        assert!(before.contains("wa_tenant_census_age_seconds "), "{before}");
+        metrics.show(Census {
+            counted_at: unix_now() - 3600,
             tokens: vec![(TokenStatus::Active, 3)],
             expiring: 2,
             expiring_unchecked: 1,
@@ -230,7 +241,11 @@ mod tests {
         ] {
             assert!(exported.lines().any(|l| l == line), "{line} in\n{exported}");
         }
-        metrics.forget();
-        assert!(!text(&registry).contains("wa_tenant_"));
+        let age = exported
+            .lines()
+            .find_map(|l| l.strip_prefix("wa_tenant_census_age_seconds "))
+            .and_then(|v| v.parse::<i64>().ok())
+            .expect("an age");
+        assert!((3600..3700).contains(&age), "counted an hour ago: {age}");
     }
 }

@@ -25,7 +25,7 @@ use prometheus_client::{
 use wa_graph::GraphError;
 
 pub use self::{
-    census::{Census, CensusMetrics, CensusRun},
+    census::{CensusMetrics, CensusRun},
     checks::{CheckMetrics, CheckOutcome},
     session::SessionMetrics,
 };

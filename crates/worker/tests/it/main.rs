@@ -1,6 +1,7 @@
 //! The worker against a real RabbitMQ and Redis, with the Graph API on wiremock.
 
-/// The census of token health: its gauges, and one replica at a time counting.
+/// The census of token health: its gauges, one replica at a time counting, every replica
+/// exporting it, a crashed holder, failing walks.
 mod census;
 /// Tenant checks that fail: counted by where they went, dead-lettered ones `failed` once.
 mod check_failures;
@@ -30,6 +31,10 @@ mod install;
 mod integration;
 /// The metrics exported before the first message.
 mod metrics;
+/// What a test reads: metrics, records, dead letters, Graph requests, idle queues.
+mod observe;
+/// What a test sends: webhook bodies, wiremock's Graph answers.
+mod payloads;
 /// Another app's events, owner change, reinstall, early bare uninstall, stale outcomes, ties.
 mod semantics;
 /// Embedded Signup session events (pending tenants, phone numbers, the funnel).
