@@ -28,14 +28,19 @@ pub fn tree_peak_rss_kib(root: u32) -> Option<u64> {
     (!peaks.is_empty()).then(|| peaks.iter().sum())
 }
 
-/// `root` and every live process descending from it.
-fn tree(root: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+/// Every live process id, from `/proc`.
+pub(crate) fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+}
+
+/// `root` and every live process descending from it.
+pub(crate) fn tree(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = pids()
+        .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             // The parent pid is the second field after the command name's closing ')'.
             let ppid = stat
@@ -75,7 +80,8 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-fn ticks(pid: &str) -> Option<u64> {
+/// User + system CPU of `pid` (or `self`), in clock ticks.
+pub(crate) fn ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')')?.1;
@@ -105,7 +111,7 @@ fn broker_pid() -> Option<String> {
 }
 
 /// Clock ticks are 100 per second on Linux.
-fn duration(ticks: u64) -> Duration {
+pub(crate) fn duration(ticks: u64) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 

@@ -13,6 +13,7 @@ mod cpu;
 mod http1;
 mod ingress;
 mod load;
+mod procs;
 mod receiver;
 mod reconcile;
 mod report;

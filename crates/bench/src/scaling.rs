@@ -1,12 +1,13 @@
 //! `wa-bench worker --scaling-bin`: state events and installs per second through 1, 2 and 4
 //! `wa-onboard worker` processes, against the single-node services (`AMQP_URL`,
-//! `REDIS_URL`) and, with `--cluster-amqp-url`, against the RabbitMQ cluster (and the Redis
-//! Cluster of `--cluster-redis-url`) in the same run, printed as one table.
+//! `REDIS_URL`) and, with `--cluster-amqp-url` and/or `--cluster-redis-url`, against the
+//! RabbitMQ cluster and the Redis Cluster in the same run, printed as one table; then where
+//! the CPU went in each phase (workers, broker nodes, Redis nodes, this process, the machine).
 //!
 //! Each phase queues the same events on a fresh prefix, starts the processes (worker `i`
 //! given the node list rotated by `i`, as a load balancer would spread them), and times from
-//! their start until every event is counted done. Owns the phases and the table; the events
-//! and the broker come from [`crate::worker`].
+//! their start until every event is counted done. Owns the phases and the tables; the events
+//! and the broker come from [`crate::worker`], the CPU readings from [`crate::procs`].
 
 use std::{
     fmt::Write as _,
@@ -23,6 +24,7 @@ use wa_testkit::Listening;
 use crate::{
     CHILD_START,
     load::cleanup,
+    procs::{cpu_of, listeners, machine, ports},
     worker::{Kind, WorkerBench, fill_kind, forget, processed, start_broker},
 };
 
@@ -40,27 +42,44 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// The single-node services, and the clusters when `args` names them.
+    /// The single-node services, then each combination with the clusters `args` names.
     pub(crate) fn all(args: &WorkerBench) -> Vec<Self> {
-        let mut targets = vec![Self {
-            name: "1 RabbitMQ node + standalone Redis".into(),
-            amqp_url: args.amqp_url.clone(),
-            redis_url: args.redis_url.clone(),
-        }];
-        if let Some(amqp_url) = &args.cluster_amqp_url {
-            let (redis_url, redis) = match &args.cluster_redis_url {
-                Some(url) => (url.clone(), "Redis Cluster"),
-                None => (args.redis_url.clone(), "standalone Redis"),
-            };
-            let nodes = amqp_url.split(',').count();
-            targets.push(Self {
-                name: format!("{nodes}-node RabbitMQ cluster + {redis}"),
-                amqp_url: amqp_url.clone(),
-                redis_url,
-            });
+        let nodes = |urls: &str| urls.split(',').count();
+        let mut brokers = vec![("1 RabbitMQ node".to_owned(), args.amqp_url.clone())];
+        if let Some(url) = &args.cluster_amqp_url {
+            brokers.push((format!("{}-node RabbitMQ cluster", nodes(url)), url.clone()));
+        }
+        let mut redises = vec![("standalone Redis".to_owned(), args.redis_url.clone())];
+        if let Some(url) = &args.cluster_redis_url {
+            redises.push((format!("{}-node Redis Cluster", nodes(url)), url.clone()));
+        }
+        let mut targets = Vec::new();
+        for (broker, amqp_url) in &brokers {
+            for (redis, redis_url) in &redises {
+                targets.push(Self {
+                    name: format!("{broker} + {redis}"),
+                    amqp_url: amqp_url.clone(),
+                    redis_url: redis_url.clone(),
+                });
+            }
         }
         targets
     }
+}
+
+/// What one phase took: its time, and the CPU spent meanwhile.
+struct Measured {
+    elapsed: Duration,
+    /// The worker processes (start-up included).
+    workers: Duration,
+    /// The processes listening on the target's AMQP ports.
+    rabbitmq: Duration,
+    /// The processes listening on the target's Redis ports.
+    redis: Duration,
+    /// This process: the in-process Graph simulator and the polling of the workers' metrics.
+    bench: Duration,
+    /// The whole machine (other tenants of its cores included).
+    machine: Duration,
 }
 
 /// `list` (comma-separated) rotated left by `by`.
@@ -79,7 +98,7 @@ async fn phase(
     target: &Target,
     kind: Kind,
     processes: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Measured> {
     let id = format!("{:08x}", rand::random::<u32>());
     let mut topology = Topology::new(format!("benchs{id}"));
     topology.retry_delays = vec![Duration::from_secs(5)];
@@ -95,6 +114,13 @@ async fn phase(
     ));
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     let redis_prefix = format!("benchs:{id}:");
+    let (broker_pids, redis_pids) = (
+        listeners(&ports(&target.amqp_url)),
+        listeners(&ports(&target.redis_url)),
+    );
+    let services = || (cpu_of(&broker_pids), cpu_of(&redis_pids));
+    let (rabbitmq_at, redis_at) = services();
+    let (bench_at, machine_at) = (crate::cpu::Cpu::now().own, machine());
     let started = Instant::now();
     let mut children = Vec::new();
     let mut endpoints = Vec::new();
@@ -139,6 +165,16 @@ async fn phase(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
+    let pids: Vec<u32> = children.iter().filter_map(Listening::id).collect();
+    let (rabbitmq, redis) = services();
+    let measured = Measured {
+        elapsed,
+        workers: cpu_of(&pids),
+        rabbitmq: rabbitmq.saturating_sub(rabbitmq_at),
+        redis: redis.saturating_sub(redis_at),
+        bench: crate::cpu::Cpu::now().own.saturating_sub(bench_at),
+        machine: machine().saturating_sub(machine_at),
+    };
     for mut child in children {
         child.kill().await;
     }
@@ -147,15 +183,29 @@ async fn phase(
     stop.cancel();
     cleanup(&target.amqp_url, &topology).await?;
     forget(&target.redis_url, &redis_prefix).await?;
-    Ok(elapsed)
+    Ok(measured)
 }
 
-/// Every phase, target by target; the table (Markdown), printed as each row completes.
+/// One cell of the CPU table: milliseconds per 1,000 events, and cores kept busy.
+fn cpu_cell(spent: Duration, events: usize, elapsed: Duration) -> String {
+    let per_1k = spent.as_secs_f64() * 1e6 / events.max(1) as f64;
+    let cores = spent.as_secs_f64() / elapsed.as_secs_f64();
+    format!(" {per_1k:.0} ms ({cores:.2}) |")
+}
+
+/// Every phase, target by target; the rate table, printed as each row completes, then the
+/// CPU table (both Markdown).
 #[allow(clippy::print_stdout)] // The report is the output.
 pub(crate) async fn run(args: &WorkerBench, bin: &Path) -> anyhow::Result<String> {
     let mut table = String::from(
         "| services | events | 1 process | 2 processes | 4 processes |\n\
          |---|---|---:|---:|---:|\n",
+    );
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let mut cpu = format!(
+        "CPU per 1,000 events (cores kept busy) on {cores} cores:\n\n\
+         | services | events | processes | workers | RabbitMQ | Redis | wa-bench + Graph sim | whole machine |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n"
     );
     print!("{table}");
     for target in Target::all(args) {
@@ -163,18 +213,26 @@ pub(crate) async fn run(args: &WorkerBench, bin: &Path) -> anyhow::Result<String
             let mut row = format!("| {} | {} |", target.name, kind.label());
             let mut one = 0.0;
             for processes in PROCESSES {
-                let elapsed = phase(args, bin, &target, kind, processes).await?;
-                let rate = args.events as f64 / elapsed.as_secs_f64();
+                let m = phase(args, bin, &target, kind, processes).await?;
+                let rate = args.events as f64 / m.elapsed.as_secs_f64();
                 if processes == 1 {
                     one = rate;
                 }
                 let _ = write!(row, " {rate:.0}/s (x{:.2}) |", rate / one);
+                let _ = write!(cpu, "| {} | {} | {processes} |", target.name, kind.label());
+                for spent in [m.workers, m.rabbitmq, m.redis, m.bench, m.machine] {
+                    cpu.push_str(&cpu_cell(spent, args.events, m.elapsed));
+                }
+                cpu.push('\n');
             }
             println!("{row}");
             table.push_str(&row);
             table.push('\n');
         }
     }
+    println!("\n{cpu}");
+    table.push('\n');
+    table.push_str(&cpu);
     Ok(table)
 }
 

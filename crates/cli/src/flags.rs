@@ -241,7 +241,9 @@ impl RedisArgs {
                     path.display()
                 );
             }
-            config = config.with_ca(pem);
+            config = config
+                .with_ca(pem)
+                .with_context(|| format!("WA_REDIS_CA_FILE ({})", path.display()))?;
         }
         if let Some(replicas) = self.wait_replicas {
             config = config.wait_replicas(replicas);
@@ -256,12 +258,15 @@ impl RedisArgs {
     /// As [`RedisArgs::config`], and when Redis is unreachable.
     pub async fn connect(&self) -> anyhow::Result<Store> {
         let config = self.config()?;
-        Store::open(&config, &self.prefix).await.with_context(|| {
-            format!(
-                "connecting to Redis at {} (REDIS_URL, WA_REDIS_PREFIX)",
-                config.redacted()
-            )
-        })
+        // Over TLS a certificate the CA does not vouch for fails here too.
+        let vars = if config.is_tls() {
+            "REDIS_URL, WA_REDIS_CA_FILE, WA_REDIS_PREFIX"
+        } else {
+            "REDIS_URL, WA_REDIS_PREFIX"
+        };
+        Store::open(&config, &self.prefix)
+            .await
+            .with_context(|| format!("connecting to Redis at {} ({vars})", config.redacted()))
     }
 }
 

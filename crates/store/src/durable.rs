@@ -9,10 +9,82 @@
 //! every primary (`SCRIPT LOAD`) when one answers `NOSCRIPT`.
 //!
 //! With no replica to wait for, a write is the plain command or script call.
+//!
+//! [`Store::replica_shortfall`] tells, before any write, whether every primary has as many
+//! connected replicas as the writes will wait for.
 
-use redis::{Cmd, FromRedisValue, Script, ToRedisArgs};
+use std::fmt;
 
-use crate::{Result, StoreError, WAIT_TIMEOUT, conn::Conn};
+use redis::{Cmd, FromRedisValue, Script, ToRedisArgs, Value};
+
+use crate::{Result, Store, StoreError, WAIT_TIMEOUT, conn::Conn};
+
+/// A primary with fewer connected replicas than each write waits for: every write it takes
+/// would fail as [`StoreError::NotReplicated`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaShortfall {
+    /// The primary's address (on one Redis, `REDIS_URL` without its password).
+    pub primary: String,
+    /// Replicas connected to it (`connected_slaves` of `INFO replication`).
+    pub connected: u16,
+    /// Replicas each write waits for (`WA_REDIS_WAIT_REPLICAS`).
+    pub wanted: u16,
+}
+
+impl fmt::Display for ReplicaShortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "WA_REDIS_WAIT_REPLICAS is {}, but the Redis primary {} has {} connected replica(s)",
+            self.wanted, self.primary, self.connected
+        )
+    }
+}
+
+/// `connected_slaves` of an `INFO replication` reply.
+fn connected_replicas(info: &str) -> Option<u16> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))?
+        .parse()
+        .ok()
+}
+
+impl Store {
+    /// The first primary (by address) with fewer connected replicas than each write waits
+    /// for, if any; `None` when writes wait for none.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`] when a primary does not answer; [`StoreError::Corrupt`] when its
+    /// `INFO replication` has no replica count.
+    pub async fn replica_shortfall(&self) -> Result<Option<ReplicaShortfall>> {
+        let mut conn = self.conn();
+        let wanted = conn.wait_replicas();
+        if wanted == 0 {
+            return Ok(None);
+        }
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        for (primary, reply) in conn.on_every_primary(info).await? {
+            let text = match reply {
+                Value::ServerError(e) => {
+                    return Err(StoreError::Redis(redis::RedisError::from(e)));
+                }
+                reply => String::from_redis_value(reply)?,
+            };
+            let connected = connected_replicas(&text)
+                .ok_or_else(|| StoreError::corrupt("INFO replication", "no connected_slaves"))?;
+            if connected < wanted {
+                return Ok(Some(ReplicaShortfall {
+                    primary,
+                    connected,
+                    wanted,
+                }));
+            }
+        }
+        Ok(None)
+    }
+}
 
 /// One script call: its keys, then its arguments.
 pub(crate) struct Eval<'a> {
@@ -119,5 +191,17 @@ impl Conn {
             });
         }
         Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connected_replicas;
+
+    #[test]
+    fn reads_the_replica_count_of_info_replication() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1\r\n";
+        assert_eq!(connected_replicas(info), Some(1));
+        assert_eq!(connected_replicas("role:master\r\n"), None);
     }
 }

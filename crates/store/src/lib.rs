@@ -51,6 +51,7 @@
 pub mod account;
 mod census;
 mod check;
+mod config;
 mod conn;
 pub mod crypto;
 mod dedupe;
@@ -77,9 +78,10 @@ pub use crate::{
     account::{AccountEvent, EVENT_LOG_LEN},
     census::Census,
     check::{CheckFindings, CheckGuard},
-    conn::{RedisConfig, WAIT_TIMEOUT, redacted},
+    config::{RedisConfig, WAIT_TIMEOUT, redacted},
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
+    durable::ReplicaShortfall,
     error::{Result, StoreError},
     lease::MAX_HOLDER_LEN,
     page::{MAX_SCAN_STEPS, Page, PagePosition},

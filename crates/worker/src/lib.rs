@@ -113,12 +113,41 @@ pub enum WorkerError {
     Io(#[from] std::io::Error),
 }
 
-async fn connect_store(config: &WorkerConfig, shutdown: &CancellationToken) -> Option<Store> {
+/// Opens the store once Redis answers and every primary has the replicas writes wait for
+/// (`WA_REDIS_WAIT_REPLICAS`); until then logs why, says it on `/readyz` (`waiting`), and
+/// tries again with backoff. Replicas may come after the worker (a replica restarting, a
+/// promoted master whose old one has not rejoined): waiting, not consuming, keeps every
+/// message in its queue instead of failing its writes through the delay tiers.
+async fn connect_store(
+    config: &WorkerConfig,
+    waiting: &std::sync::Mutex<Option<String>>,
+    shutdown: &CancellationToken,
+) -> Option<Store> {
     let mut delay = Duration::from_millis(100);
+    let mut opened = None;
     loop {
-        match Store::open(&config.redis, &config.redis_prefix).await {
-            Ok(store) => return Some(store),
-            Err(e) => warn!(error = %e, retry_in = ?delay, "redis unreachable"),
+        if opened.is_none() {
+            match Store::open(&config.redis, &config.redis_prefix).await {
+                Ok(store) => opened = Some(store),
+                Err(e) => warn!(error = %e, retry_in = ?delay, "redis unreachable"),
+            }
+        }
+        if let Some(store) = &opened {
+            match store.replica_shortfall().await {
+                Ok(None) => {
+                    if let Ok(mut w) = waiting.lock() {
+                        *w = None;
+                    }
+                    return opened;
+                }
+                Ok(Some(short)) => {
+                    warn!(%short, retry_in = ?delay, "redis has too few replicas: not consuming");
+                    if let Ok(mut w) = waiting.lock() {
+                        *w = Some(short.to_string());
+                    }
+                }
+                Err(e) => warn!(error = %e, retry_in = ?delay, "redis unreachable"),
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return None,
@@ -154,9 +183,11 @@ pub async fn run(
     let broker = Broker::start(config.broker.clone(), broker_shutdown.clone());
     let ops_shutdown = CancellationToken::new();
     let store_connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store_waiting = Arc::new(std::sync::Mutex::new(None));
     let ready = ops::Readiness {
         broker: broker.clone(),
         store_connected: store_connected.clone(),
+        store_waiting: store_waiting.clone(),
     };
     let ops = tokio::spawn(ops::serve(
         ops_listener,
@@ -164,7 +195,7 @@ pub async fn run(
         metrics.clone(),
         ops_shutdown.clone(),
     ));
-    if let Some(store) = connect_store(&config, &shutdown).await {
+    if let Some(store) = connect_store(&config, &store_waiting, &shutdown).await {
         store_connected.store(true, std::sync::atomic::Ordering::Relaxed);
         let (account_update_prefetch, signups_prefetch) = prefetch_shares(config.prefetch);
         let limits = Limits {

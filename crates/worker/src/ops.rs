@@ -5,7 +5,7 @@
 use std::{
     convert::Infallible,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -41,8 +41,20 @@ fn text(
 pub struct Readiness {
     /// The broker connection.
     pub broker: Broker,
-    /// Set once Redis has answered at start (the consumers only start then).
+    /// Set once Redis has answered at start with enough replicas (the consumers only start
+    /// then).
     pub store_connected: Arc<AtomicBool>,
+    /// Until then, why not, when Redis answered: a primary with fewer replicas than
+    /// `WA_REDIS_WAIT_REPLICAS`.
+    pub store_waiting: Arc<Mutex<Option<String>>>,
+}
+
+/// `/readyz` while Redis is not ready: why.
+fn store_not_ready(ready: &Readiness) -> String {
+    match ready.store_waiting.lock().ok().and_then(|w| w.clone()) {
+        Some(why) => format!("redis: {why}; not consuming until it has them\n"),
+        None => "redis not connected\n".to_owned(),
+    }
 }
 
 async fn route(
@@ -56,7 +68,7 @@ async fn route(
         (&http::Method::GET, "/readyz") if !ready.store_connected.load(Ordering::Relaxed) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             PLAIN,
-            "redis not connected\n",
+            store_not_ready(&ready),
         ),
         (&http::Method::GET, "/readyz") if ready.broker.is_ready() => {
             text(StatusCode::OK, PLAIN, "ready\n")

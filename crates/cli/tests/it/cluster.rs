@@ -1,6 +1,7 @@
 //! The binary on the Redis Cluster of scripts/redis-cluster.sh (3 masters, 3 replicas):
 //! `tenants list|get|token|rekey` and the API's pages see tenants on every master;
-//! `REDIS_URL_FILE` and `AMQP_URL_FILE`; a `REDIS_URL` that is not one refused at start.
+//! `REDIS_URL_FILE` and `AMQP_URL_FILE`; a `REDIS_URL` or `WA_REDIS_CA_FILE` that cannot work
+//! refused at start; a worker waiting for the replicas its writes wait for.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -175,20 +176,33 @@ async fn redis_settings_that_cannot_work_are_refused_at_start_naming_them() {
             out.stderr
         );
     }
-    let tls = wa_testkit::redis_tls_url();
-    let out = run(wa_onboard()
-        .args(["tenants", "list"])
-        .env("REDIS_URL", &tls)
-        .env("WA_REDIS_CA_FILE", "/nonexistent/ca.pem"))
-    .await;
-    assert!(out.stderr.contains("WA_REDIS_CA_FILE"), "{}", out.stderr);
+    // Each CA file that cannot work, with what the refusal says besides the variable's name.
     let not_pem = TempFile::new("not a certificate");
-    let out = run(wa_onboard()
-        .args(["tenants", "list"])
-        .env("REDIS_URL", &tls)
-        .env("WA_REDIS_CA_FILE", not_pem.path()))
-    .await;
-    assert!(out.stderr.contains("holds no PEM"), "{}", out.stderr);
+    // PEM armour around what is not a certificate: refused before any connection.
+    let garbled =
+        TempFile::new("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n");
+    // A real CA that did not sign the server: the connection fails, naming the CA file too.
+    let foreign = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/foreign_ca.crt");
+    for (ca, said) in [
+        (std::path::Path::new("/nonexistent/ca.pem"), "reading"),
+        (not_pem.path(), "holds no PEM"),
+        (garbled.path(), "no certificate the TLS client can read"),
+        (foreign.as_path(), "UnknownIssuer"),
+    ] {
+        let out = run(wa_onboard()
+            .args(["tenants", "list"])
+            .env("REDIS_URL", wa_testkit::redis_tls_url())
+            .env("WA_REDIS_CA_FILE", ca))
+        .await;
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr.contains("WA_REDIS_CA_FILE") && out.stderr.contains(said),
+            "{}: {}",
+            ca.display(),
+            out.stderr
+        );
+    }
     // A CA for a plain redis:// URL would make the client fail at every connection attempt
     // (a worker would wait for Redis forever): refused at start instead, by every role.
     let out = run(wa_onboard()
@@ -210,5 +224,69 @@ async fn redis_settings_that_cannot_work_are_refused_at_start_naming_them() {
             "{}",
             out.stderr
         );
+    }
+}
+
+/// A worker whose writes would wait for more replicas than a Redis primary has does not
+/// consume: its `/readyz` and its log say how many replicas `WA_REDIS_WAIT_REPLICAS` asks and
+/// how many the primary has, and it starts once they are there (here, never: the broker is
+/// unreachable on purpose, so `/readyz` moving on to it shows the replica check passed).
+#[tokio::test]
+async fn a_worker_waits_for_the_replicas_its_writes_wait_for() {
+    let standalone = wa_testkit::redis_url();
+    let cluster = wa_testkit::redis_cluster_urls();
+    for (redis, wait, said) in [
+        (
+            &standalone,
+            Some("1"),
+            format!("WA_REDIS_WAIT_REPLICAS is 1, but the Redis primary {standalone} has 0"),
+        ),
+        (
+            &cluster,
+            Some("2"),
+            "WA_REDIS_WAIT_REPLICAS is 2, but the Redis primary 127.0.0.1:".to_owned(),
+        ),
+        (&cluster, None, "broker not connected".to_owned()),
+    ] {
+        let mut cmd = wa_onboard();
+        cmd.arg("worker")
+            .env("WA_METRICS_LISTEN", "127.0.0.1:0")
+            .env("WA_APP_SECRET", "replicas-test-secret")
+            .env("WA_SYSTEM_USER_ID", "61550000000001")
+            .env("WA_APP_ID", "1061231232323117")
+            .env("WA_SYSTEM_USER_TOKEN", "replicas-test-token")
+            .env(
+                "WA_TOKEN_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+            .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+            .env("REDIS_URL", redis)
+            .env("WA_REDIS_PREFIX", "watest:replicas:");
+        if let Some(wait) = wait {
+            cmd.env("WA_REDIS_WAIT_REPLICAS", wait);
+        }
+        let mut worker = serving(cmd).await;
+        let url = format!("{}/readyz", worker.base());
+        let http = reqwest::Client::new();
+        let body = wa_testkit::eventually(Duration::from_secs(20), &said, || {
+            let request = http.get(&url).send();
+            async {
+                let reply = request.await.ok()?;
+                let status = reply.status();
+                let body = reply.text().await.ok()?;
+                (status == 503 && body.contains(said.as_str())).then_some(body)
+            }
+        })
+        .await;
+        worker.assert_running();
+        if wait.is_some() {
+            assert!(body.contains("not consuming"), "{body}");
+            let log = worker.tail();
+            assert!(
+                log.contains("too few replicas") && log.contains(said.as_str()),
+                "{log}"
+            );
+        }
+        worker.kill().await;
     }
 }

@@ -311,7 +311,8 @@ async fn rediss_connects_with_the_given_ca_and_round_trips() {
     let ca = std::fs::read(redis_tls_ca()).expect("CA of scripts/redis-cluster.sh");
     let config = RedisConfig::parse(&redis_tls_url(), false)
         .unwrap()
-        .with_ca(ca);
+        .with_ca(ca)
+        .unwrap();
     let t = TestStore::on(config, redis_tls_url(), test_key()).await;
     t.store
         .apply_install(&install("7", "900", 10))

@@ -33,6 +33,8 @@ mod properties;
 mod reconnect;
 /// `tenants rekey`: key rotation without downtime.
 mod rekey;
+/// Whether every primary has the replicas writes wait for, on one Redis and on a cluster.
+mod replicas;
 /// Owner change, reinstall, ties, and verified phone numbers.
 mod semantics;
 /// Embedded Signup: phone numbers merged into tenants, session logs, the funnel, integration
