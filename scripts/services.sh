@@ -24,7 +24,10 @@ fi
 
 if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
   echo "services: starting rabbitmq"
-  # Debian's package does not start the server inside a container.
+  # Debian's package does not start the server inside a container. The node inherits the
+  # file limit: each quorum queue holds files open, and a few hundred test queues exhaust
+  # the usual 1024 (the node then refuses connections).
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached >/dev/null 2>&1 || true
 fi
 

@@ -186,6 +186,7 @@ async fn worker_phase(
         concurrency: args.concurrency,
         refresh_before: Duration::from_secs(7 * 86_400),
         census_interval: wa_worker::CENSUS_INTERVAL,
+        census_lease: wa_worker::census_lease(wa_worker::CENSUS_INTERVAL),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ops = listener.local_addr()?;

@@ -2,21 +2,53 @@
 //! that ([`BrokerConfig::declare_once`]). Owns no connection beyond the call; the supervised
 //! one is [`crate::Broker`]'s.
 
-use lapin::{Connection, ConnectionProperties};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use lapin::{
+    Connection, ConnectionProperties, ErrorKind,
+    protocol::{AMQPErrorKind, AMQPSoftError},
+};
 
 use crate::{BrokerConfig, BrokerError, Result, Topology};
 
 /// A connection to `url` on which `topology` has just been declared.
+///
+/// Replicas that start together on an empty broker declare the same new quorum queues at
+/// once, and RabbitMQ (3.10 at least) may answer the later declaration `NOT_FOUND` ("home
+/// node … is down or inaccessible") while the first one's queue is still starting; the
+/// channel is closed with it. That answer is transient, so the declaration is made again on a
+/// fresh channel a few times before it counts as an error.
 pub(crate) async fn declared(
     url: &str,
     properties: ConnectionProperties,
     topology: &Topology,
 ) -> Result<Connection> {
     let connection = Connection::connect(url, properties).await?;
-    let setup = connection.create_channel().await?;
-    topology.declare(&setup).await?;
-    let _ = setup.close(200, "declared".into()).await;
+    let declare = || async {
+        let setup = connection.create_channel().await?;
+        topology.declare(&setup).await?;
+        let _ = setup.close(200, "declared".into()).await;
+        Ok::<_, BrokerError>(())
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(1))
+        .with_max_times(6)
+        .with_jitter();
+    declare.retry(backoff).when(queue_starting).await?;
     Ok(connection)
+}
+
+/// Whether `error` is RabbitMQ's `NOT_FOUND` for a queue that exists but has no running
+/// process or leader yet (see [`declared`]).
+fn queue_starting(error: &BrokerError) -> bool {
+    matches!(error, BrokerError::Amqp(e) if matches!(
+        e.kind(),
+        ErrorKind::ProtocolError(amqp)
+            if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)
+                && amqp.get_message().as_str().contains("down or inaccessible")
+    ))
 }
 
 impl BrokerConfig {

@@ -1,7 +1,8 @@
 //! `wa.unrouted` against the real RabbitMQ: bounded by length (oldest dropped first) and by
 //! age, and a queue an older version declared without the bound refused with an error that
 //! names it, its arguments and what to do; and a tenant event that no queue takes, published
-//! all the same. Each test works under its own prefix.
+//! all the same; and replicas declaring one new topology at the same moment, all of them
+//! starting. Each test works under its own prefix.
 
 use std::time::Duration;
 
@@ -204,4 +205,21 @@ async fn a_tenant_event_no_queue_is_bound_for_is_published_not_returned() {
         "with `mandatory` it would be refused: {mandatory:?}"
     );
     stop.cancel();
+}
+
+#[tokio::test]
+async fn replicas_declaring_one_topology_together_on_an_empty_broker_all_start() {
+    let scratch = Scratch::new(|_| {}).await;
+    let config = BrokerConfig::new(&amqp_url(), scratch.topology.clone()).expect("AMQP_URL");
+
+    // Four replicas' start-up declarations of the same new queues, at the same moment.
+    let (a, b, c, d) = tokio::join!(
+        config.declare_once(),
+        config.declare_once(),
+        config.declare_once(),
+        config.declare_once(),
+    );
+    for (replica, result) in [a, b, c, d].into_iter().enumerate() {
+        result.unwrap_or_else(|e| panic!("replica {replica} could not declare: {e}"));
+    }
 }

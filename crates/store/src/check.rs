@@ -1,6 +1,6 @@
 //! Tenant checks (`wa.tenant_checks`): the lease that keeps two workers from checking one
 //! tenant at once, and recording what a check found, in one atomic step tied to the install
-//! the check saw ([`Store::record_check`]).
+//! the check saw and the lease it holds ([`Store::record_checked`]).
 //!
 //! The lease is `{prefix}check:{<waba_id>}`, in the tenant's hash slot, holding a random
 //! token for a TTL (so a crashed worker's lease runs out), taken and given back with the same
@@ -129,38 +129,21 @@ impl Store {
     }
 
     /// Records `findings` on the tenant, only while the install the check saw is still the
-    /// one in effect and its token was held (`active` or `invalid`): a check never resurrects
-    /// an uninstalled tenant. Returns whether it was recorded.
+    /// one in effect (its `status_time` and install generation, as `guard` read it), its
+    /// token was held (`active` or `invalid`) and `guard`'s lease is still held: a check
+    /// never resurrects an uninstalled tenant, nor writes after losing its lease. Returns
+    /// whether it was recorded.
     ///
     /// # Errors
     ///
     /// [`StoreError::Redis`]; [`StoreError::InvalidInput`] for more than
     /// [`MAX_VERIFIED_PHONE_NUMBERS`] phone number ids.
     #[tracing::instrument(name = "redis record_check", skip_all, fields(otel.kind = "client", db.system.name = "redis"))]
-    pub async fn record_check(&self, waba_id: &WabaId, findings: &CheckFindings) -> Result<bool> {
-        self.record_guarded(waba_id, findings, None).await
-    }
-
-    /// As [`Store::record_check`], and only while `guard` holds: the install generation is
-    /// the one the check read and its lease is still held.
-    ///
-    /// # Errors
-    ///
-    /// As [`Store::record_check`].
     pub async fn record_checked(
         &self,
         waba_id: &WabaId,
         findings: &CheckFindings,
         guard: &CheckGuard,
-    ) -> Result<bool> {
-        self.record_guarded(waba_id, findings, Some(guard)).await
-    }
-
-    async fn record_guarded(
-        &self,
-        waba_id: &WabaId,
-        findings: &CheckFindings,
-        guard: Option<&CheckGuard>,
     ) -> Result<bool> {
         let key = self.keys.tenant(waba_id);
         let phones = match &findings.phone_number_ids {
@@ -197,8 +180,8 @@ impl Store {
                     })
                     .arg(json(&key, &attention)?)
                     .arg(phones)
-                    .arg(guard_args(guard).0)
-                    .arg(guard_args(guard).1),
+                    .arg(guard.install_seq)
+                    .arg(guard.lease.as_str()),
             )
             .await?;
         Ok(recorded == 1)

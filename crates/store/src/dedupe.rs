@@ -115,7 +115,7 @@ impl Store {
 
 /// Milliseconds for `PX`: at least 1 (Redis refuses 0), at most about 36 million years
 /// (Redis refuses expiry times that overflow when added to the current time).
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis())
         .unwrap_or(u64::MAX)
         .clamp(1, 1 << 60)

@@ -32,6 +32,8 @@
 //! | `Pcheck:{W}` | string | the lease of a tenant check in progress (see [`CheckFindings`]) |
 //! | `Pbusiness:{O}` | hash | business integration install/uninstall times (see [`integration`]) |
 //! | `Psignups:{es}:…` | various | Embedded Signup session logs and funnel (see [`session`]) |
+//! | `Please:{census}` | string | the id of the worker replica counting the token health census (`lease`) |
+//! | `Pcensus:{census}` | string | the last census that replica published, JSON (see [`Census`]) |
 //!
 //! It talks to one Redis or a Redis Cluster, plain or TLS ([`RedisConfig`]; the connection in
 //! `conn`): scans walk every primary, and on a cluster every write of tenant state, tokens
@@ -47,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+mod census;
 mod check;
 mod conn;
 pub mod crypto;
@@ -54,6 +57,7 @@ mod dedupe;
 mod durable;
 mod error;
 pub mod integration;
+mod lease;
 mod list;
 mod page;
 mod phones;
@@ -71,11 +75,13 @@ use wa_ids::{BusinessId, DedupeKey, WabaId};
 
 pub use crate::{
     account::{AccountEvent, EVENT_LOG_LEN},
+    census::Census,
     check::{CheckFindings, CheckGuard},
     conn::{RedisConfig, WAIT_TIMEOUT, redacted},
     crypto::TokenKey,
     dedupe::{Claim, ClaimToken},
     error::{Result, StoreError},
+    lease::MAX_HOLDER_LEN,
     page::{MAX_SCAN_STEPS, Page, PagePosition},
     phones::MAX_VERIFIED_PHONE_NUMBERS,
     record::{AccountState, Attention, Status, TenantRecord, TokenInfo, TokenStatus},
@@ -210,6 +216,16 @@ impl Keys {
         format!("{}dedupe:{{{key}}}", self.prefix)
     }
 
+    /// One key, with its own hash tag.
+    fn census_lease(&self) -> String {
+        format!("{}lease:{{census}}", self.prefix)
+    }
+
+    /// One key, in the slot of [`Keys::census_lease`]: its publishing script checks the lease.
+    fn census(&self) -> String {
+        format!("{}census:{{census}}", self.prefix)
+    }
+
     /// The `SCAN MATCH` pattern for every tenant hash (glob characters in the prefix escaped).
     fn tenant_pattern(&self) -> String {
         self.pattern("tenant")
@@ -246,6 +262,8 @@ mod tests {
         assert_eq!(k.owner(&BusinessId::parse("9").unwrap()), "wa:owner:{9}");
         let key = DedupeKey::parse(&"ab".repeat(32)).unwrap();
         assert_eq!(k.dedupe(&key), format!("wa:dedupe:{{{key}}}"));
+        assert_eq!(k.census_lease(), "wa:lease:{census}");
+        assert_eq!(k.census(), "wa:census:{census}");
     }
 
     #[test]

@@ -15,13 +15,16 @@
 //!   connection is refused, held for as long as the test needs it;
 //! - [`declare_unbounded_unrouted`]: a queue as an earlier version declared it;
 //! - [`Tap`]: a consumer with its own queue bound to an exchange (tenant events), as the
-//!   partner's services run one, keeping what it received.
+//!   partner's services run one, keeping what it received;
+//! - [`record_check`]: a tenant check's findings recorded as the worker records them.
 //!
-//! Never touches the code under test: only processes, sockets and the services' data.
+//! Never changes the code under test: it drives processes, sockets and the services' data,
+//! and calls wa-store's public API only to leave a tenant as a check would.
 
 use std::time::{Duration, Instant};
 
 pub use self::{
+    check::record_check,
     child::{Listening, RefusedAddr},
     cluster::{
         ClusterNode, QuorumQueue, amqp_cluster_url, ensure_rabbitmq_cluster, quorum_queue,
@@ -36,6 +39,7 @@ pub use self::{
     tap::{Tap, Tapped},
 };
 
+mod check;
 mod child;
 mod cluster;
 mod legacy;

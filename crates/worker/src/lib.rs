@@ -16,7 +16,8 @@
 //! - `outcome`, `headers`, [`metrics`]: leaves (how applying ended; AMQP header names; the
 //!   metrics and the outcome names logs, spans and metrics share);
 //! - [`dlq`] and [`reconcile`] for operators, `ops`, the health and metrics endpoint, and `census`, which
-//!   walks the tenants to set the token health gauges.
+//!   walks the tenants to count token health on one replica at a time (a Redis lease), and
+//!   shows the last count published on every replica.
 //!
 //! Replicas coordinate through RabbitMQ and Redis only. It never parses HTTP requests or
 //! verifies signatures (the ingress did), never keeps a token outside `wa-store`'s encrypted
@@ -45,6 +46,7 @@ use wa_graph::{GraphClient, GraphConfig};
 use wa_ids::{AppId, BusinessId};
 use wa_store::{RedisConfig, Store, TokenKey};
 
+pub use census::lease_ttl as census_lease;
 pub use metrics::Metrics;
 
 use crate::{
@@ -91,9 +93,13 @@ pub struct WorkerConfig {
     pub refresh_before: Duration,
     /// How often the token health gauges are recounted ([`CENSUS_INTERVAL`] in production).
     pub census_interval: Duration,
+    /// How long the census lease holds once taken or renewed: a crashed holder's runs out
+    /// after this ([`census_lease`] of the interval in production).
+    pub census_lease: Duration,
 }
 
-/// How often a worker recounts the token health gauges.
+/// How often the replica holding the census lease recounts the token health gauges (and the
+/// others try to take the lease).
 pub const CENSUS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why the worker could not run.
@@ -194,6 +200,7 @@ pub async fn run(
             metrics.clone(),
             config.refresh_before,
             config.census_interval,
+            config.census_lease,
             shutdown.clone(),
         ));
         let account_update = Consumer::new(

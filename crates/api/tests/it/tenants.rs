@@ -108,7 +108,11 @@ async fn the_attention_filter_is_accepted_and_matches_only_listed_tenants() {
         phone_number_ids: None,
     };
     let id = wa_ids::WabaId::parse("8000002").unwrap();
-    assert!(api.store.record_check(&id, &findings).await.unwrap());
+    assert!(
+        wa_testkit::record_check(&api.store, &id, &findings)
+            .await
+            .unwrap()
+    );
     let (ids, _) = walk(&api, "/v1/tenants?attention=not_subscribed&limit=10").await;
     assert_eq!(ids, ["8000002"]);
     let (ids, _) = walk(&api, "/v1/tenants?attention=token_invalid&limit=10").await;

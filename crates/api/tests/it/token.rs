@@ -114,8 +114,7 @@ async fn a_token_a_check_found_invalid_is_never_served() {
     api.install_with_token(waba, 1_730_000_000, TOKEN).await;
     let id = wa_ids::WabaId::parse(waba).unwrap();
     assert!(
-        api.store
-            .record_check(&id, &invalid(1_730_000_000))
+        wa_testkit::record_check(&api.store, &id, &invalid(1_730_000_000))
             .await
             .unwrap()
     );

@@ -117,6 +117,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         concurrency: usize::from(args.concurrency),
         refresh_before: args.token_refresh_before,
         census_interval: wa_worker::CENSUS_INTERVAL,
+        census_lease: wa_worker::census_lease(wa_worker::CENSUS_INTERVAL),
     };
     let listener = tokio::net::TcpListener::bind(args.metrics_listen)
         .await

@@ -323,8 +323,7 @@ async fn list_filters_on_attention() {
         phone_number_ids: None,
     };
     assert!(
-        t.store
-            .record_check(&waba("540000000000002"), &flagged)
+        wa_testkit::record_check(&t.store, &waba("540000000000002"), &flagged)
             .await
             .unwrap()
     );

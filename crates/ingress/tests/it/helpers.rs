@@ -129,17 +129,18 @@ pub async fn spawn_with(options: Options) -> TestApp {
         .signup_api_token
         .map(|t| SecretString::from(t.to_owned()));
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(wa_ingress::run(listener, config, shutdown.clone()));
-
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
         .expect("test connection to RabbitMQ");
     let channel = connection.create_channel().await.expect("test channel");
-    // The test's own declaration also proves the topology is idempotent.
+    // Declared first, so the ingress's own declaration below proves the topology idempotent
+    // (two declarations of a new quorum queue at once may race inside RabbitMQ).
     topology.declare(&channel).await.expect("declare topology");
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(wa_ingress::run(listener, config, shutdown.clone()));
     let app = TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),

@@ -5,16 +5,16 @@
 -- ciphertext is destroyed, token status `invalid`), else '', [4] expires_at ('' = unchanged),
 -- [5] subscribed ('1' / '0', '' = unchanged), [6] attention (JSON array text written by
 -- Rust, '[]' = none), [7] phone number ids (JSON array text, '' = unchanged), [8] the
--- install_seq the check read before the record ('' = not compared), [9] the lease token the
--- check holds ('' = not compared): a check whose lease ran out writes nothing.
+-- install_seq the check read before the record, [9] the lease token the check holds: a
+-- check whose lease ran out writes nothing.
 -- Only while that install is still the one in effect and its token was held (status
 -- `active` or `invalid`): a check never resurrects an uninstalled tenant, never writes over a
 -- newer install, and never touches a token still being fetched. Returns 1 if recorded.
 local h = KEYS[1]
 if redis.call('HGET', h, 'status') ~= 'installed' then return 0 end
 if redis.call('HGET', h, 'status_time') ~= ARGV[1] then return 0 end
-if ARGV[8] ~= '' and (redis.call('HGET', h, 'install_seq') or '0') ~= ARGV[8] then return 0 end
-if ARGV[9] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[9] then return 0 end
+if (redis.call('HGET', h, 'install_seq') or '0') ~= ARGV[8] then return 0 end
+if redis.call('GET', KEYS[3]) ~= ARGV[9] then return 0 end
 local ts = redis.call('HGET', h, 'token_status')
 if ts ~= 'active' and ts ~= 'invalid' then return 0 end
 redis.call('HSET', h, 'token_checked_at', ARGV[2])

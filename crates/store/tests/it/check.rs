@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use wa_store::{Attention, CheckFindings, CheckGuard, TokenExpiry, TokenStatus};
+use wa_testkit::record_check;
 
 use crate::helpers::{TestStore, install, phone_id, secret, uninstall, waba_id};
 
-fn findings(install_time: i64) -> CheckFindings {
+pub(crate) fn findings(install_time: i64) -> CheckFindings {
     CheckFindings {
         install_time,
         checked_at: 5_000,
@@ -23,7 +24,7 @@ fn findings(install_time: i64) -> CheckFindings {
 }
 
 /// An installed tenant `waba` (install at `time`) holding `token`, expiry learnt.
-async fn installed(t: &TestStore, waba: &str, time: i64, token: &str) {
+pub(crate) async fn installed(t: &TestStore, waba: &str, time: i64, token: &str) {
     t.store
         .apply_install(&install(waba, "2002", time))
         .await
@@ -75,7 +76,7 @@ async fn a_check_records_its_findings_and_a_later_one_clears_them() {
         phone_number_ids: Some(vec![phone_id("106540352242922")]),
         ..findings(100)
     };
-    assert!(t.store.record_check(&id, &found).await.unwrap());
+    assert!(record_check(&t.store, &id, &found).await.unwrap());
     let r = t.record("3002").await;
     assert_eq!(
         r.attention,
@@ -91,7 +92,7 @@ async fn a_check_records_its_findings_and_a_later_one_clears_them() {
         subscribed: Some(true),
         ..findings(100)
     };
-    assert!(t.store.record_check(&id, &fixed).await.unwrap());
+    assert!(record_check(&t.store, &id, &fixed).await.unwrap());
     let r = t.record("3002").await;
     assert!(r.attention.is_empty() && r.subscribed);
     assert_eq!(r.token.expires_at, Some(7_000), "unchanged when not told");
@@ -107,7 +108,7 @@ async fn an_invalid_token_is_destroyed_and_never_served() {
         attention: vec![Attention::TokenInvalid],
         ..findings(100)
     };
-    assert!(t.store.record_check(&id, &found).await.unwrap());
+    assert!(record_check(&t.store, &id, &found).await.unwrap());
     let r = t.record("3003").await;
     assert_eq!(r.token.status, Some(TokenStatus::Invalid));
     assert_eq!(r.attention, [Attention::TokenInvalid]);
@@ -144,7 +145,7 @@ async fn a_check_never_writes_over_an_uninstall_or_a_newer_install() {
         invalid: true,
         ..findings(100)
     };
-    assert!(!t.store.record_check(&id, &found).await.unwrap());
+    assert!(!record_check(&t.store, &id, &found).await.unwrap());
     assert_eq!(
         t.dump().await,
         before,
@@ -152,7 +153,7 @@ async fn a_check_never_writes_over_an_uninstall_or_a_newer_install() {
     );
 
     installed(&t, "3004", 300, "tok-f").await;
-    assert!(!t.store.record_check(&id, &found).await.unwrap());
+    assert!(!record_check(&t.store, &id, &found).await.unwrap());
     assert_eq!(
         t.record("3004").await.token.status,
         Some(TokenStatus::Active)
@@ -201,7 +202,7 @@ async fn one_check_lease_per_tenant_until_given_back_or_expired() {
 }
 
 /// The guard a check takes before reading the record: its lease and the install generation.
-async fn guard(t: &TestStore, waba: &str) -> CheckGuard {
+pub(crate) async fn guard(t: &TestStore, waba: &str) -> CheckGuard {
     let id = waba_id(waba);
     let lease = t.store.lease_check(&id, Duration::from_secs(30)).await;
     CheckGuard {
@@ -210,7 +211,7 @@ async fn guard(t: &TestStore, waba: &str) -> CheckGuard {
     }
 }
 
-fn expiry() -> TokenExpiry {
+pub(crate) fn expiry() -> TokenExpiry {
     TokenExpiry {
         expires_at: 9_500,
         checked_at: 5_000,
@@ -218,7 +219,7 @@ fn expiry() -> TokenExpiry {
 }
 
 /// The token now stored for `waba`, in clear.
-async fn token(t: &TestStore, waba: &str) -> Option<String> {
+pub(crate) async fn token(t: &TestStore, waba: &str) -> Option<String> {
     let held = t.vault.token(&waba_id(waba)).await.unwrap();
     held.map(|s| s.expose_secret().to_owned())
 }

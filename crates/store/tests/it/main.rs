@@ -9,6 +9,8 @@ mod helpers;
 mod account;
 /// Tenant checks: expiry learnt at fetch, findings tied to the install, the check lease.
 mod check;
+/// A check's write refused after its guard passed, when an uninstall landed in between.
+mod check_gap;
 /// The same store on a Redis Cluster (3 masters, 3 replicas) and on TLS: round trips, every
 /// master scanned, replicas waited for, a lost write re-applied once.
 mod cluster;
@@ -18,6 +20,9 @@ mod concurrency;
 mod dedupe;
 /// Error classification: transient vs permanent.
 mod errors;
+/// The census lease: one holder at a time, given back, run out, on a cluster; the census
+/// published under it.
+mod lease;
 /// Listing by SCAN and the owner business index.
 mod list;
 /// Pages of tenants for the internal API: bounded, filtered, resumable.

@@ -69,6 +69,28 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         message: &Self::Message,
     ) -> impl Future<Output = Result<Applied, Failure>> + Send;
+
+    /// Told where a delivery of this queue went once it is settled: after `apply`, or
+    /// without it (a duplicate, a malformed body, a claim refused). Where a metric counts
+    /// what became of a message, it counts here, once per delivery: a failure `apply`
+    /// returns may still go to a delay tier or, its tiers exhausted, to the dead-letter
+    /// queue; only the settle knows which.
+    fn settled(&self, _fate: Fate) {}
+}
+
+/// Where a settled delivery went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Acked: applied, stale, or a duplicate.
+    Acked,
+    /// To a delay tier after a failed attempt.
+    Retried,
+    /// To the first delay tier without counting an attempt: another worker held its key.
+    Busy,
+    /// To the dead-letter queue: failed for good, or its delay tiers exhausted.
+    DeadLettered,
+    /// Back to its queue, its move unconfirmed: it is delivered again.
+    Requeued,
 }
 
 /// How far one consumer reads ahead, and how long its claims hold. How many messages are
@@ -278,9 +300,10 @@ impl<H: Handler> Running<H> {
                 metrics,
                 queue: &self.consumer.queue,
             };
-            settle
+            let fate = settle
                 .settle(delivery, disposition, attempt, &routing_key)
                 .await;
+            self.consumer.handler.settled(fate);
         }
         .instrument(span)
         .await;

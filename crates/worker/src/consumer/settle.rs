@@ -21,6 +21,7 @@ use wa_broker::{
     },
 };
 
+use super::Fate;
 use crate::{
     headers::{ATTEMPT, LAST_ERROR, REASON, ROUTING_KEY},
     metrics::{Metrics, Outcome},
@@ -83,19 +84,20 @@ pub(super) struct Settle<'a> {
 }
 
 impl Settle<'_> {
-    /// Moves `delivery` where `disposition` says, then acks it. `attempt` is the delay tiers
-    /// it has been through; `routing_key` is where a replay of a dead letter goes.
+    /// Moves `delivery` where `disposition` says, then acks it, and says where it went.
+    /// `attempt` is the delay tiers it has been through; `routing_key` is where a replay of
+    /// a dead letter goes.
     pub(super) async fn settle(
         &self,
         delivery: Delivery,
         disposition: Disposition,
         attempt: i64,
         routing_key: &str,
-    ) {
+    ) -> Fate {
         let topology = self.broker.topology();
         let tiers = &topology.retry_delays;
-        let forward = match disposition {
-            Disposition::Ack => None,
+        let (fate, forward) = match disposition {
+            Disposition::Ack => (Fate::Acked, None),
             Disposition::Retry {
                 error,
                 after,
@@ -104,21 +106,22 @@ impl Settle<'_> {
                 Some((delay, next_attempt)) => {
                     self.metrics.retry(&wa_broker::delay_label(delay));
                     info!(%error, delay = %wa_broker::delay_label(delay), attempt = next_attempt, "retrying later");
-                    Some(
+                    let fate = if counts { Fate::Retried } else { Fate::Busy };
+                    let message =
                         forward(&delivery, "", &topology.retry_queue_of(self.queue, delay))
                             .header_i64(ATTEMPT, next_attempt)
-                            .header(LAST_ERROR, error),
-                    )
+                            .header(LAST_ERROR, error);
+                    (fate, Some(message))
                 }
-                None => Some(self.dead_letter(
-                    &delivery,
-                    &format!("retries exhausted: {error}"),
-                    attempt,
-                    routing_key,
-                )),
+                None => {
+                    let reason = format!("retries exhausted: {error}");
+                    let message = self.dead_letter(&delivery, &reason, attempt, routing_key);
+                    (Fate::DeadLettered, Some(message))
+                }
             },
             Disposition::DeadLetter { reason } => {
-                Some(self.dead_letter(&delivery, &reason, attempt, routing_key))
+                let message = self.dead_letter(&delivery, &reason, attempt, routing_key);
+                (Fate::DeadLettered, Some(message))
             }
         };
         if let Some(message) = forward
@@ -139,7 +142,7 @@ impl Settle<'_> {
             if tokio::time::timeout(ACK_TIMEOUT, requeue).await.is_err() {
                 warn!("requeue not sent in time; the broker redelivers it with the channel");
             }
-            return;
+            return Fate::Requeued;
         }
         match tokio::time::timeout(ACK_TIMEOUT, delivery.ack(BasicAckOptions::default())).await {
             Ok(Ok(_)) => {}
@@ -147,6 +150,7 @@ impl Settle<'_> {
             Ok(Err(e)) => warn!(error = %e, "ack failed"),
             Err(_) => warn!("ack not sent in time; the broker redelivers it with the channel"),
         }
+        fate
     }
 
     /// Every queue's dead letters share `wa.account_update.dlq`; `x-wa-routing-key` says where

@@ -1,7 +1,7 @@
-//! Carrying out a tenant check: ask Graph about the tenant's token (`debug_token`), its
-//! subscription (`GET subscribed_apps`) and its phone numbers, fix what can be fixed (fetch
-//! a token about to expire, subscribe again), and record what was found in one step tied to
-//! the install the check saw (`wa_store::Store::record_check`).
+//! Carrying out a tenant check: ask Graph about the tenant's token (`debug_token`, in
+//! `token`, which also fetches a token about to expire), its subscription (`GET
+//! subscribed_apps`, subscribing again) and its phone numbers, and record what was found in
+//! one step tied to the install the check saw (`wa_store::Store::record_checked`).
 //!
 //! - Only installed tenants whose token was fetched are checked; a check never resurrects an
 //!   uninstalled tenant (the record step refuses), and one whose tenant was uninstalled
@@ -33,16 +33,18 @@ use tracing::{info, warn};
 use wa_graph::{GraphClient, GraphError, token_invalid};
 use wa_ids::{AppId, DedupeKey, WabaId};
 use wa_store::{
-    Attention, CheckFindings, CheckGuard, ClaimToken, Status, Store, TenantRecord, TokenExpiry,
-    TokenStatus, TokenVault,
+    Attention, CheckFindings, CheckGuard, ClaimToken, Status, Store, TenantRecord, TokenStatus,
+    TokenVault,
 };
 
-use super::{account_update::now, installed};
+use super::account_update::now;
+
+mod token;
 use crate::{
     events::{EventKind, TenantEvent, TenantEvents},
     metrics::{CheckOutcome, Metrics},
     outcome::{Applied, Failure},
-    plan::check::{self, CheckMessage, TokenVerdict},
+    plan::check::{self, CheckMessage},
 };
 
 /// The most Graph calls one check makes in a row: `debug_token`, a token fetch, `debug_token`
@@ -124,6 +126,8 @@ impl Checks {
 
     /// Checks the tenant `message` names.
     ///
+    /// Counts the outcome of a check that ends here; a failure is counted once settled.
+    ///
     /// # Errors
     ///
     /// [`Failure::Busy`] while another check of the tenant runs; [`Failure`] from Redis or a
@@ -131,7 +135,6 @@ impl Checks {
     pub async fn apply(&self, message: &CheckMessage) -> Result<Applied, Failure> {
         let waba_id = &message.waba_id;
         let Some(lease) = self.store.lease_check(waba_id, self.lease_ttl()).await? else {
-            self.metrics.checks.check(CheckOutcome::Busy);
             return Err(Failure::Busy {
                 error: "another check of this tenant is running".into(),
             });
@@ -140,14 +143,12 @@ impl Checks {
         if let Err(e) = self.store.release_check(waba_id, &lease).await {
             warn!(%waba_id, error = %e, "check lease not given back; it expires by itself");
         }
-        let outcome = match &result {
-            Ok((_, outcome)) => *outcome,
-            Err(Failure::Retry { .. } | Failure::Busy { .. }) => CheckOutcome::Retry,
-            Err(Failure::DeadLetter { .. }) => CheckOutcome::Failed,
-        };
+        // A failure is counted where it is settled (`CheckHandler::settled`): a retry may
+        // still end in the dead-letter queue.
+        let (applied, outcome) = result?;
         self.metrics.checks.check(outcome);
         info!(%waba_id, reason = %message.reason, outcome = outcome.as_str(), "tenant checked");
-        result.map(|(applied, _)| applied)
+        Ok(applied)
     }
 
     async fn check(
@@ -254,125 +255,6 @@ impl Checks {
             Err(e) => evidence(waba_id, &e, found)?,
         }
         Ok(())
-    }
-
-    /// `debug_token`, and a new token when the held one expires soon (or is known invalid):
-    /// the token the next steps use, `None` when there is none to use.
-    async fn token_step(
-        &self,
-        tenant: &TenantRecord,
-        held: Option<SecretString>,
-        found: &mut Found,
-    ) -> Result<Option<SecretString>, Failure> {
-        let waba_id = &tenant.waba_id;
-        let Some(token) = held else {
-            // Known invalid: a new fetch is the only way back.
-            found.flag(Attention::TokenInvalid);
-            return self.refresh(tenant, found).await;
-        };
-        let health = installed::health(&self.graph, &self.metrics, &self.app_id, &token).await;
-        let health = health.map_err(|e| {
-            warn!(%waba_id, error = %e.summary(), "debug_token failed");
-            Failure::graph(&e)
-        })?;
-        match check::token_verdict(&health, found.findings.checked_at, self.refresh_before) {
-            TokenVerdict::Invalid => {
-                warn!(%waba_id, code = ?health.error_code, subcode = ?health.error_subcode,
-                    "business token invalid");
-                found.invalid();
-                Ok(None)
-            }
-            TokenVerdict::Healthy { expires_at } => {
-                found.findings.expires_at = expires_at;
-                found.clear(Attention::TokenExpiring);
-                found.clear(Attention::TokenInvalid);
-                Ok(Some(token))
-            }
-            TokenVerdict::Expiring { expires_at } => {
-                found.findings.expires_at = Some(expires_at);
-                found.flag(Attention::TokenExpiring);
-                match self.refresh(tenant, found).await? {
-                    Some(fresh) => Ok(Some(fresh)),
-                    None => Ok(Some(token)),
-                }
-            }
-        }
-    }
-
-    /// Fetches a new token for the tenant and stores it in place of the old one (destroyed
-    /// in the same step), with its expiry. `None` (attention left as flagged) when that
-    /// fails for good or the new token is no better.
-    async fn refresh(
-        &self,
-        tenant: &TenantRecord,
-        found: &mut Found,
-    ) -> Result<Option<SecretString>, Failure> {
-        let waba_id = &tenant.waba_id;
-        let Some(owner) = &tenant.owner_business_id else {
-            return Ok(None);
-        };
-        // Counted as a check's Graph call, not under wa_worker_token_fetches_total: a refresh
-        // failing for good leaves the tenant installed, unlike an install's fetch.
-        let fetched = self.graph.fetch_business_token(owner).await;
-        self.metrics.checks.graph_call("token_refresh", &fetched);
-        let fresh = match fetched {
-            Ok(fresh) => fresh,
-            Err(e) if e.is_transient() => return Err(Failure::graph(&e)),
-            Err(e) => {
-                warn!(%waba_id, error = %e.summary(), "token refresh failed");
-                return Ok(None);
-            }
-        };
-        let health = installed::health(&self.graph, &self.metrics, &self.app_id, &fresh).await;
-        let health = health.map_err(|e| Failure::graph(&e))?;
-        let now = found.findings.checked_at;
-        if check::token_verdict(&health, now, self.refresh_before) == TokenVerdict::Invalid {
-            warn!(%waba_id, "a new token was fetched but Graph says it is invalid too");
-            return Ok(None);
-        }
-        if !check::refresh_gains(found.findings.expires_at, health.expires_at) {
-            // Meta's `fetch_only=true` may hand back the very token held: nothing repaired.
-            warn!(%waba_id, "the fetched token expires no later than the old one");
-            return Ok(None);
-        }
-        let expiry = health.expires_at.map(|expires_at| TokenExpiry {
-            expires_at,
-            checked_at: now,
-        });
-        let mut after = tenant.clone();
-        after.token.status = Some(TokenStatus::Active);
-        after.token.fetched_at = Some(now);
-        after.token.expires_at = health.expires_at;
-        after.token.checked_at = Some(now);
-        after.token.error = None;
-        after
-            .attention
-            .retain(|a| !matches!(a, Attention::TokenExpiring | Attention::TokenInvalid));
-        if !self.holds(waba_id, found).await? {
-            return Ok(None);
-        }
-        self.publish(EventKind::TokenRefreshed, found, &after)
-            .await?;
-        let install_time = found.findings.install_time;
-        let stored = self
-            .vault
-            .store_refreshed_token(waba_id, &fresh, now, install_time, expiry, &found.guard)
-            .await?;
-        if !stored {
-            found.lost = true;
-            return Ok(None);
-        }
-        found.refreshed = Some(after);
-        info!(%waba_id, expires_at = ?health.expires_at, "business token refreshed");
-        found.findings.expires_at = health.expires_at;
-        found.findings.invalid = false;
-        found
-            .wrong
-            .retain(|a| !matches!(a, Attention::TokenExpiring | Attention::TokenInvalid));
-        found.clear(Attention::TokenExpiring);
-        found.clear(Attention::TokenInvalid);
-        found.repaired = true;
-        Ok(Some(fresh))
     }
 
     /// Whether the install the check saw is still in effect and its lease held; when not, the

@@ -4,8 +4,9 @@
 use wa_ids::DedupeKey;
 
 use crate::{
-    consumer::{Handler, Message},
+    consumer::{Fate, Handler, Message},
     effects::check::Checks,
+    metrics::CheckOutcome,
     outcome::{Applied, Failure},
     plan::check::{CheckMessage, ROUTING_KEY},
 };
@@ -40,5 +41,18 @@ impl Handler for CheckHandler {
 
     async fn apply(&self, message: &CheckMessage) -> Result<Applied, Failure> {
         self.checks.apply(message).await
+    }
+
+    /// A check that did not end in `apply` is counted by where it went: each delay tier a
+    /// `retry` (or `busy`), the dead-letter queue `failed`, once.
+    fn settled(&self, fate: Fate) {
+        let outcome = match fate {
+            Fate::Retried => CheckOutcome::Retry,
+            Fate::Busy => CheckOutcome::Busy,
+            Fate::DeadLettered => CheckOutcome::Failed,
+            // Counted by `apply` (or a duplicate, not a check); a requeued one comes again.
+            Fate::Acked | Fate::Requeued => return,
+        };
+        self.checks.metrics.checks.check(outcome);
     }
 }

@@ -1,15 +1,17 @@
 //! The metrics of tenant checks and token health: checks by outcome, Graph calls by call and
-//! outcome, and the census gauges (tokens by status, tokens expiring within the refresh
-//! window, tenants needing attention by what). Every label value is known in advance and
-//! exported at 0 from the start. Never a token or a tenant id in a label.
+//! outcome, and the census (`super::census`: tokens by status, tokens expiring within the
+//! refresh window and those of them no check reached for a day, tenants needing attention
+//! by what). Every label value is known in advance; the counters are exported at 0 from the
+//! start. Never a token or a tenant id in a label.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
 use wa_graph::GraphError;
-use wa_store::{Attention, TokenStatus};
+
+use super::census::CensusMetrics;
 
 /// How one tenant check ended: the `outcome` label of `wa_worker_tenant_checks_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +25,13 @@ pub enum CheckOutcome {
     Attention,
     /// Not checked: not installed (or uninstalled meanwhile), or its token not fetched yet.
     Skipped,
-    /// Another check of the tenant was running: requeued through a delay tier.
+    /// Another check of the tenant was running: requeued through the first delay tier, not
+    /// counted as an attempt.
     Busy,
-    /// A transient failure: requeued through a delay tier.
+    /// A transient failure: to a delay tier (each tier once).
     Retry,
-    /// Failed for good: to the dead-letter queue.
+    /// Failed for good, at once or once its delay tiers were exhausted: to the dead-letter
+    /// queue. Counted once per check dead-lettered, never also as a `retry` for that move.
     Failed,
 }
 
@@ -78,34 +82,12 @@ struct CallLabels {
     outcome: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabels {
-    status: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AttentionLabels {
-    attention: &'static str,
-}
-
-/// What one walk over every tenant counted ([`CheckMetrics::census`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Census {
-    /// Installed tenants by token status.
-    pub tokens: Vec<(TokenStatus, i64)>,
-    /// Installed tenants whose active token expires within `WA_TOKEN_REFRESH_BEFORE`.
-    pub expiring: i64,
-    /// Installed tenants by what needs attention.
-    pub attention: Vec<(Attention, i64)>,
-}
-
 /// Tenant check and token health metrics.
 pub struct CheckMetrics {
     checks: Family<OutcomeLabels, Counter>,
     graph_calls: Family<CallLabels, Counter>,
-    tokens: Family<StatusLabels, Gauge>,
-    expiring: Gauge,
-    attention: Family<AttentionLabels, Gauge>,
+    /// The census gauges and runs.
+    pub census: CensusMetrics,
 }
 
 impl CheckMetrics {
@@ -133,40 +115,11 @@ impl CheckMetrics {
             "Graph calls of tenant checks and token health, by call and outcome",
             graph_calls.clone(),
         );
-        let tokens = Family::<StatusLabels, Gauge>::default();
-        for status in TokenStatus::ALL {
-            let _ = tokens.get_or_create(&StatusLabels {
-                status: status.as_str(),
-            });
-        }
-        registry.register(
-            "wa_tenant_tokens",
-            "Installed tenants by business token status, as of the last census",
-            tokens.clone(),
-        );
-        let expiring = Gauge::default();
-        registry.register(
-            "wa_tenant_tokens_expiring",
-            "Installed tenants whose active token expires within WA_TOKEN_REFRESH_BEFORE, as of the last census",
-            expiring.clone(),
-        );
-        let attention = Family::<AttentionLabels, Gauge>::default();
-        for a in Attention::ALL {
-            let _ = attention.get_or_create(&AttentionLabels {
-                attention: a.as_str(),
-            });
-        }
-        registry.register(
-            "wa_tenant_attention",
-            "Installed tenants needing attention, by what a check found, as of the last census",
-            attention.clone(),
-        );
+        let census = CensusMetrics::register(registry);
         Self {
             checks,
             graph_calls,
-            tokens,
-            expiring,
-            attention,
+            census,
         }
     }
 
@@ -190,34 +143,5 @@ impl CheckMetrics {
         self.graph_calls
             .get_or_create(&CallLabels { call, outcome })
             .inc();
-    }
-
-    /// Sets the census gauges; a status or attention value `census` leaves out is 0.
-    pub fn census(&self, census: &Census) {
-        for status in TokenStatus::ALL {
-            let n = census
-                .tokens
-                .iter()
-                .find(|(s, _)| *s == status)
-                .map_or(0, |(_, n)| *n);
-            self.tokens
-                .get_or_create(&StatusLabels {
-                    status: status.as_str(),
-                })
-                .set(n);
-        }
-        self.expiring.set(census.expiring);
-        for a in Attention::ALL {
-            let n = census
-                .attention
-                .iter()
-                .find(|(x, _)| *x == a)
-                .map_or(0, |(_, n)| *n);
-            self.attention
-                .get_or_create(&AttentionLabels {
-                    attention: a.as_str(),
-                })
-                .set(n);
-        }
     }
 }

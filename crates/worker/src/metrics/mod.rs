@@ -25,10 +25,12 @@ use prometheus_client::{
 use wa_graph::GraphError;
 
 pub use self::{
-    checks::{Census, CheckMetrics, CheckOutcome},
+    census::{CensusMetrics, CensusRun},
+    checks::{CheckMetrics, CheckOutcome},
     session::SessionMetrics,
 };
 
+mod census;
 mod checks;
 mod session;
 

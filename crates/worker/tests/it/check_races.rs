@@ -1,6 +1,7 @@
-//! Tenant checks racing the tenant (wiremock for Graph): an uninstall landing mid-check
-//! leaves nothing of the check behind, and a token refreshed then refused is announced
-//! invalid.
+//! Tenant checks racing the tenant or each other: an uninstall landing mid-check (wiremock
+//! for Graph) leaves nothing of the check behind, a token refreshed then refused is
+//! announced invalid, a check of a tenant uninstalled meanwhile changes nothing, and two
+//! workers never check one tenant at once (graph-sim).
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use wa_testkit::Tapped;
 
 use crate::{
     checks::{event, tap},
+    graph_mock::*,
     helpers::*,
     sim::*,
 };
@@ -34,40 +36,18 @@ impl wiremock::Respond for Gate {
 
 #[tokio::test]
 async fn a_tenant_uninstalled_mid_check_is_left_as_the_uninstall_left_it() {
-    use wiremock::{
-        Mock, ResponseTemplate,
-        matchers::{method, path},
-    };
     let mut env = spawn_env().await;
     graph_ok(&env, "EAAbusiness-never-stored").await;
     let (arrived, arrival) = std::sync::mpsc::sync_channel(1);
     let (go, gate) = std::sync::mpsc::channel();
     // debug_token says the token is invalid, once the uninstall has landed.
-    Mock::given(method("GET"))
-        .and(path("/v22.0/debug_token"))
-        .respond_with(Gate {
-            arrived,
-            go: std::sync::Mutex::new(gate),
-            reply: ResponseTemplate::new(200).set_body_json(
-                json!({"data": {"app_id": APP_ID, "is_valid": false, "expires_at": 0}}),
-            ),
-        })
-        .mount(&env.graph)
-        .await;
-    let id = waba_id("7951");
-    env.store
-        .apply_install(&wa_store::Install {
-            waba_id: id.clone(),
-            owner_business_id: business("7950"),
-            partner_app_id: None,
-            solution_id: None,
-            solution_partner_business_ids: Vec::new(),
-            event_time: 100,
-        })
-        .await
-        .unwrap();
-    let token = secrecy::SecretString::from("EAAbusiness-held-at-the-check");
-    assert!(env.vault.store_token(&id, &token, 100, 100).await.unwrap());
+    let gate = Gate {
+        arrived,
+        go: std::sync::Mutex::new(gate),
+        reply: token_valid(false),
+    };
+    debug_token(&env, gate).await;
+    let id = seed_held(&env, "7951", "7950", "EAAbusiness-held-at-the-check").await;
     let tap = tap(&env).await;
     env.spawn_worker().await;
 
@@ -110,42 +90,11 @@ async fn a_tenant_uninstalled_mid_check_is_left_as_the_uninstall_left_it() {
 
 #[tokio::test]
 async fn a_token_refreshed_then_refused_is_announced_invalid() {
-    use wiremock::{
-        Mock, ResponseTemplate,
-        matchers::{method, path},
-    };
     let mut env = spawn_env().await;
     graph_ok(&env, "EAAbusiness-refreshed-then-refused").await;
-    Mock::given(method("GET"))
-        .and(path("/v22.0/debug_token"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(
-                json!({"data": {"app_id": APP_ID, "is_valid": true, "expires_at": 0}}),
-            ),
-        )
-        .mount(&env.graph)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v22.0/7961/subscribed_apps"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
-            "message": "Error validating access token: the session has been invalidated",
-            "type": "OAuthException", "code": 190, "error_subcode": 460, "fbtrace_id": "B"}})))
-        .mount(&env.graph)
-        .await;
-    let id = waba_id("7961");
-    env.store
-        .apply_install(&wa_store::Install {
-            waba_id: id.clone(),
-            owner_business_id: business("7960"),
-            partner_app_id: None,
-            solution_id: None,
-            solution_partner_business_ids: Vec::new(),
-            event_time: 100,
-        })
-        .await
-        .unwrap();
-    let token = secrecy::SecretString::from("EAAbusiness-invalid-before");
-    assert!(env.vault.store_token(&id, &token, 100, 100).await.unwrap());
+    debug_token(&env, token_valid(true)).await;
+    refuse_token_on_use(&env, "7961").await;
+    let id = seed_held(&env, "7961", "7960", "EAAbusiness-invalid-before").await;
     let invalid = wa_store::CheckFindings {
         install_time: 100,
         checked_at: 150,
@@ -155,7 +104,11 @@ async fn a_token_refreshed_then_refused_is_announced_invalid() {
         attention: vec![Attention::TokenInvalid],
         phone_number_ids: None,
     };
-    assert!(env.store.record_check(&id, &invalid).await.unwrap());
+    assert!(
+        wa_testkit::record_check(&env.store, &id, &invalid)
+            .await
+            .unwrap()
+    );
     let tap = tap(&env).await;
     env.spawn_worker().await;
 
@@ -166,5 +119,72 @@ async fn a_token_refreshed_then_refused_is_announced_invalid() {
     assert!(held(&env, "7961").await.is_none());
     let announced = event(&tap, "tenant.token_invalid").await;
     assert_eq!(announced["tenant"]["token"]["status"], "invalid");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_check_of_a_tenant_uninstalled_meanwhile_changes_nothing() {
+    let mut env = spawn_env().await;
+    let sim = Sim::start().await;
+    sim.seed(&env, "7701", "7700", 100).await;
+    sim.token_state("7700", "invalid").await;
+    queue(&env, &["7701"]).await;
+    env.store
+        .apply_uninstall(&wa_store::Uninstall {
+            waba_id: waba_id("7701"),
+            owner_business_id: None,
+            event_time: 200,
+        })
+        .await
+        .unwrap();
+    let before = env.tenant("7701").await.unwrap();
+
+    let config = sim.worker_config(&env);
+    env.spawn_worker_with(config).await;
+    wait_checks(&env, 0, "skipped", 1.0).await;
+    assert_eq!(env.tenant("7701").await.unwrap(), before);
+    assert!(held(&env, "7701").await.is_none());
+    assert_eq!(sim.counts().await["debug_token"], 0, "Graph not even asked");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn two_workers_never_check_one_tenant_at_once() {
+    let mut env = spawn_env().await;
+    let sim = Sim::start().await;
+    sim.seed(&env, "7801", "7800", 100).await;
+    for _ in 0..2 {
+        let config = sim.worker_config(&env);
+        env.spawn_worker_with(config).await;
+    }
+    let checks = 12;
+    queue(&env, &["7801"; 12]).await;
+    eventually(Duration::from_secs(30), "every check done", || async {
+        let mut done = 0.0;
+        for w in 0..2 {
+            let text = env.metrics(w).await;
+            done += metric(&text, "wa_worker_tenant_checks_total{outcome=\"healthy\"}");
+        }
+        (done >= f64::from(checks)).then_some(())
+    })
+    .await;
+    // Each check reads the subscription, then the phone numbers: one check at a time means
+    // the calls on this WABA strictly alternate.
+    let mut calls: Vec<(u64, String)> = Vec::new();
+    for route in ["subscribed_apps", "phone_numbers"] {
+        for c in sim.received(route).await {
+            calls.push((c["seq"].as_u64().unwrap(), route.to_owned()));
+        }
+    }
+    calls.sort();
+    assert_eq!(calls.len(), 2 * 12);
+    for (i, (_, route)) in calls.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            "subscribed_apps"
+        } else {
+            "phone_numbers"
+        };
+        assert_eq!(route, expected, "call {i} of {calls:?}");
+    }
     env.stop().await;
 }

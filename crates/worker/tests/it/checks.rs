@@ -1,7 +1,7 @@
 //! Tenant checks (`wa.tenant_checks`) against graph-sim: expiry learnt at install, an
 //! expiring token fetched again, an invalid one flagged and destroyed, a removed
-//! subscription restored, phone numbers from Graph, only installed tenants checked, one check
-//! per tenant at a time, and no token in spans or metrics.
+//! subscription restored, phone numbers from Graph, only installed tenants checked, and no
+//! token in spans or metrics.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -11,7 +11,7 @@ use wa_store::{Attention, TokenStatus};
 
 use wa_testkit::{Tap, Tapped};
 
-use crate::{helpers::*, sim::*};
+use crate::{graph_mock::*, helpers::*, sim::*};
 
 /// A consumer of the test's `wa.tenant_events`, bound to every tenant event.
 pub(crate) async fn tap(env: &Env) -> Tap {
@@ -223,46 +223,11 @@ async fn an_invalid_token_is_flagged_destroyed_and_never_served_as_active() {
 
 #[tokio::test]
 async fn a_190_on_use_of_the_token_is_evidence_it_is_invalid() {
-    use wiremock::{
-        Mock, ResponseTemplate,
-        matchers::{method, path},
-    };
     let mut env = spawn_env().await;
     // debug_token still says valid, but Graph refuses the token when it is used.
-    Mock::given(method("GET"))
-        .and(path("/v22.0/debug_token"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(
-                json!({"data": {"app_id": APP_ID, "is_valid": true, "expires_at": 0}}),
-            ),
-        )
-        .mount(&env.graph)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v22.0/7351/subscribed_apps"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
-            "message": "Error validating access token: the user has changed the password",
-            "type": "OAuthException", "code": 190, "error_subcode": 460, "fbtrace_id": "A"}})))
-        .mount(&env.graph)
-        .await;
-    env.store
-        .apply_install(&wa_store::Install {
-            waba_id: waba_id("7351"),
-            owner_business_id: business("7350"),
-            partner_app_id: None,
-            solution_id: None,
-            solution_partner_business_ids: Vec::new(),
-            event_time: 100,
-        })
-        .await
-        .unwrap();
-    let token = secrecy::SecretString::from("EAAbusiness-refused-on-use");
-    assert!(
-        env.vault
-            .store_token(&waba_id("7351"), &token, 100, 100)
-            .await
-            .unwrap()
-    );
+    debug_token(&env, token_valid(true)).await;
+    refuse_token_on_use(&env, "7351").await;
+    seed_held(&env, "7351", "7350", "EAAbusiness-refused-on-use").await;
     env.spawn_worker().await;
 
     queue(&env, &["7351"]).await;
@@ -382,73 +347,6 @@ async fn reconcile_all_reaches_exactly_the_installed_tenants_through_the_queue()
         checked,
         BTreeSet::from(["7601", "7602", "7603"].map(String::from))
     );
-    env.stop().await;
-}
-
-#[tokio::test]
-async fn a_check_of_a_tenant_uninstalled_meanwhile_changes_nothing() {
-    let mut env = spawn_env().await;
-    let sim = Sim::start().await;
-    sim.seed(&env, "7701", "7700", 100).await;
-    sim.token_state("7700", "invalid").await;
-    queue(&env, &["7701"]).await;
-    env.store
-        .apply_uninstall(&wa_store::Uninstall {
-            waba_id: waba_id("7701"),
-            owner_business_id: None,
-            event_time: 200,
-        })
-        .await
-        .unwrap();
-    let before = env.tenant("7701").await.unwrap();
-
-    let config = sim.worker_config(&env);
-    env.spawn_worker_with(config).await;
-    wait_checks(&env, 0, "skipped", 1.0).await;
-    assert_eq!(env.tenant("7701").await.unwrap(), before);
-    assert!(held(&env, "7701").await.is_none());
-    assert_eq!(sim.counts().await["debug_token"], 0, "Graph not even asked");
-    env.stop().await;
-}
-
-#[tokio::test]
-async fn two_workers_never_check_one_tenant_at_once() {
-    let mut env = spawn_env().await;
-    let sim = Sim::start().await;
-    sim.seed(&env, "7801", "7800", 100).await;
-    for _ in 0..2 {
-        let config = sim.worker_config(&env);
-        env.spawn_worker_with(config).await;
-    }
-    let checks = 12;
-    queue(&env, &["7801"; 12]).await;
-    eventually(Duration::from_secs(30), "every check done", || async {
-        let mut done = 0.0;
-        for w in 0..2 {
-            let text = env.metrics(w).await;
-            done += metric(&text, "wa_worker_tenant_checks_total{outcome=\"healthy\"}");
-        }
-        (done >= f64::from(checks)).then_some(())
-    })
-    .await;
-    // Each check reads the subscription, then the phone numbers: one check at a time means
-    // the calls on this WABA strictly alternate.
-    let mut calls: Vec<(u64, String)> = Vec::new();
-    for route in ["subscribed_apps", "phone_numbers"] {
-        for c in sim.received(route).await {
-            calls.push((c["seq"].as_u64().unwrap(), route.to_owned()));
-        }
-    }
-    calls.sort();
-    assert_eq!(calls.len(), 2 * 12);
-    for (i, (_, route)) in calls.iter().enumerate() {
-        let expected = if i % 2 == 0 {
-            "subscribed_apps"
-        } else {
-            "phone_numbers"
-        };
-        assert_eq!(route, expected, "call {i} of {calls:?}");
-    }
     env.stop().await;
 }
 

@@ -1,5 +1,7 @@
 //! `spawn_env`: one isolated world per test (its own AMQP prefix and Redis prefix, a wiremock
-//! Graph API), and `spawn_worker` to start as many workers in it as the test wants.
+//! Graph API), `spawn_worker` to start as many workers in it as the test wants, and ways to
+//! stop them. What a test reads of that world is in `observe`, what it sends in `payloads`;
+//! both are re-exported here, so a test imports `helpers::*` alone.
 
 use std::{collections::HashSet, net::SocketAddr, sync::OnceLock, time::Duration};
 
@@ -7,16 +9,17 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
 
+pub use crate::{observe::*, payloads::*};
 use base64::Engine;
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use wa_broker::{Broker, BrokerConfig, Outgoing, Topology};
 use wa_envelope::Envelope;
 use wa_graph::{GraphConfig, RetryPolicy};
 use wa_ids::{AppId, BusinessId, SessionId, SystemUserId, WabaId};
-use wa_store::{Store, TenantRecord, TokenKey, TokenVault};
+use wa_store::{Store, TokenKey, TokenVault};
 pub use wa_testkit::{Proxy, amqp_url, eventually, redis_cluster_urls, redis_url};
 use wa_worker::WorkerConfig;
 use wiremock::MockServer;
@@ -164,6 +167,7 @@ impl Env {
             concurrency: 8,
             refresh_before: Duration::from_secs(7 * 24 * 3600),
             census_interval: Duration::from_millis(200),
+            census_lease: wa_worker::census_lease(Duration::from_millis(200)),
         }
     }
 
@@ -215,18 +219,27 @@ impl Env {
         w.proxy.cut();
     }
 
+    /// Stops worker `worker` gracefully, as a rolling update does; the others go on.
+    pub async fn stop_worker(&mut self, worker: usize) {
+        let w = &mut self.workers[worker];
+        w.shutdown.cancel();
+        if let Some(h) = w.handle.take() {
+            tokio::time::timeout(Duration::from_secs(15), h)
+                .await
+                .expect("worker stops after shutdown")
+                .expect("join")
+                .expect("worker result");
+        }
+    }
+
+    /// Worker `worker`'s health and metrics address.
+    pub fn ops(&self, worker: usize) -> SocketAddr {
+        self.workers[worker].ops
+    }
+
     pub async fn spawn_worker(&mut self) -> usize {
         let config = self.config();
         self.spawn_worker_with(config).await
-    }
-
-    pub async fn metrics(&self, worker: usize) -> String {
-        reqwest::get(format!("http://{}/metrics", self.workers[worker].ops))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
     }
 
     /// Publishes every change of a webhook body, as the ingress would.
@@ -248,85 +261,10 @@ impl Env {
         self.broker.publish_all(&messages).await.expect("publish");
     }
 
-    pub async fn tenant(&self, waba: &str) -> Option<TenantRecord> {
-        self.store.get(&waba_id(waba)).await.expect("store")
-    }
-
-    pub async fn wait_tenant(
-        &self,
-        waba: &str,
-        what: &str,
-        pred: impl Fn(&TenantRecord) -> bool,
-    ) -> TenantRecord {
-        eventually(Duration::from_secs(15), what, || async {
-            self.tenant(waba).await.filter(|t| pred(t))
-        })
-        .await
-    }
-
-    pub async fn dead_letters(&self) -> Vec<wa_worker::dlq::DeadLetter> {
-        wa_worker::dlq::list(&self.broker).await.expect("dlq list")
-    }
-
-    pub async fn wait_dead_letters(&self, n: usize) -> Vec<wa_worker::dlq::DeadLetter> {
-        eventually(
-            Duration::from_secs(15),
-            &format!("{n} dead letters"),
-            || async {
-                let letters = self.dead_letters().await;
-                (letters.len() >= n).then_some(letters)
-            },
-        )
-        .await
-    }
-
-    /// Requests wiremock received on `path_suffix`.
-    pub async fn graph_calls(&self, path_suffix: &str) -> Vec<wiremock::Request> {
-        self.graph
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.url.path().ends_with(path_suffix))
-            .collect()
-    }
-
-    /// Every value stored under this test's Redis prefix, as bytes.
-    pub async fn redis_dump(&self) -> Vec<u8> {
-        let client = redis::Client::open(redis_url()).expect("redis");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("conn");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.redis_prefix))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
-        let mut out = Vec::new();
-        for key in keys {
-            let dump: Vec<u8> = redis::cmd("DUMP")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .expect("dump");
-            out.extend(key.as_bytes());
-            out.extend(dump);
-        }
-        out
-    }
-
     /// Stops every worker gracefully, then removes the test's queues and keys.
     pub async fn stop(mut self) {
-        for w in &mut self.workers {
-            w.shutdown.cancel();
-            if let Some(h) = w.handle.take() {
-                tokio::time::timeout(Duration::from_secs(15), h)
-                    .await
-                    .expect("worker stops after shutdown")
-                    .expect("join")
-                    .expect("worker result");
-            }
+        for w in 0..self.workers.len() {
+            self.stop_worker(w).await;
         }
         if let Ok(ch) = self.broker.open_channel().await {
             let _ = self.topology.delete(&ch).await;
@@ -334,118 +272,6 @@ impl Env {
         self.broker_stop.cancel();
         wa_testkit::forget_redis_prefix(&self.redis_url, &self.redis_prefix);
     }
-}
-
-/// A one-change `account_update` webhook.
-pub fn webhook(entry_id: &str, time: i64, value: Value) -> Value {
-    json!({"object": "whatsapp_business_account", "entry": [{
-        "id": entry_id, "time": time, "changes": [{"field": "account_update", "value": value}]}]})
-}
-
-pub fn installed(waba: &str, owner: &str, time: i64) -> Value {
-    webhook(
-        PARTNER,
-        time,
-        json!({"event": "PARTNER_APP_INSTALLED", "waba_info": {
-        "waba_id": waba, "owner_business_id": owner, "partner_app_id": "1061231232323117"}}),
-    )
-}
-
-pub fn uninstalled(waba: &str, owner: &str, time: i64) -> Value {
-    webhook(
-        PARTNER,
-        time,
-        json!({"event": "PARTNER_APP_UNINSTALLED", "waba_info": {
-        "waba_id": waba, "owner_business_id": owner, "partner_app_id": "1061231232323117"}}),
-    )
-}
-
-/// A business integration webhook (`business_integration_install|uninstall`).
-pub fn integration(field: &str, business: &str, time: i64) -> Value {
-    json!({"object": "application", "entry": [{"id": APP_ID, "time": time,
-        "changes": [{"field": field, "value": {"business_manager_id": business,
-        "tp_config_id": "cfg-1"}}]}]})
-}
-
-pub fn bare_uninstall(entry_id: &str, time: i64) -> Value {
-    webhook(entry_id, time, json!({"event": "PARTNER_APP_UNINSTALLED"}))
-}
-
-/// Graph answers every token request with `token`, every subscription with success, and
-/// every phone number listing with [`PHONE_NUMBER`].
-pub async fn graph_ok(env: &Env, token: &str) {
-    use wiremock::{
-        Mock, ResponseTemplate,
-        matchers::{method, path_regex},
-    };
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/v22\.0/[0-9]+/system_user_access_tokens$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": token})))
-        .mount(&env.graph)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/v22\.0/[0-9]+/subscribed_apps$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
-        .mount(&env.graph)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/v22\.0/[0-9]+/phone_numbers$"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"data": [{"id": PHONE_NUMBER, "verified_name": "Acme"}]})),
-        )
-        .mount(&env.graph)
-        .await;
-}
-
-/// The first subscription call hangs (30 s, longer than any test waits): a worker can be
-/// lost while it waits. Later calls go to the other mocks.
-pub async fn hang_first_subscription(env: &Env) {
-    use wiremock::{
-        Mock, ResponseTemplate,
-        matchers::{method, path_regex},
-    };
-    Mock::given(method("POST"))
-        .and(path_regex(r"/subscribed_apps$"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_delay(Duration::from_secs(30))
-                .set_body_json(json!({"success": true})),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&env.graph)
-        .await;
-}
-
-/// The phone number id Graph lists for every WABA in [`graph_ok`].
-pub const PHONE_NUMBER: &str = "106540352299999";
-
-pub fn status(t: &TenantRecord) -> &'static str {
-    t.status.as_str()
-}
-
-pub fn token_status(t: &TenantRecord) -> Option<&'static str> {
-    t.token.status.map(|s| s.as_str())
-}
-
-/// The value of the first metric line starting with `prefix` (0 if none).
-pub fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Waits until worker 0's metric line starting with `prefix` reaches `at_least`.
-pub async fn wait_metric(env: &Env, prefix: &str, at_least: f64) {
-    eventually(
-        Duration::from_secs(15),
-        &format!("{prefix} >= {at_least}"),
-        || async { (metric(&env.metrics(0).await, prefix) >= at_least).then_some(()) },
-    )
-    .await;
 }
 
 pub fn waba_id(id: &str) -> WabaId {

@@ -1,8 +1,14 @@
 //! The worker against a real RabbitMQ and Redis, with the Graph API on wiremock.
 
-/// Tenant checks racing the tenant: an uninstall mid-check, a refreshed token refused.
+/// The census of token health: its gauges, one replica at a time counting, every replica
+/// exporting it, a crashed holder, failing walks.
+mod census;
+/// Tenant checks that fail: counted by where they went, dead-lettered ones `failed` once.
+mod check_failures;
+/// Tenant checks racing the tenant or each other: an uninstall mid-check or before it, a
+/// refreshed token refused, two workers and one tenant.
 mod check_races;
-/// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, leases.
+/// Tenant checks against graph-sim: expiry, refresh, invalid tokens, subscriptions, phones.
 mod checks;
 /// Installs, uninstalls (with and without `waba_info`) and account events on a Redis Cluster.
 mod cluster;
@@ -16,6 +22,8 @@ mod events;
 mod events_races;
 /// Transient and permanent Graph errors, delay tiers, the DLQ and its replay, crashes.
 mod failures;
+/// wiremock's Graph for tenant checks: a tenant with a token held, answers about that token.
+mod graph_mock;
 mod helpers;
 /// Installs: the exact token request, exactly once, encrypted at rest, subscription.
 mod install;
@@ -23,6 +31,10 @@ mod install;
 mod integration;
 /// The metrics exported before the first message.
 mod metrics;
+/// What a test reads: metrics, records, dead letters, Graph requests, idle queues.
+mod observe;
+/// What a test sends: webhook bodies, wiremock's Graph answers.
+mod payloads;
 /// Another app's events, owner change, reinstall, early bare uninstall, stale outcomes, ties.
 mod semantics;
 /// Embedded Signup session events (pending tenants, phone numbers, the funnel).

@@ -59,13 +59,36 @@ async fn every_known_series_is_exported_at_zero_before_any_message() {
             "wa_worker_dlq_publishes_total",
             "wa_worker_duplicates_total",
             "wa_worker_in_flight",
+            // The census of no tenant, or none yet: every series at 0.
+            "wa_tenant_tokens_expiring",
+            "wa_tenant_tokens_expiring_unchecked",
         ]
         .map(str::to_owned),
     );
+    for status in ["pending", "active", "failed", "invalid", "revoked"] {
+        expected.push(format!(r#"wa_tenant_tokens{{status="{status}"}}"#));
+    }
+    for attention in ["token_invalid", "token_expiring", "not_subscribed"] {
+        expected.push(format!(r#"wa_tenant_attention{{attention="{attention}"}}"#));
+    }
     for series in expected {
         assert!(
             text.lines().any(|l| l == format!("{series} 0")),
             "{series} is not exported at 0 before any message:\n{text}"
+        );
+    }
+    // The census runs at once: its outcomes are all there, `counted` maybe past 0 already,
+    // and the census's age (since the start, or since the first census) too.
+    let runs = ["counted", "skipped", "failed"]
+        .map(|outcome| format!(r#"wa_worker_census_runs_total{{outcome="{outcome}"}} "#));
+    for series in runs
+        .iter()
+        .map(String::as_str)
+        .chain(["wa_tenant_census_age_seconds "])
+    {
+        assert!(
+            text.lines().any(|l| l.starts_with(series)),
+            "{series}is not exported from the start:\n{text}"
         );
     }
     env.stop().await;
