@@ -19,18 +19,18 @@ use std::{
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::{StreamExt, future::try_join_all, stream::BoxStream};
-use lapin::{Channel, Connection, ConnectionProperties, Event, options::BasicPublishOptions};
+use futures_util::{StreamExt, stream::BoxStream};
+use lapin::{Channel, Connection, ConnectionProperties, Event};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::{
-    BrokerConfig, BrokerError, Outgoing, Result, Topology,
-    config::redact,
-    pool::{self, Pool},
+    BrokerConfig, BrokerError, Outgoing, Result, Topology, config::redact, pool::Pool,
     startup::declared,
 };
+
+mod publish;
 
 /// How long a connection must have lived for its loss to reset the reconnection backoff.
 const STABLE_LINK: Duration = Duration::from_secs(10);
@@ -188,102 +188,7 @@ impl Broker {
         if let Some(reason) = self.blocked() {
             return Err(BrokerError::Blocked(reason));
         }
-        // The batch runs to its end (at most the confirm timeout) even if the caller stops
-        // waiting, e.g. a client that hung up: a lease dropped halfway would go back to the
-        // pool with its confirms and returns still to come.
-        let broker = self.clone();
-        tokio::spawn(async move { broker.publish_leased(&link, messages, mandatory).await })
-            .await
-            .unwrap_or(Err(BrokerError::Aborted))
-    }
-
-    async fn publish_leased(
-        &self,
-        link: &Arc<Link>,
-        messages: Vec<Outgoing>,
-        mandatory: bool,
-    ) -> Result<()> {
-        let timeout = self.inner.config.confirm_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let lease = link
-            .pool
-            .lease(timeout)
-            .await
-            .ok_or(BrokerError::ConfirmTimeout(timeout))?;
-        // The block may have begun while this batch waited for a channel.
-        if let Some(reason) = self.blocked() {
-            return Err(BrokerError::Blocked(reason));
-        }
-        let mut blocked = self.inner.blocked.subscribe();
-        let result = tokio::select! {
-            result = tokio::time::timeout_at(deadline, self.publish_on(lease.channel(), messages, mandatory)) => {
-                result.map_err(|_| BrokerError::ConfirmTimeout(timeout)).and_then(|r| r)
-            }
-            reason = blocked.wait_for(Option::is_some) => Err(BrokerError::Blocked(
-                reason.ok().and_then(|r| r.clone()).unwrap_or_default(),
-            )),
-        };
-        if result.is_err() {
-            // Its confirms or returns may still come: no other batch may ever see them.
-            let channel = lease.retire();
-            self.replace(link.clone(), channel);
-        }
-        result
-    }
-
-    /// Closes a retired confirm channel and puts a fresh one in the pool in its place, in the
-    /// background (the failed publish is answered at once). If none can be opened, the
-    /// connection is rebuilt.
-    fn replace(&self, link: Arc<Link>, retired: Channel) {
-        let broker = self.clone();
-        tokio::spawn(async move {
-            if retired.status().connected() {
-                let _ = retired.close(200, "retired".into()).await;
-            }
-            match pool::open(&link.connection).await {
-                Ok(channel) => link.pool.put(channel),
-                // Only the connection it belongs to: a newer one is not to be torn down.
-                Err(e) if broker.current().is_some_and(|now| Arc::ptr_eq(&now, &link)) => {
-                    warn!(error = %e, "cannot replace a confirm channel; rebuilding the connection");
-                    broker.repair();
-                }
-                Err(_) => {}
-            }
-        });
-    }
-
-    async fn publish_on(
-        &self,
-        channel: &Channel,
-        messages: Vec<Outgoing>,
-        mandatory: bool,
-    ) -> Result<()> {
-        let options = BasicPublishOptions {
-            mandatory,
-            ..BasicPublishOptions::default()
-        };
-        let mut confirms = Vec::with_capacity(messages.len());
-        for m in messages {
-            let confirm = channel
-                .basic_publish(
-                    m.exchange.as_str().into(),
-                    m.routing_key.as_str().into(),
-                    options,
-                    &m.body,
-                    m.properties,
-                )
-                .await?;
-            confirms.push(confirm);
-        }
-        for confirmation in try_join_all(confirms).await? {
-            if confirmation.is_nack() {
-                return Err(BrokerError::Nacked);
-            }
-            if let Some(returned) = confirmation.take_message() {
-                return Err(BrokerError::Returned(returned.reply_text.to_string()));
-            }
-        }
-        Ok(())
+        self.publish_leased(&link, messages, mandatory).await
     }
 
     async fn supervise(self, shutdown: CancellationToken) {

@@ -53,9 +53,6 @@ pub enum BrokerError {
     /// published until it lifts.
     #[error("broker blocks publishing: {0}")]
     Blocked(String),
-    /// The publish task ended without an outcome (it panicked or the runtime is stopping).
-    #[error("publish aborted")]
-    Aborted,
     /// No confirmation arrived in time.
     #[error("no publisher confirm within {0:?}")]
     ConfirmTimeout(std::time::Duration),

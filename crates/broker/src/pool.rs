@@ -12,11 +12,10 @@
 //! and RabbitMQ sends a message's `basic.return` before the `basic.ack` that covers it, so the
 //! batch sees its own return among its own confirms.
 //!
-//! A lease whose batch did not end cleanly (timeout, blocked broker, channel error) may still
-//! have confirms or returns in flight: that channel is retired, never handed to another batch,
-//! and the broker opens a fresh one in its place. A lease dropped as such goes back to the
-//! pool, so the broker runs each batch in a task of its own: a caller that stops waiting (a
-//! client that hung up) never abandons a lease halfway.
+//! A lease whose batch did not end cleanly (timeout, blocked broker, channel error, or a
+//! caller that stopped waiting: a client that hung up) may still have confirms or returns in
+//! flight: the broker retires that channel, never hands it to another batch, and opens a
+//! fresh one in its place. A lease dropped without being retired goes back to the pool.
 //!
 //! This module never publishes and knows nothing of messages or topology.
 
@@ -113,7 +112,7 @@ impl Lease<'_> {
 
     /// Takes the channel out of the pool for good: its confirms or returns may still arrive.
     /// The pool has one channel less until the caller [`Pool::put`]s a new one.
-    pub(crate) fn retire(mut self) -> Channel {
+    pub(crate) fn retire(&mut self) -> Channel {
         self.retired = true;
         self.channel.clone()
     }

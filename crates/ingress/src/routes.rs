@@ -23,6 +23,9 @@ use crate::{IngressConfig, Metrics, metrics::Held};
 
 /// The path Meta delivers to.
 pub const WEBHOOK_PATH: &str = "/webhooks/whatsapp";
+/// The target of a request's spans: for the trace exporter only (see
+/// `wa_telemetry::TRACE_ONLY`), so with no exporter they cost nothing per request.
+pub(crate) const TRACE_TARGET: &str = "wa_ingress::trace";
 /// Longest `hub.challenge` echoed back; Meta's are short numbers.
 const MAX_CHALLENGE_LEN: usize = 256;
 
@@ -83,6 +86,7 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
         _ => "other",
     };
     let span = tracing::info_span!(
+        target: TRACE_TARGET,
         "http.request",
         otel.kind = "server",
         otel.name = route,
@@ -265,6 +269,7 @@ async fn deliver(app: &App, req: Request<Incoming>) -> Reply {
     let received_at = unix_now();
     // The producer span (OTel messaging conventions) is the parent of every consumer span.
     let publish_span = tracing::info_span!(
+        target: TRACE_TARGET,
         "publish",
         otel.kind = "producer",
         otel.name = %format_args!("publish {}", app.exchange),

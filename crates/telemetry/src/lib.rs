@@ -14,6 +14,11 @@
 //! ingress's delivery to the worker's handling of it. It never sees a payload, a token or a
 //! secret: callers put only identifiers in span fields.
 //!
+//! Each layer has its own filter, so each sees only what it needs: both follow `RUST_LOG`, and
+//! the log lines leave out spans whose target ends in [`TRACE_ONLY`] (a request's spans on a
+//! hot path, made for the trace exporter). With no exporter such a span is enabled by no
+//! layer, so creating, entering and recording it costs a disabled callsite's check.
+//!
 //! [`metrics`] holds the Prometheus pieces every role shares (`wa_build_info`, encoding).
 
 pub mod metrics;
@@ -28,13 +33,24 @@ use opentelemetry::{
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
-    trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider},
+    trace::{IdGenerator, RandomIdGenerator, SdkTracer, SdkTracerProvider},
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    filter::{FilterExt, filter_fn},
+    fmt::MakeWriter,
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
+};
 
 /// The W3C trace-context header name.
 pub const TRACEPARENT: &str = "traceparent";
+
+/// The target suffix of spans made for the trace exporter alone (e.g.
+/// `target: "wa_ingress::trace"`): log lines never carry their fields, so with no exporter
+/// they cost nothing. `RUST_LOG` still filters them by their crate's name.
+pub const TRACE_ONLY: &str = "::trace";
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +91,6 @@ impl Drop for Telemetry {
 ///
 /// [`TelemetryError`] when `RUST_LOG` is invalid or a subscriber is already installed.
 pub fn init(service_name: &'static str) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new("info"))
-        .map_err(|e| TelemetryError::Filter(e.to_string()))?;
     // Only when spans go somewhere: with nothing to export, the layer would still give every
     // span of every request ids, attributes and an SDK span to build and drop.
     let provider = if configured("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -100,27 +113,58 @@ pub fn init(service_name: &'static str) -> Result<Telemetry, TelemetryError> {
     } else {
         None
     };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name)));
+    let directives = std::env::var("RUST_LOG").unwrap_or_default();
+    let tracer = provider.as_ref().map(|p| p.tracer(service_name));
     let json = !std::io::stderr().is_terminal();
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let result = if json {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(false)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
-    } else {
-        registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init()
-    };
-    result.map_err(|_| TelemetryError::AlreadyInstalled)?;
+    subscriber(tracer, json, &directives, std::io::stderr)?
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
     Ok(Telemetry { provider })
+}
+
+/// The subscriber [`init`] installs: log lines (JSON or text) to `writer`, and the
+/// OpenTelemetry layer when there is a `tracer`, each filtered by `directives` (`RUST_LOG`
+/// syntax; `info` when empty) on its own. Log lines leave out [`TRACE_ONLY`] spans.
+fn subscriber<W>(
+    tracer: Option<SdkTracer>,
+    json: bool,
+    directives: &str,
+    writer: W,
+) -> Result<Box<dyn tracing::Subscriber + Send + Sync>, TelemetryError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = || {
+        EnvFilter::try_new(if directives.is_empty() {
+            "info"
+        } else {
+            directives
+        })
+        .map_err(|e| TelemetryError::Filter(e.to_string()))
+    };
+    let logs = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_writer(writer)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_writer(writer).boxed()
+    };
+    let logged = filter_fn(|meta| !(meta.is_span() && meta.target().ends_with(TRACE_ONLY)));
+    let logging = tracing_subscriber::registry().with(logs.with_filter(filter()?.and(logged)));
+    // No `Option` layer for "no exporter": beside per-layer filters, an absent layer counts
+    // as one that wants every span, and the trace-only spans would be built for nobody.
+    Ok(match tracer {
+        Some(tracer) => Box::new(
+            logging.with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(filter()?),
+            ),
+        ),
+        None => Box::new(logging),
+    })
 }
 
 /// The `traceparent` of `span`, or of a new root trace when the span has no OpenTelemetry
@@ -162,7 +206,94 @@ pub fn trace_id(traceparent: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use opentelemetry_sdk::trace::InMemorySpanExporter;
+
     use super::*;
+
+    /// What the log layer wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_owned()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Captured {
+        type Writer = Self;
+
+        fn make_writer(&'w self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn without_an_exporter_a_trace_only_span_is_never_built() {
+        let logs = Captured::default();
+        let subscriber = subscriber(None, true, "", logs.clone()).expect("subscriber");
+        tracing::subscriber::with_default(subscriber, || {
+            let hot = tracing::info_span!(target: "wa_test::trace", "hot", route = "hot-route");
+            assert!(hot.is_disabled(), "no layer wants a trace-only span");
+            let kept = tracing::info_span!("kept", queue = "kept-queue");
+            assert!(!kept.is_disabled());
+            hot.in_scope(|| kept.in_scope(|| tracing::warn!("inside both")));
+        });
+        let text = logs.text();
+        assert!(text.contains("inside both"), "{text}");
+        assert!(
+            text.contains("kept-queue"),
+            "ordinary spans still give context: {text}"
+        );
+        assert!(!text.contains("hot-route"), "{text}");
+    }
+
+    #[test]
+    fn with_an_exporter_a_trace_only_span_is_exported_but_not_logged() {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let logs = Captured::default();
+        let subscriber =
+            subscriber(Some(provider.tracer("test")), true, "", logs.clone()).expect("subscriber");
+        tracing::subscriber::with_default(subscriber, || {
+            let hot =
+                tracing::info_span!(target: "wa_test::trace", "exported", route = "hot-route");
+            assert!(!hot.is_disabled());
+            hot.in_scope(|| tracing::warn!("inside the exported span"));
+        });
+        let spans = exporter.get_finished_spans().expect("spans");
+        assert!(spans.iter().any(|s| s.name == "exported"), "{spans:?}");
+        let text = logs.text();
+        assert!(text.contains("inside the exported span"), "{text}");
+        assert!(!text.contains("hot-route"), "{text}");
+    }
+
+    #[test]
+    fn a_log_filter_that_does_not_parse_is_refused() {
+        assert!(matches!(
+            subscriber(None, true, "wa_ingress=loud", Captured::default()),
+            Err(TelemetryError::Filter(_))
+        ));
+    }
 
     #[test]
     fn a_span_without_context_still_gets_a_valid_traceparent() {

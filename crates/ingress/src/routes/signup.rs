@@ -95,6 +95,7 @@ pub(super) async fn receive(app: &App, req: Request<Incoming>) -> Reply {
     let name = event.event.clone();
     let change = event.into_change(unix_now());
     let publish_span = tracing::info_span!(
+        target: super::TRACE_TARGET,
         "publish",
         otel.kind = "producer",
         otel.name = %format_args!("publish {}", app.exchange),
