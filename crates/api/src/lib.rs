@@ -18,13 +18,9 @@ mod routes;
 
 use std::{sync::Arc, time::Duration};
 
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
-};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 use wa_store::TokenVault;
 
 pub use crate::{
@@ -87,46 +83,20 @@ pub async fn run(
 ) -> Result<(), ApiError> {
     let metrics = metrics::Metrics::new(config.callers.names());
     let app = Arc::new(routes::App { config, metrics });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config.read_timeout);
-    let graceful = GracefulShutdown::new();
+    let options = wa_http::Serve {
+        role: "api",
+        read_timeout: app.config.read_timeout,
+        shutdown_grace: app.config.shutdown_grace,
+    };
     info!(role = "api", addr = %listener.local_addr()?, callers = ?app.config.callers.names().collect::<Vec<_>>(), "listening");
-    loop {
-        let (stream, _) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |req| routes::handle(app.clone(), req));
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    info!("api draining in-flight requests");
-    if tokio::time::timeout(app.config.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        warn!("shutdown grace elapsed with requests still in flight");
-    }
+    wa_http::serve(
+        listener,
+        options,
+        shutdown,
+        || Some(()),
+        move |req| routes::handle(app.clone(), req),
+    )
+    .await;
     info!("api stopped");
     Ok(())
 }

@@ -7,15 +7,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-
-/// Labels of `wa_api_requests_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// One of the routes served, or `other`.
-    pub route: &'static str,
-    /// The status code answered.
-    pub status: u16,
-}
+use wa_http::Requests;
 
 /// Labels of `wa_api_token_reads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,7 +37,7 @@ pub const TOKEN_OUTCOMES: [&str; 3] = ["served", "not_found", "error"];
 /// Every metric the API exports.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
+    requests: Requests,
     token_reads: Family<TokenReadLabels, Counter>,
     /// 1 while Redis answered the last readiness check.
     pub redis_ready: Gauge,
@@ -55,17 +47,12 @@ impl Metrics {
     /// The metrics, with a token-read series per caller and outcome at 0.
     pub fn new<'a>(callers: impl Iterator<Item = &'a str>) -> Self {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let requests = Requests::register(
+            &mut registry,
             "wa_api_requests",
             "Internal API requests by route and status",
-            requests.clone(),
+            &ROUTE_STATUSES,
         );
-        for (route, statuses) in ROUTE_STATUSES {
-            for &status in statuses {
-                let _ = requests.get_or_create(&RequestLabels { route, status });
-            }
-        }
         let token_reads = Family::<TokenReadLabels, Counter>::default();
         registry.register(
             "wa_api_token_reads",
@@ -97,9 +84,7 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn request(&self, route: &'static str, status: u16) {
-        self.requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
+        self.requests.count(route, status);
     }
 
     /// Counts one token read by `caller`.

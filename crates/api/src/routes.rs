@@ -14,11 +14,10 @@ mod handlers;
 use std::{convert::Infallible, sync::Arc};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http::{HeaderValue, Method, Request, StatusCode, header};
 use hyper::body::{Body as _, Incoming};
 use serde_json::json;
-use tracing::{Instrument, field::Empty, warn};
+use tracing::{Instrument, warn};
 
 use crate::{ApiConfig, ApiError, metrics::Metrics};
 
@@ -33,7 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
 ];
 
-pub(crate) type Reply = Response<Full<Bytes>>;
+pub(crate) use wa_http::Reply;
 
 /// Shared state of every request.
 pub(crate) struct App {
@@ -102,17 +101,13 @@ pub(crate) fn json_reply(status: StatusCode, body: &impl serde::Serialize) -> Re
     }
 }
 
+/// An answer that no proxy or client may keep: records and tokens must not linger in a
+/// cache.
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // Records and tokens must not linger in a proxy's or client's cache.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response = wa_http::reply(status, content_type, body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -170,15 +165,7 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
     let path = req.uri().path().to_owned();
     let route = Route::of(&path);
     let label = Route::label(route);
-    let span = tracing::info_span!(
-        "http.request",
-        otel.kind = "server",
-        otel.name = label,
-        http.request.method = %req.method(),
-        url.path = label,
-        http.response.status_code = Empty,
-        caller = Empty,
-    );
+    let span = wa_http::request_span!(target: module_path!(), label, req.method(), caller);
     let response = dispatch(&app, route, &req).instrument(span.clone()).await;
     span.record("http.response.status_code", response.status().as_u16());
     app.metrics.request(label, response.status().as_u16());

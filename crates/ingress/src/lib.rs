@@ -18,14 +18,10 @@ mod routes;
 
 use std::{sync::Arc, time::Duration};
 
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
-};
 use secrecy::SecretString;
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 use wa_broker::{Broker, BrokerConfig};
 
 pub use metrics::{Metrics, OVERLOAD_REASONS, ROUTE_STATUSES, SIGNATURE_FAILURE_REASONS};
@@ -130,55 +126,26 @@ pub async fn run(
     let broker = Broker::start(config.broker.clone(), broker_shutdown.clone());
     let app = Arc::new(routes::App::new(config, broker));
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config.read_timeout);
-    let graceful = GracefulShutdown::new();
+    let options = wa_http::Serve {
+        role: "ingress",
+        read_timeout: app.config.read_timeout,
+        shutdown_grace: app.config.shutdown_grace,
+    };
     let connections = Arc::new(Semaphore::new(app.config.max_connections));
     info!(role = "ingress", addr = %listener.local_addr()?, "listening");
-    loop {
-        let (stream, _) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // Past the bound the connection is closed unread: it costs nothing more.
-        let Ok(slot) = connections.clone().try_acquire_owned() else {
-            app.metrics.overloaded("connections");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let open = metrics::Held::new(&app.metrics.connections, 1);
-        let service = hyper::service::service_fn(move |req| routes::handle(app.clone(), req));
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop((open, slot));
-        });
-    }
-    drop(listener);
-    info!("ingress draining in-flight requests");
-    if tokio::time::timeout(app.config.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        warn!("shutdown grace elapsed with requests still in flight");
-    }
+    let counted = app.clone();
+    // Past the bound a connection is closed unread: it costs nothing more.
+    let admit = move || match connections.clone().try_acquire_owned() {
+        Ok(slot) => Some((metrics::Held::new(&counted.metrics.connections, 1), slot)),
+        Err(_) => {
+            counted.metrics.overloaded("connections");
+            None
+        }
+    };
+    wa_http::serve(listener, options, shutdown, admit, move |req| {
+        routes::handle(app.clone(), req)
+    })
+    .await;
     broker_shutdown.cancel();
     info!("ingress stopped");
     Ok(())

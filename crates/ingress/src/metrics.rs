@@ -8,15 +8,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-
-/// Labels of `wa_ingress_requests_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// One of the routes we serve, or `other`.
-    pub route: &'static str,
-    /// The status code answered.
-    pub status: u16,
-}
+use wa_http::Requests;
 
 /// Labels of `wa_ingress_signature_failures_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,7 +45,7 @@ pub const OVERLOAD_REASONS: &[&str] = &["connections", "unverified_bytes"];
 pub struct Metrics {
     registry: Registry,
     /// Requests by route and answered status.
-    pub requests: Family<RequestLabels, Counter>,
+    pub requests: Requests,
     /// Refused signatures by reason.
     pub signature_failures: Family<ReasonLabels, Counter>,
     /// Connections and requests refused for the unauthenticated bounds.
@@ -77,11 +69,11 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let requests = Requests::register(
+            &mut registry,
             "wa_ingress_requests",
             "HTTP requests by route and status",
-            requests.clone(),
+            ROUTE_STATUSES,
         );
         let signature_failures = Family::<ReasonLabels, Counter>::default();
         registry.register(
@@ -108,11 +100,6 @@ impl Default for Metrics {
             "Open client connections",
             connections.clone(),
         );
-        for &(route, statuses) in ROUTE_STATUSES {
-            for &status in statuses {
-                let _ = requests.get_or_create(&RequestLabels { route, status });
-            }
-        }
         for &reason in SIGNATURE_FAILURE_REASONS {
             let _ = signature_failures.get_or_create(&ReasonLabels { reason });
         }
@@ -172,9 +159,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered request.
     pub fn request(&self, route: &'static str, status: u16) {
-        self.requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
+        self.requests.count(route, status);
     }
 
     /// Counts one refusal for an unauthenticated bound (`connections` or `unverified_bytes`).

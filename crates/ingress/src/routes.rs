@@ -8,8 +8,8 @@ mod signup;
 use std::{convert::Infallible, sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -18,6 +18,8 @@ use tracing::{Instrument, field::Empty, info, warn};
 use wa_broker::{Broker, BrokerError, Outgoing};
 use wa_envelope::{Envelope, signature};
 use wa_telemetry::{TRACEPARENT, traceparent};
+
+use wa_http::{Reply, reply};
 
 use crate::{IngressConfig, Metrics, metrics::Held};
 
@@ -28,8 +30,6 @@ pub const WEBHOOK_PATH: &str = "/webhooks/whatsapp";
 pub(crate) const TRACE_TARGET: &str = "wa_ingress::trace";
 /// Longest `hub.challenge` echoed back; Meta's are short numbers.
 const MAX_CHALLENGE_LEN: usize = 256;
-
-type Reply = Response<Full<Bytes>>;
 
 /// Shared state of every request.
 pub(crate) struct App {
@@ -59,18 +59,6 @@ impl App {
     }
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
-}
-
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
     reply(status, "text/plain; charset=utf-8", body)
 }
@@ -85,16 +73,7 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Repl
         signup::SIGNUP_PATH => "signup",
         _ => "other",
     };
-    let span = tracing::info_span!(
-        target: TRACE_TARGET,
-        "http.request",
-        otel.kind = "server",
-        otel.name = route,
-        http.request.method = %req.method(),
-        url.path = route,
-        http.response.status_code = Empty,
-        changes = Empty,
-    );
+    let span = wa_http::request_span!(target: TRACE_TARGET, route, req.method(), changes);
     let app2 = app.clone();
     let response = async move {
         let _in_flight = Held::new(&app.metrics.in_flight, 1);
