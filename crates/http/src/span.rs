@@ -27,3 +27,31 @@ macro_rules! request_span {
         )
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use tracing::subscriber::with_default;
+
+    #[test]
+    fn names_the_span_by_the_http_server_conventions_with_the_servers_fields() {
+        with_default(tracing_subscriber::registry(), || {
+            let span =
+                crate::request_span!(target: "x::trace", "webhook", http::Method::POST, changes);
+            let meta = span.metadata().expect("enabled under a subscriber");
+            assert_eq!(meta.name(), "http.request");
+            assert_eq!(meta.target(), "x::trace");
+            let fields: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
+            assert_eq!(
+                fields,
+                [
+                    "otel.kind",
+                    "otel.name",
+                    "http.request.method",
+                    "url.path",
+                    "http.response.status_code",
+                    "changes"
+                ]
+            );
+        });
+    }
+}
