@@ -40,6 +40,13 @@ pub enum StoreError {
         /// Replicas asked for.
         wanted: u16,
     },
+    /// A command meant for every primary of the cluster got no reply from this one: the
+    /// client had no connection to it. Transient: asked again, it may answer.
+    #[error("could not ask the Redis primary {primary}")]
+    PrimaryUnasked {
+        /// The primary's address (`host:port` of `CLUSTER SLOTS`).
+        primary: String,
+    },
     /// A prefix, funnel label or funnel window that cannot be used: a prefix containing
     /// `{`/`}` (which would break the Redis Cluster hash tags), a label outside its character
     /// set, an unordered or too long window. (Ids are typed and cannot be invalid.)
@@ -88,7 +95,7 @@ impl StoreError {
                     // Busy with a slow script, or out of memory: both pass with time.
                     || matches!(e.code(), Some("BUSY" | "OOM"))
             }
-            Self::NotReplicated { .. } => true,
+            Self::NotReplicated { .. } | Self::PrimaryUnasked { .. } => true,
             Self::Crypto(_)
             | Self::Corrupt { .. }
             | Self::BadKey(_)
