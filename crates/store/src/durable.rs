@@ -47,7 +47,7 @@ impl fmt::Display for ReplicaShortfall {
 /// `send_bulk`, which acknowledge no write). `None` when the reply has no `connected_slaves`
 /// field, so is not one of a primary.
 fn connected_replicas(info: &str) -> Option<u16> {
-    let mut lines = info.lines().map(str::trim);
+    let lines = info.lines().map(str::trim);
     if !lines.clone().any(|l| l.starts_with("connected_slaves:")) {
         return None;
     }
@@ -62,14 +62,23 @@ fn connected_replicas(info: &str) -> Option<u16> {
     Some(u16::try_from(online).unwrap_or(u16::MAX))
 }
 
+/// Whether an error answering `INFO` is a refusal that asking again will not change (no ACL
+/// permission, a command the server or proxy does not know), not a passing state (loading,
+/// a failover).
+fn refusal(e: &redis::ServerError) -> bool {
+    use redis::ServerErrorKind::{NoPerm, ResponseError};
+    matches!(e.kind(), Some(NoPerm | ResponseError) | None)
+}
+
 impl Store {
     /// The first primary (by address) with fewer connected replicas than each write waits
     /// for, if any; `None` when writes wait for none.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Redis`] when a primary does not answer; [`StoreError::Corrupt`] when its
-    /// `INFO replication` has no replica count.
+    /// [`StoreError::Redis`] when Redis does not answer; [`StoreError::PrimaryUnasked`] when
+    /// a primary of the cluster was not asked; [`StoreError::ReplicasUnchecked`] when a
+    /// primary refuses `INFO` or its reply has no replica fields.
     pub async fn replica_shortfall(&self) -> Result<Option<ReplicaShortfall>> {
         let mut conn = self.conn();
         let wanted = conn.wait_replicas();
@@ -79,14 +88,21 @@ impl Store {
         let mut info = redis::cmd("INFO");
         info.arg("replication");
         for (primary, reply) in conn.on_every_primary(info).await? {
+            let unchecked = |reason: String| StoreError::ReplicasUnchecked {
+                primary: primary.clone(),
+                reason,
+            };
             let text = match reply {
-                Value::ServerError(e) => {
-                    return Err(StoreError::Redis(redis::RedisError::from(e)));
+                Value::ServerError(e) if refusal(&e) => {
+                    let details = e.details().unwrap_or_default();
+                    return Err(unchecked(format!("INFO refused ({} {details})", e.code())));
                 }
+                Value::ServerError(e) => return Err(redis::RedisError::from(e).into()),
                 reply => String::from_redis_value(reply)?,
             };
-            let connected = connected_replicas(&text)
-                .ok_or_else(|| StoreError::corrupt("INFO replication", "no connected_slaves"))?;
+            let connected = connected_replicas(&text).ok_or_else(|| {
+                unchecked("its INFO replication has no connected_slaves field".to_owned())
+            })?;
             if connected < wanted {
                 return Ok(Some(ReplicaShortfall {
                     primary,

@@ -47,6 +47,17 @@ pub enum StoreError {
         /// The primary's address (`host:port` of `CLUSTER SLOTS`).
         primary: String,
     },
+    /// Whether a primary has the replicas `WA_REDIS_WAIT_REPLICAS` asks for cannot be told:
+    /// it refuses `INFO` (an ACL without `@dangerous`, a proxy that does not pass it) or its
+    /// `INFO replication` lacks the replica fields. Lasts until the server or its ACL
+    /// changes; `WA_REDIS_WAIT_REPLICAS=0` needs no `INFO`.
+    #[error("cannot check WA_REDIS_WAIT_REPLICAS on the Redis primary {primary}: {reason}")]
+    ReplicasUnchecked {
+        /// The primary's address (on one Redis, `REDIS_URL` without its password).
+        primary: String,
+        /// `INFO refused (...)` with the server's answer, or what the reply lacks.
+        reason: String,
+    },
     /// A prefix, funnel label or funnel window that cannot be used: a prefix containing
     /// `{`/`}` (which would break the Redis Cluster hash tags), a label outside its character
     /// set, an unordered or too long window. (Ids are typed and cannot be invalid.)
@@ -96,7 +107,8 @@ impl StoreError {
                     || matches!(e.code(), Some("BUSY" | "OOM"))
             }
             Self::NotReplicated { .. } | Self::PrimaryUnasked { .. } => true,
-            Self::Crypto(_)
+            Self::ReplicasUnchecked { .. }
+            | Self::Crypto(_)
             | Self::Corrupt { .. }
             | Self::BadKey(_)
             | Self::InvalidInput { .. } => false,
