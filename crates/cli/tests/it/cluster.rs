@@ -1,7 +1,8 @@
 //! The binary on the Redis Cluster of scripts/redis-cluster.sh (3 masters, 3 replicas):
 //! `tenants list|get|token|rekey` and the API's pages see tenants on every master;
 //! `REDIS_URL_FILE` and `AMQP_URL_FILE`; a `REDIS_URL` or `WA_REDIS_CA_FILE` that cannot work
-//! refused at start; a worker waiting for the replicas its writes wait for.
+//! refused at start; a worker waiting for the replicas its writes wait for, ready once they are
+//! there, and saying so when its Redis user may not run the `INFO` that tells.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -332,5 +333,35 @@ async fn a_worker_whose_primaries_have_the_replicas_becomes_ready() {
     let body = not_ready_saying(&mut worker, &said).await;
     assert!(body.contains("not consuming"), "{body}");
     worker.kill().await;
+    delete_topology(&amqp_url(), wa_broker::Topology::new(&amqp_prefix)).await;
+}
+
+/// A worker whose Redis user may not run `INFO` cannot tell whether the primaries have the
+/// replicas its writes wait for: it does not consume, says so once in its log and on
+/// `/readyz` with Redis's answer, and names the setting to change; with
+/// `WA_REDIS_WAIT_REPLICAS=0` it needs no `INFO` and becomes ready.
+#[tokio::test]
+async fn a_worker_that_may_not_run_info_says_it_cannot_check_the_replicas() {
+    let user = wa_testkit::RedisUserWithout::create("info").await;
+    let amqp_prefix = format!("wa-replicas-test-{:016x}", rand::random::<u64>());
+    let cmd = replicas_worker(&user.url(), Some("1"), &amqp_url(), &amqp_prefix);
+    let mut worker = serving(cmd).await;
+    let said = "cannot check WA_REDIS_WAIT_REPLICAS on the Redis primary";
+    let body = not_ready_saying(&mut worker, said).await;
+    assert!(
+        body.contains("INFO refused (NOPERM") && body.contains("not consuming"),
+        "{body}"
+    );
+    assert!(!body.contains("pw@"), "never the password: {body}");
+    let log = worker.tail();
+    assert!(
+        log.matches("set it to 0 or allow INFO").count() == 1 && !log.contains("redis unreachable"),
+        "logged once, not as an outage: {log}"
+    );
+    worker.kill().await;
+    let cmd = replicas_worker(&user.url(), Some("0"), &amqp_url(), &amqp_prefix);
+    let mut worker = Role::start("worker", cmd).await;
+    worker.wait_ready(&reqwest::Client::new()).await;
+    worker.stop().await;
     delete_topology(&amqp_url(), wa_broker::Topology::new(&amqp_prefix)).await;
 }

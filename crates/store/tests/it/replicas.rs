@@ -49,53 +49,9 @@ async fn every_master_of_the_cluster_has_the_one_replica_it_waits_for_but_not_tw
     );
 }
 
-/// A Redis user that may run everything but `INFO`, as an ACL without `@dangerous` leaves
-/// it; deleted on drop, even after a panic.
-struct UserWithoutInfo {
-    name: String,
-}
-
-impl UserWithoutInfo {
-    async fn create() -> Self {
-        let name = format!("wa-test-{:016x}", rand::random::<u64>());
-        let mut admin = admin().await;
-        let () = redis::cmd("ACL")
-            .arg(&["SETUSER", &name, "on", ">pw", "~*", "+@all", "-info"])
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        Self { name }
-    }
-
-    fn url(&self) -> String {
-        redis_url().replacen("redis://", &format!("redis://{}:pw@", self.name), 1)
-    }
-}
-
-async fn admin() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-impl Drop for UserWithoutInfo {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let mut conn = redis::Client::open(redis_url())?.get_connection()?;
-            redis::cmd("ACL")
-                .arg(&["DELUSER", &name])
-                .query::<u64>(&mut conn)
-        })
-        .join();
-    }
-}
-
 #[tokio::test]
 async fn a_primary_refusing_info_is_a_stated_cannot_check_not_an_outage() {
-    let user = UserWithoutInfo::create().await;
+    let user = wa_testkit::RedisUserWithout::create("info").await;
     let config = RedisConfig::parse(&user.url(), false)
         .unwrap()
         .wait_replicas(1);
