@@ -95,10 +95,13 @@ impl Checks {
             warn!(%waba_id, "a new token was fetched but Graph says it is invalid too");
             return Ok(None);
         }
-        // Stored if it expires later, but still flagged if it too expires within the window.
-        let fixed: &[Attention] = match verdict {
-            TokenVerdict::Expiring { .. } => &[Attention::TokenInvalid],
-            _ => &[Attention::TokenExpiring, Attention::TokenInvalid],
+        // Stored if it expires later, but still flagged if it too expires within the window
+        // (also when it replaces a token known invalid, which had no expiry to compare).
+        let (fixed, still): (&[Attention], &[Attention]) = match verdict {
+            TokenVerdict::Expiring { .. } => {
+                (&[Attention::TokenInvalid], &[Attention::TokenExpiring])
+            }
+            _ => (&[Attention::TokenExpiring, Attention::TokenInvalid], &[]),
         };
         if !check::refresh_gains(found.findings.expires_at, health.expires_at) {
             // Meta's `fetch_only=true` may hand back the very token held: nothing repaired.
@@ -115,7 +118,7 @@ impl Checks {
         after.token.expires_at = health.expires_at;
         after.token.checked_at = Some(now);
         after.token.error = None;
-        after.attention.retain(|a| !fixed.contains(a));
+        after.attention = check::attention(&tenant.attention, still, fixed);
         if !self.holds(waba_id, found).await? {
             return Ok(None);
         }
@@ -137,6 +140,9 @@ impl Checks {
         found.wrong.retain(|a| !fixed.contains(a));
         for a in fixed {
             found.clear(*a);
+        }
+        for a in still {
+            found.flag(*a);
         }
         found.repaired = true;
         Ok(Some(fresh))
