@@ -114,8 +114,8 @@ pub enum WorkerError {
 }
 
 /// Opens the store once Redis answers and every primary has the replicas writes wait for
-/// (`WA_REDIS_WAIT_REPLICAS`); until then logs why, says it on `/readyz` (`waiting`), and
-/// tries again with backoff. Replicas may come after the worker (a replica restarting, a
+/// (`WA_REDIS_WAIT_REPLICAS`); until then logs why (once for a primary refusing the `INFO`
+/// that tells, which lasts), says it on `/readyz` (`waiting`), and tries again with backoff. Replicas may come after the worker (a replica restarting, a
 /// promoted master whose old one has not rejoined): waiting, not consuming, keeps every
 /// message in its queue instead of failing its writes through the delay tiers.
 async fn connect_store(
@@ -165,7 +165,10 @@ async fn connect_store(
                     warn!(error = %e, retry_in = ?delay, "redis primary not asked: not consuming");
                     say_waiting(Some(e.to_string()));
                 }
-                Err(e) => warn!(error = %e, retry_in = ?delay, "redis unreachable"),
+                Err(e) => {
+                    warn!(error = %e, retry_in = ?delay, "redis unreachable");
+                    say_waiting(None);
+                }
             }
         }
         tokio::select! {
