@@ -48,24 +48,42 @@ fn listening_inodes(ports: &[u16]) -> Vec<String> {
         .collect()
 }
 
-/// The processes that listen on any of `ports` (each once).
-pub(crate) fn listeners(ports: &[u16]) -> Vec<u32> {
+/// The processes that listen on any of `ports` (each once); `None` when no socket listens
+/// on them or one of those sockets has no process found (its `/proc/<pid>/fd` unreadable,
+/// e.g. a server running as another user), so its CPU cannot be measured.
+pub(crate) fn listeners(ports: &[u16]) -> Option<Vec<u32>> {
     let sockets: Vec<String> = listening_inodes(ports)
         .into_iter()
         .map(|inode| format!("socket:[{inode}]"))
         .collect();
-    let mut pids: Vec<u32> = pids()
-        .filter_map(|pid| {
-            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-            fds.flatten()
-                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-                .any(|link| sockets.iter().any(|s| link.as_os_str() == s.as_str()))
-                .then_some(pid)
-        })
-        .collect();
+    let links = pids().filter_map(|pid| {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+        let links = fds
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .map(|link| link.to_string_lossy().into_owned())
+            .collect();
+        Some((pid, links))
+    });
+    owners(&sockets, links)
+}
+
+/// The processes among `fds` (a process and the targets of its file descriptors) holding
+/// `sockets`, each once; `None` when `sockets` is empty or one of them has no holder.
+fn owners(sockets: &[String], fds: impl Iterator<Item = (u32, Vec<String>)>) -> Option<Vec<u32>> {
+    let mut held = vec![false; sockets.len()];
+    let mut pids = Vec::new();
+    for (pid, links) in fds {
+        for link in links {
+            if let Some(i) = sockets.iter().position(|s| *s == link) {
+                held[i] = true;
+                pids.push(pid);
+            }
+        }
+    }
     pids.sort_unstable();
     pids.dedup();
-    pids
+    (!sockets.is_empty() && held.iter().all(|h| *h)).then_some(pids)
 }
 
 /// CPU consumed so far by `pids` (each with its descendants).
@@ -99,7 +117,30 @@ pub(crate) fn machine() -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::ports;
+    use super::{owners, ports};
+
+    fn fds(table: &[(u32, &[&str])]) -> impl Iterator<Item = (u32, Vec<String>)> {
+        table
+            .iter()
+            .map(|(pid, links)| (*pid, links.iter().map(|l| (*l).to_owned()).collect()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn the_listeners_are_known_only_when_every_listening_socket_has_its_process() {
+        let sockets = ["socket:[11]".to_owned(), "socket:[12]".to_owned()];
+        let all = [
+            (40, &["/dev/null", "socket:[11]"][..]),
+            (41, &["socket:[12]", "socket:[99]"][..]),
+            (42, &["pipe:[5]"][..]),
+        ];
+        assert_eq!(owners(&sockets, fds(&all)), Some(vec![40, 41]));
+        // Process 41's descriptors could not be read: its socket has no holder.
+        assert_eq!(owners(&sockets, fds(&all[..1])), None);
+        // Nothing listens on the ports.
+        assert_eq!(owners(&[], fds(&all)), None);
+    }
 
     #[test]
     fn reads_the_port_of_each_node_url() {

@@ -72,10 +72,10 @@ struct Measured {
     elapsed: Duration,
     /// The worker processes (start-up included).
     workers: Duration,
-    /// The processes listening on the target's AMQP ports.
-    rabbitmq: Duration,
-    /// The processes listening on the target's Redis ports.
-    redis: Duration,
+    /// The processes listening on the target's AMQP ports (`None`: not found, not measured).
+    rabbitmq: Option<Duration>,
+    /// The processes listening on the target's Redis ports (`None`: not found, not measured).
+    redis: Option<Duration>,
     /// This process: the in-process Graph simulator and the polling of the workers' metrics.
     bench: Duration,
     /// The whole machine (other tenants of its cores included).
@@ -118,7 +118,12 @@ async fn phase(
         listeners(&ports(&target.amqp_url)),
         listeners(&ports(&target.redis_url)),
     );
-    let services = || (cpu_of(&broker_pids), cpu_of(&redis_pids));
+    let services = || {
+        (
+            broker_pids.as_deref().map(cpu_of),
+            redis_pids.as_deref().map(cpu_of),
+        )
+    };
     let (rabbitmq_at, redis_at) = services();
     let (bench_at, machine_at) = (crate::cpu::Cpu::now().own, machine());
     let started = Instant::now();
@@ -170,8 +175,8 @@ async fn phase(
     let measured = Measured {
         elapsed,
         workers: cpu_of(&pids),
-        rabbitmq: rabbitmq.saturating_sub(rabbitmq_at),
-        redis: redis.saturating_sub(redis_at),
+        rabbitmq: since(rabbitmq, rabbitmq_at),
+        redis: since(redis, redis_at),
         bench: crate::cpu::Cpu::now().own.saturating_sub(bench_at),
         machine: machine().saturating_sub(machine_at),
     };
@@ -186,8 +191,17 @@ async fn phase(
     Ok(measured)
 }
 
-/// One cell of the CPU table: milliseconds per 1,000 events, and cores kept busy.
-fn cpu_cell(spent: Duration, events: usize, elapsed: Duration) -> String {
+/// CPU spent between two readings of the same processes, if both were taken.
+fn since(now: Option<Duration>, at: Option<Duration>) -> Option<Duration> {
+    Some(now?.saturating_sub(at?))
+}
+
+/// One cell of the CPU table: milliseconds per 1,000 events, and cores kept busy; `n/a` for
+/// processes that were not measured.
+fn cpu_cell(spent: Option<Duration>, events: usize, elapsed: Duration) -> String {
+    let Some(spent) = spent else {
+        return " n/a |".to_owned();
+    };
     let per_1k = spent.as_secs_f64() * 1e6 / events.max(1) as f64;
     let cores = spent.as_secs_f64() / elapsed.as_secs_f64();
     format!(" {per_1k:.0} ms ({cores:.2}) |")
@@ -220,7 +234,13 @@ pub(crate) async fn run(args: &WorkerBench, bin: &Path) -> anyhow::Result<String
                 }
                 let _ = write!(row, " {rate:.0}/s (x{:.2}) |", rate / one);
                 let _ = write!(cpu, "| {} | {} | {processes} |", target.name, kind.label());
-                for spent in [m.workers, m.rabbitmq, m.redis, m.bench, m.machine] {
+                for spent in [
+                    Some(m.workers),
+                    m.rabbitmq,
+                    m.redis,
+                    Some(m.bench),
+                    Some(m.machine),
+                ] {
                     cpu.push_str(&cpu_cell(spent, args.events, m.elapsed));
                 }
                 cpu.push('\n');
@@ -238,7 +258,20 @@ pub(crate) async fn run(args: &WorkerBench, bin: &Path) -> anyhow::Result<String
 
 #[cfg(test)]
 mod tests {
-    use super::rotated;
+    use std::time::Duration;
+
+    use super::{cpu_cell, rotated};
+
+    #[test]
+    fn a_service_not_measured_reads_n_a_not_zero() {
+        let second = Duration::from_secs(1);
+        assert_eq!(cpu_cell(None, 1000, second), " n/a |");
+        assert_eq!(cpu_cell(Some(second / 2), 1000, second), " 500 ms (0.50) |");
+        assert_eq!(
+            cpu_cell(Some(Duration::ZERO), 1000, second),
+            " 0 ms (0.00) |"
+        );
+    }
 
     #[test]
     fn each_worker_starts_its_list_at_another_node() {

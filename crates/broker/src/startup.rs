@@ -31,10 +31,13 @@ pub(crate) async fn declared(
         let _ = setup.close(200, "declared".into()).await;
         Ok::<_, BrokerError>(())
     };
+    // 50, 100, 200, 400 ms, each at most doubled by the jitter: at most 1.5 s of waiting,
+    // well inside `connect_timeout` (5 s by default), which bounds the connection and every
+    // declaration too.
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_secs(1))
-        .with_max_times(6)
+        .with_max_delay(Duration::from_millis(500))
+        .with_max_times(4)
         .with_jitter();
     declare.retry(backoff).when(queue_starting).await?;
     Ok(connection)

@@ -207,6 +207,11 @@ async fn a_tenant_event_no_queue_is_bound_for_is_published_not_returned() {
     stop.cancel();
 }
 
+/// Replicas starting together on an empty broker all get their topology declared, though
+/// RabbitMQ may answer a declaration racing the first one's queue start `NOT_FOUND`. That race
+/// is rare and depends on timing (four declarations at once usually all pass without it), so
+/// this test states the behaviour rather than reproduces the race reliably; the retry that
+/// handles it is `startup::declared`'s.
 #[tokio::test]
 async fn replicas_declaring_one_topology_together_on_an_empty_broker_all_start() {
     let scratch = Scratch::new(|_| {}).await;

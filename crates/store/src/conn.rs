@@ -160,24 +160,79 @@ impl Conn {
     }
 
     /// `cmd`'s reply from every primary, each named by its address (on one Redis, by
-    /// `REDIS_URL` without its password).
+    /// `REDIS_URL` without its password). A primary that refuses `cmd` answers a
+    /// [`Value::ServerError`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Redis`]; on a cluster, [`StoreError::PrimaryUnasked`] when fewer
+    /// primaries replied than `CLUSTER SLOTS` lists (the client leaves out, without an error,
+    /// a primary it has no connection to).
     pub(crate) async fn on_every_primary(&mut self, cmd: Cmd) -> Result<Vec<(String, Value)>> {
         match &mut self.link {
-            Link::Single(conn) => Ok(vec![(self.name.clone(), cmd.query_async(conn).await?)]),
+            Link::Single(conn) => {
+                let reply = match cmd.query_async(conn).await {
+                    Ok(reply) => reply,
+                    Err(e) => Value::ServerError(redis::ServerError::try_from(e)?),
+                };
+                Ok(vec![(self.name.clone(), reply)])
+            }
             Link::Cluster(conn) => {
                 let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
                 let replies = conn.route_command(cmd, all).await?;
                 let mut named: Vec<(String, Value)> = FromRedisValue::from_redis_value(replies)?;
                 named.sort_by(|a, b| a.0.cmp(&b.0));
-                Ok(named)
+                let primaries = self.primary_addresses().await?;
+                match unasked(&primaries, &named) {
+                    Some(primary) => Err(StoreError::PrimaryUnasked { primary }),
+                    None => Ok(named),
+                }
             }
         }
+    }
+
+    /// `host:port` of each primary `CLUSTER SLOTS` lists, in order.
+    async fn primary_addresses(&mut self) -> Result<Vec<String>> {
+        let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(self).await?;
+        let mut addresses = Vec::new();
+        for range in ranges {
+            let (_, master) = start_and_master(range)?;
+            let mut fields = master.into_iter();
+            let (Some(host), Some(port)) = (fields.next(), fields.next()) else {
+                return Err(StoreError::corrupt(
+                    "CLUSTER SLOTS",
+                    "a master has no host and port",
+                ));
+            };
+            let address = format!(
+                "{}:{}",
+                String::from_redis_value(host)?,
+                u16::from_redis_value(port)?
+            );
+            if !addresses.contains(&address) {
+                addresses.push(address);
+            }
+        }
+        addresses.sort();
+        Ok(addresses)
     }
 
     /// Replicas each write waits for (`0`: none).
     pub(crate) fn wait_replicas(&self) -> u16 {
         self.wait_replicas
     }
+}
+
+/// A primary with no reply among `replies`, when fewer replied than there are `primaries`
+/// (named by address when the replies' names tell which; else `of the cluster`).
+fn unasked(primaries: &[String], replies: &[(String, Value)]) -> Option<String> {
+    (replies.len() < primaries.len()).then(|| {
+        primaries
+            .iter()
+            .find(|p| !replies.iter().any(|(name, _)| name == *p))
+            .cloned()
+            .unwrap_or_else(|| "of the cluster".to_owned())
+    })
 }
 
 /// The start slot and the master (`[host, port, id, ...]`) of a `CLUSTER SLOTS` range
@@ -227,5 +282,37 @@ impl ConnectionLike for Conn {
             Link::Single(c) => c.get_db(),
             Link::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+
+    use super::unasked;
+
+    fn replies(names: &[&str]) -> Vec<(String, Value)> {
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), Value::Okay))
+            .collect()
+    }
+
+    #[test]
+    fn a_primary_left_out_of_the_replies_is_named_and_all_replying_is_none() {
+        let primaries: Vec<String> = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
+            .map(str::to_owned)
+            .into();
+        let all = replies(&["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]);
+        assert_eq!(unasked(&primaries, &all), None);
+        let two = replies(&["127.0.0.1:7001", "127.0.0.1:7003"]);
+        assert_eq!(unasked(&primaries, &two).as_deref(), Some("127.0.0.1:7002"));
+        // Fewer replies under other names (a hostname for an address): still not a pass.
+        let renamed = replies(&["redis-a:7001", "redis-b:7002"]);
+        assert_eq!(
+            unasked(&primaries, &renamed).as_deref(),
+            Some("127.0.0.1:7001")
+        );
+        assert_eq!(unasked(&primaries, &[]).as_deref(), Some("127.0.0.1:7001"));
     }
 }

@@ -25,7 +25,8 @@ use crate::{Result, Store, StoreError, WAIT_TIMEOUT, conn::Conn};
 pub struct ReplicaShortfall {
     /// The primary's address (on one Redis, `REDIS_URL` without its password).
     pub primary: String,
-    /// Replicas connected to it (`connected_slaves` of `INFO replication`).
+    /// Replicas connected to it and in sync (`state=online` in `INFO replication`), the
+    /// only ones `WAIT` counts.
     pub connected: u16,
     /// Replicas each write waits for (`WA_REDIS_WAIT_REPLICAS`).
     pub wanted: u16,
@@ -41,12 +42,32 @@ impl fmt::Display for ReplicaShortfall {
     }
 }
 
-/// `connected_slaves` of an `INFO replication` reply.
+/// The replicas `WAIT` counts in an `INFO replication` reply: its `slaveN:` lines with
+/// `state=online` (`connected_slaves` also counts replicas still syncing, in `wait_bgsave` or
+/// `send_bulk`, which acknowledge no write). `None` when the reply has no `connected_slaves`
+/// field, so is not one of a primary.
 fn connected_replicas(info: &str) -> Option<u16> {
-    info.lines()
-        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))?
-        .parse()
-        .ok()
+    let lines = info.lines().map(str::trim);
+    if !lines.clone().any(|l| l.starts_with("connected_slaves:")) {
+        return None;
+    }
+    let online = lines
+        .filter_map(|l| {
+            let (name, fields) = l.split_once(':')?;
+            let index = name.strip_prefix("slave")?;
+            (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())).then_some(fields)
+        })
+        .filter(|fields| fields.split(',').any(|f| f == "state=online"))
+        .count();
+    Some(u16::try_from(online).unwrap_or(u16::MAX))
+}
+
+/// Whether an error answering `INFO` is a refusal that asking again will not change (no ACL
+/// permission, a command the server or proxy does not know), not a passing state (loading,
+/// a failover).
+fn refusal(e: &redis::ServerError) -> bool {
+    use redis::ServerErrorKind::{NoPerm, ResponseError};
+    matches!(e.kind(), Some(NoPerm | ResponseError) | None)
 }
 
 impl Store {
@@ -55,8 +76,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Redis`] when a primary does not answer; [`StoreError::Corrupt`] when its
-    /// `INFO replication` has no replica count.
+    /// [`StoreError::Redis`] when Redis does not answer; [`StoreError::PrimaryUnasked`] when
+    /// a primary of the cluster was not asked; [`StoreError::ReplicasUnchecked`] when a
+    /// primary refuses `INFO` or its reply has no replica fields.
     pub async fn replica_shortfall(&self) -> Result<Option<ReplicaShortfall>> {
         let mut conn = self.conn();
         let wanted = conn.wait_replicas();
@@ -66,14 +88,21 @@ impl Store {
         let mut info = redis::cmd("INFO");
         info.arg("replication");
         for (primary, reply) in conn.on_every_primary(info).await? {
+            let unchecked = |reason: String| StoreError::ReplicasUnchecked {
+                primary: primary.clone(),
+                reason,
+            };
             let text = match reply {
-                Value::ServerError(e) => {
-                    return Err(StoreError::Redis(redis::RedisError::from(e)));
+                Value::ServerError(e) if refusal(&e) => {
+                    let details = e.details().unwrap_or_default();
+                    return Err(unchecked(format!("INFO refused ({} {details})", e.code())));
                 }
+                Value::ServerError(e) => return Err(redis::RedisError::from(e).into()),
                 reply => String::from_redis_value(reply)?,
             };
-            let connected = connected_replicas(&text)
-                .ok_or_else(|| StoreError::corrupt("INFO replication", "no connected_slaves"))?;
+            let connected = connected_replicas(&text).ok_or_else(|| {
+                unchecked("its INFO replication has no connected_slaves field".to_owned())
+            })?;
             if connected < wanted {
                 return Ok(Some(ReplicaShortfall {
                     primary,
@@ -198,10 +227,38 @@ impl Conn {
 mod tests {
     use super::connected_replicas;
 
+    /// `INFO replication` of a Redis 7 primary with one replica in sync and one still
+    /// receiving its first copy.
+    const ONE_ONLINE_ONE_SYNCING: &str = "# Replication\r\n\
+        role:master\r\n\
+        connected_slaves:2\r\n\
+        slave0:ip=127.0.0.1,port=7004,state=online,offset=18734,lag=0\r\n\
+        slave1:ip=127.0.0.1,port=7005,state=wait_bgsave,offset=0,lag=0\r\n\
+        master_failover_state:no-failover\r\n\
+        master_replid:3c1f2e0d9a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9\r\n\
+        master_replid2:0000000000000000000000000000000000000000\r\n\
+        master_repl_offset:18734\r\n\
+        second_repl_offset:-1\r\n\
+        repl_backlog_active:1\r\n\
+        repl_backlog_size:1048576\r\n\
+        repl_backlog_first_byte_offset:1\r\n\
+        repl_backlog_histlen:18734\r\n";
+
     #[test]
-    fn reads_the_replica_count_of_info_replication() {
-        let info = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1\r\n";
-        assert_eq!(connected_replicas(info), Some(1));
+    fn counts_only_the_replicas_in_sync_as_wait_does() {
+        assert_eq!(connected_replicas(ONE_ONLINE_ONE_SYNCING), Some(1));
+        let bulk = ONE_ONLINE_ONE_SYNCING.replace("wait_bgsave", "send_bulk");
+        assert_eq!(connected_replicas(&bulk), Some(1));
+        let both = ONE_ONLINE_ONE_SYNCING.replace("wait_bgsave", "online");
+        assert_eq!(connected_replicas(&both), Some(2));
+    }
+
+    #[test]
+    fn a_primary_without_replicas_has_none_and_a_reply_without_the_fields_is_not_read() {
+        let alone =
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n";
+        assert_eq!(connected_replicas(alone), Some(0));
         assert_eq!(connected_replicas("role:master\r\n"), None);
+        assert_eq!(connected_replicas(""), None);
     }
 }

@@ -40,6 +40,24 @@ pub enum StoreError {
         /// Replicas asked for.
         wanted: u16,
     },
+    /// A command meant for every primary of the cluster got no reply from this one: the
+    /// client had no connection to it. Transient: asked again, it may answer.
+    #[error("could not ask the Redis primary {primary}")]
+    PrimaryUnasked {
+        /// The primary's address (`host:port` of `CLUSTER SLOTS`).
+        primary: String,
+    },
+    /// Whether a primary has the replicas `WA_REDIS_WAIT_REPLICAS` asks for cannot be told:
+    /// it refuses `INFO` (an ACL without `@dangerous`, a proxy that does not pass it) or its
+    /// `INFO replication` lacks the replica fields. Lasts until the server or its ACL
+    /// changes; `WA_REDIS_WAIT_REPLICAS=0` needs no `INFO`.
+    #[error("cannot check WA_REDIS_WAIT_REPLICAS on the Redis primary {primary}: {reason}")]
+    ReplicasUnchecked {
+        /// The primary's address (on one Redis, `REDIS_URL` without its password).
+        primary: String,
+        /// `INFO refused (...)` with the server's answer, or what the reply lacks.
+        reason: String,
+    },
     /// A prefix, funnel label or funnel window that cannot be used: a prefix containing
     /// `{`/`}` (which would break the Redis Cluster hash tags), a label outside its character
     /// set, an unordered or too long window. (Ids are typed and cannot be invalid.)
@@ -88,8 +106,9 @@ impl StoreError {
                     // Busy with a slow script, or out of memory: both pass with time.
                     || matches!(e.code(), Some("BUSY" | "OOM"))
             }
-            Self::NotReplicated { .. } => true,
-            Self::Crypto(_)
+            Self::NotReplicated { .. } | Self::PrimaryUnasked { .. } => true,
+            Self::ReplicasUnchecked { .. }
+            | Self::Crypto(_)
             | Self::Corrupt { .. }
             | Self::BadKey(_)
             | Self::InvalidInput { .. } => false,

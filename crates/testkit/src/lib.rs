@@ -24,6 +24,7 @@
 use std::time::{Duration, Instant};
 
 pub use self::{
+    acl::RedisUserWithout,
     check::record_check,
     child::{Listening, RefusedAddr},
     cluster::{
@@ -39,6 +40,7 @@ pub use self::{
     tap::{Tap, Tapped},
 };
 
+mod acl;
 mod check;
 mod child;
 mod cluster;

@@ -40,11 +40,11 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use wa_broker::{Broker, BrokerConfig};
 use wa_graph::{GraphClient, GraphConfig};
 use wa_ids::{AppId, BusinessId};
-use wa_store::{RedisConfig, Store, TokenKey};
+use wa_store::{RedisConfig, Store, StoreError, TokenKey};
 
 pub use census::lease_ttl as census_lease;
 pub use metrics::Metrics;
@@ -114,8 +114,8 @@ pub enum WorkerError {
 }
 
 /// Opens the store once Redis answers and every primary has the replicas writes wait for
-/// (`WA_REDIS_WAIT_REPLICAS`); until then logs why, says it on `/readyz` (`waiting`), and
-/// tries again with backoff. Replicas may come after the worker (a replica restarting, a
+/// (`WA_REDIS_WAIT_REPLICAS`); until then logs why (once for a primary refusing the `INFO`
+/// that tells, which lasts), says it on `/readyz` (`waiting`), and tries again with backoff. Replicas may come after the worker (a replica restarting, a
 /// promoted master whose old one has not rejoined): waiting, not consuming, keeps every
 /// message in its queue instead of failing its writes through the delay tiers.
 async fn connect_store(
@@ -125,6 +125,13 @@ async fn connect_store(
 ) -> Option<Store> {
     let mut delay = Duration::from_millis(100);
     let mut opened = None;
+    // The last "cannot check" reason logged: a refused INFO lasts, so it is logged once.
+    let mut unchecked_said = None;
+    let say_waiting = |why: Option<String>| {
+        if let Ok(mut w) = waiting.lock() {
+            *w = why;
+        }
+    };
     loop {
         if opened.is_none() {
             match Store::open(&config.redis, &config.redis_prefix).await {
@@ -135,18 +142,33 @@ async fn connect_store(
         if let Some(store) = &opened {
             match store.replica_shortfall().await {
                 Ok(None) => {
-                    if let Ok(mut w) = waiting.lock() {
-                        *w = None;
-                    }
+                    say_waiting(None);
                     return opened;
                 }
                 Ok(Some(short)) => {
                     warn!(%short, retry_in = ?delay, "redis has too few replicas: not consuming");
-                    if let Ok(mut w) = waiting.lock() {
-                        *w = Some(short.to_string());
-                    }
+                    say_waiting(Some(short.to_string()));
                 }
-                Err(e) => warn!(error = %e, retry_in = ?delay, "redis unreachable"),
+                Err(e @ StoreError::ReplicasUnchecked { .. }) => {
+                    let why = e.to_string();
+                    if unchecked_said.as_ref() != Some(&why) {
+                        error!(
+                            error = %why,
+                            "cannot check WA_REDIS_WAIT_REPLICAS: not consuming; set it to 0 or \
+                             allow INFO to the Redis user (checking again every few seconds)"
+                        );
+                        unchecked_said = Some(why.clone());
+                    }
+                    say_waiting(Some(why));
+                }
+                Err(e @ StoreError::PrimaryUnasked { .. }) => {
+                    warn!(error = %e, retry_in = ?delay, "redis primary not asked: not consuming");
+                    say_waiting(Some(e.to_string()));
+                }
+                Err(e) => {
+                    warn!(error = %e, retry_in = ?delay, "redis unreachable");
+                    say_waiting(None);
+                }
             }
         }
         tokio::select! {

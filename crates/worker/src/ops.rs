@@ -45,14 +45,14 @@ pub struct Readiness {
     /// then).
     pub store_connected: Arc<AtomicBool>,
     /// Until then, why not, when Redis answered: a primary with fewer replicas than
-    /// `WA_REDIS_WAIT_REPLICAS`.
+    /// `WA_REDIS_WAIT_REPLICAS`, not asked, or refusing the `INFO` that tells.
     pub store_waiting: Arc<Mutex<Option<String>>>,
 }
 
 /// `/readyz` while Redis is not ready: why.
 fn store_not_ready(ready: &Readiness) -> String {
     match ready.store_waiting.lock().ok().and_then(|w| w.clone()) {
-        Some(why) => format!("redis: {why}; not consuming until it has them\n"),
+        Some(why) => format!("redis: {why}; not consuming\n"),
         None => "redis not connected\n".to_owned(),
     }
 }

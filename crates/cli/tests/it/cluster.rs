@@ -1,13 +1,19 @@
 //! The binary on the Redis Cluster of scripts/redis-cluster.sh (3 masters, 3 replicas):
 //! `tenants list|get|token|rekey` and the API's pages see tenants on every master;
 //! `REDIS_URL_FILE` and `AMQP_URL_FILE`; a `REDIS_URL` or `WA_REDIS_CA_FILE` that cannot work
-//! refused at start; a worker waiting for the replicas its writes wait for.
+//! refused at start; a worker waiting for the replicas its writes wait for, ready once they are
+//! there, and saying so when its Redis user may not run the `INFO` that tells.
 
 use std::{collections::BTreeSet, time::Duration};
 
 use serde_json::Value;
 
-use crate::helpers::{TempFile, TestTenants, install, run, serving, wa_onboard};
+use tokio::process::Command;
+
+use crate::helpers::{
+    Listening, Role, TempFile, TestTenants, amqp_url, delete_topology, install, run, serving,
+    wa_onboard,
+};
 
 /// WABA ids whose hash tags fall on all three masters' slot ranges (0-5460: 101, 104, 105;
 /// 5461-10922: 102, 106; 10923-16383: 103, 107).
@@ -227,6 +233,48 @@ async fn redis_settings_that_cannot_work_are_refused_at_start_naming_them() {
     }
 }
 
+/// `wa-onboard worker` on `redis` (metrics on port 0), writes waiting for `wait` replicas
+/// (`None`: the default), consuming from `amqp` under `amqp_prefix`.
+fn replicas_worker(redis: &str, wait: Option<&str>, amqp: &str, amqp_prefix: &str) -> Command {
+    let mut cmd = wa_onboard();
+    cmd.arg("worker")
+        .env("WA_METRICS_LISTEN", "127.0.0.1:0")
+        .env("WA_APP_SECRET", "replicas-test-secret")
+        .env("WA_SYSTEM_USER_ID", "61550000000001")
+        .env("WA_APP_ID", "1061231232323117")
+        .env("WA_SYSTEM_USER_TOKEN", "replicas-test-token")
+        .env(
+            "WA_TOKEN_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .env("AMQP_URL", amqp)
+        .env("WA_AMQP_PREFIX", amqp_prefix)
+        .env("REDIS_URL", redis)
+        .env("WA_REDIS_PREFIX", "watest:replicas:");
+    if let Some(wait) = wait {
+        cmd.env("WA_REDIS_WAIT_REPLICAS", wait);
+    }
+    cmd
+}
+
+/// Polls `/readyz` of `worker` until it answers `503` with `said` in its body; the body.
+async fn not_ready_saying(worker: &mut Listening, said: &str) -> String {
+    let url = format!("{}/readyz", worker.base());
+    let http = reqwest::Client::new();
+    let body = wa_testkit::eventually(Duration::from_secs(20), said, || {
+        let request = http.get(&url).send();
+        async {
+            let reply = request.await.ok()?;
+            let status = reply.status();
+            let body = reply.text().await.ok()?;
+            (status == 503 && body.contains(said)).then_some(body)
+        }
+    })
+    .await;
+    worker.assert_running();
+    body
+}
+
 /// A worker whose writes would wait for more replicas than a Redis primary has does not
 /// consume: its `/readyz` and its log say how many replicas `WA_REDIS_WAIT_REPLICAS` asks and
 /// how many the primary has, and it starts once they are there (here, never: the broker is
@@ -235,6 +283,7 @@ async fn redis_settings_that_cannot_work_are_refused_at_start_naming_them() {
 async fn a_worker_waits_for_the_replicas_its_writes_wait_for() {
     let standalone = wa_testkit::redis_url();
     let cluster = wa_testkit::redis_cluster_urls();
+    let unreachable = "amqp://guest:guest@127.0.0.1:1/%2f";
     for (redis, wait, said) in [
         (
             &standalone,
@@ -248,37 +297,9 @@ async fn a_worker_waits_for_the_replicas_its_writes_wait_for() {
         ),
         (&cluster, None, "broker not connected".to_owned()),
     ] {
-        let mut cmd = wa_onboard();
-        cmd.arg("worker")
-            .env("WA_METRICS_LISTEN", "127.0.0.1:0")
-            .env("WA_APP_SECRET", "replicas-test-secret")
-            .env("WA_SYSTEM_USER_ID", "61550000000001")
-            .env("WA_APP_ID", "1061231232323117")
-            .env("WA_SYSTEM_USER_TOKEN", "replicas-test-token")
-            .env(
-                "WA_TOKEN_KEY",
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-            )
-            .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
-            .env("REDIS_URL", redis)
-            .env("WA_REDIS_PREFIX", "watest:replicas:");
-        if let Some(wait) = wait {
-            cmd.env("WA_REDIS_WAIT_REPLICAS", wait);
-        }
+        let cmd = replicas_worker(redis, wait, unreachable, "wa-unreachable");
         let mut worker = serving(cmd).await;
-        let url = format!("{}/readyz", worker.base());
-        let http = reqwest::Client::new();
-        let body = wa_testkit::eventually(Duration::from_secs(20), &said, || {
-            let request = http.get(&url).send();
-            async {
-                let reply = request.await.ok()?;
-                let status = reply.status();
-                let body = reply.text().await.ok()?;
-                (status == 503 && body.contains(said.as_str())).then_some(body)
-            }
-        })
-        .await;
-        worker.assert_running();
+        let body = not_ready_saying(&mut worker, &said).await;
         if wait.is_some() {
             assert!(body.contains("not consuming"), "{body}");
             let log = worker.tail();
@@ -289,4 +310,58 @@ async fn a_worker_waits_for_the_replicas_its_writes_wait_for() {
         }
         worker.kill().await;
     }
+}
+
+/// With RabbitMQ reachable, the same worker is ready (`/readyz` `200`, consuming) once every
+/// primary has the replicas its writes wait for: one on the cluster, where each master has
+/// one, or none on one Redis; and not ready, saying why, while a primary falls short.
+#[tokio::test]
+async fn a_worker_whose_primaries_have_the_replicas_becomes_ready() {
+    let amqp_prefix = format!("wa-replicas-test-{:016x}", rand::random::<u64>());
+    let http = reqwest::Client::new();
+    let standalone = wa_testkit::redis_url();
+    let cluster = wa_testkit::redis_cluster_urls();
+    for (redis, wait) in [(&cluster, "1"), (&standalone, "0")] {
+        let cmd = replicas_worker(redis, Some(wait), &amqp_url(), &amqp_prefix);
+        let mut worker = Role::start("worker", cmd).await;
+        worker.wait_ready(&http).await;
+        worker.stop().await;
+    }
+    let cmd = replicas_worker(&standalone, Some("1"), &amqp_url(), &amqp_prefix);
+    let mut worker = serving(cmd).await;
+    let said = format!("WA_REDIS_WAIT_REPLICAS is 1, but the Redis primary {standalone} has 0");
+    let body = not_ready_saying(&mut worker, &said).await;
+    assert!(body.contains("not consuming"), "{body}");
+    worker.kill().await;
+    delete_topology(&amqp_url(), wa_broker::Topology::new(&amqp_prefix)).await;
+}
+
+/// A worker whose Redis user may not run `INFO` cannot tell whether the primaries have the
+/// replicas its writes wait for: it does not consume, says so once in its log and on
+/// `/readyz` with Redis's answer, and names the setting to change; with
+/// `WA_REDIS_WAIT_REPLICAS=0` it needs no `INFO` and becomes ready.
+#[tokio::test]
+async fn a_worker_that_may_not_run_info_says_it_cannot_check_the_replicas() {
+    let user = wa_testkit::RedisUserWithout::create("info").await;
+    let amqp_prefix = format!("wa-replicas-test-{:016x}", rand::random::<u64>());
+    let cmd = replicas_worker(&user.url(), Some("1"), &amqp_url(), &amqp_prefix);
+    let mut worker = serving(cmd).await;
+    let said = "cannot check WA_REDIS_WAIT_REPLICAS on the Redis primary";
+    let body = not_ready_saying(&mut worker, said).await;
+    assert!(
+        body.contains("INFO refused (NOPERM") && body.contains("not consuming"),
+        "{body}"
+    );
+    assert!(!body.contains("pw@"), "never the password: {body}");
+    let log = worker.tail();
+    assert!(
+        log.matches("set it to 0 or allow INFO").count() == 1 && !log.contains("redis unreachable"),
+        "logged once, not as an outage: {log}"
+    );
+    worker.kill().await;
+    let cmd = replicas_worker(&user.url(), Some("0"), &amqp_url(), &amqp_prefix);
+    let mut worker = Role::start("worker", cmd).await;
+    worker.wait_ready(&reqwest::Client::new()).await;
+    worker.stop().await;
+    delete_topology(&amqp_url(), wa_broker::Topology::new(&amqp_prefix)).await;
 }

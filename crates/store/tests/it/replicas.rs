@@ -1,7 +1,7 @@
 //! [`Store::replica_shortfall`] against the real servers: the standalone Redis (no replica)
 //! and the Redis Cluster of scripts/redis-cluster.sh (one replica per master).
 
-use wa_store::{RedisConfig, ReplicaShortfall, Store};
+use wa_store::{RedisConfig, ReplicaShortfall, Store, StoreError};
 
 use crate::helpers::*;
 
@@ -47,4 +47,32 @@ async fn every_master_of_the_cluster_has_the_one_replica_it_waits_for_but_not_tw
             .any(|seed| seed.ends_with(&short.primary)),
         "names a master by its address: {said}"
     );
+}
+
+#[tokio::test]
+async fn a_primary_refusing_info_is_a_stated_cannot_check_not_an_outage() {
+    let user = wa_testkit::RedisUserWithout::create("info").await;
+    let config = RedisConfig::parse(&user.url(), false)
+        .unwrap()
+        .wait_replicas(1);
+    let store = Store::open(&config, "watest:replicas:").await.unwrap();
+    let err = store.replica_shortfall().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::ReplicasUnchecked { .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_transient(), "a refusal lasts: {err:?}");
+    let said = err.to_string();
+    assert!(
+        said.contains("cannot check WA_REDIS_WAIT_REPLICAS") && said.contains("INFO refused"),
+        "{said}"
+    );
+    assert!(said.contains("NOPERM"), "gives the server's answer: {said}");
+    assert!(!said.contains("pw@"), "never the password: {said}");
+    // Waiting for no replica needs no INFO.
+    let none = RedisConfig::parse(&user.url(), false)
+        .unwrap()
+        .wait_replicas(0);
+    let store = Store::open(&none, "watest:replicas:").await.unwrap();
+    assert_eq!(store.replica_shortfall().await.unwrap(), None);
 }
