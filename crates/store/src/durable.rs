@@ -36,7 +36,8 @@ impl fmt::Display for ReplicaShortfall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "WA_REDIS_WAIT_REPLICAS is {}, but the Redis primary {} has {} connected replica(s)",
+            "WA_REDIS_WAIT_REPLICAS is {}, but the Redis primary {} has {} replica(s) in sync \
+             (state=online)",
             self.wanted, self.primary, self.connected
         )
     }
@@ -63,11 +64,21 @@ fn connected_replicas(info: &str) -> Option<u16> {
 }
 
 /// Whether an error answering `INFO` is a refusal that asking again will not change (no ACL
-/// permission, a command the server or proxy does not know), not a passing state (loading,
-/// a failover).
+/// permission, a command the server or proxy does not know or has disabled), not a passing
+/// state (`LOADING`, `BUSY` with a slow script, `OOM`, a failover), which is retried as Redis
+/// not answering.
 fn refusal(e: &redis::ServerError) -> bool {
-    use redis::ServerErrorKind::{NoPerm, ResponseError};
-    matches!(e.kind(), Some(NoPerm | ResponseError) | None)
+    match e.kind() {
+        Some(redis::ServerErrorKind::NoPerm) => true,
+        Some(redis::ServerErrorKind::ResponseError) | None => {
+            let said = e.details().unwrap_or_default().to_ascii_lowercase();
+            e.code() == "ERR"
+                && ["unknown command", "disabled", "not allowed", "unsupported"]
+                    .iter()
+                    .any(|w| said.contains(w))
+        }
+        _ => false,
+    }
 }
 
 impl Store {
@@ -225,7 +236,34 @@ impl Conn {
 
 #[cfg(test)]
 mod tests {
-    use super::connected_replicas;
+    use super::{connected_replicas, refusal};
+
+    fn error(reply: &str) -> redis::ServerError {
+        match redis::parse_redis_value(format!("-{reply}\r\n").as_bytes()) {
+            Ok(redis::Value::ServerError(e)) => e,
+            other => panic!("not a server error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_that_lasts_stops_the_replica_check() {
+        for lasting in [
+            "NOPERM User wa has no permissions to run the 'info' command",
+            "ERR unknown command 'INFO', with args beginning with: 'replication'",
+            "ERR command INFO is disabled",
+        ] {
+            assert!(refusal(&error(lasting)), "{lasting}");
+        }
+        for passing in [
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.",
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "ERR Error running script",
+        ] {
+            assert!(!refusal(&error(passing)), "{passing}");
+        }
+    }
 
     /// `INFO replication` of a Redis 7 primary with one replica in sync and one still
     /// receiving its first copy.

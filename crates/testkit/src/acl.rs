@@ -6,13 +6,17 @@ use std::hash::{BuildHasher, RandomState};
 
 use crate::redis_url;
 
+/// The password of every such user: distinctive, so a test can tell it never leaked.
+pub const ACL_TEST_PASSWORD: &str = "wa-acl-test-password-5d1c";
+
 /// The user; deleted when dropped, even after a panic.
 pub struct RedisUserWithout {
     name: String,
 }
 
 impl RedisUserWithout {
-    /// A user with password `pw` that may run everything on every key but `command`.
+    /// A user with password [`ACL_TEST_PASSWORD`] that may run everything on every key but
+    /// `command`.
     ///
     /// # Panics
     ///
@@ -25,7 +29,8 @@ impl RedisUserWithout {
             .await
             .expect("connect to REDIS_URL");
         let () = redis::cmd("ACL")
-            .arg(&["SETUSER", &name, "on", ">pw", "~*", "+@all"])
+            .arg(&["SETUSER", &name, "on", "~*", "+@all"])
+            .arg(format!(">{ACL_TEST_PASSWORD}"))
             .arg(format!("-{command}"))
             .query_async(&mut admin)
             .await
@@ -33,9 +38,13 @@ impl RedisUserWithout {
         Self { name }
     }
 
-    /// [`crate::redis_url`] signed in as this user.
+    /// [`crate::redis_url`] signed in as this user (`redis://` or `rediss://`, without
+    /// credentials of its own).
     pub fn url(&self) -> String {
-        redis_url().replacen("redis://", &format!("redis://{}:pw@", self.name), 1)
+        let url = redis_url();
+        let (scheme, rest) = url.split_once("://").expect("REDIS_URL has a scheme");
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        format!("{scheme}://{}:{ACL_TEST_PASSWORD}@{host}", self.name)
     }
 }
 

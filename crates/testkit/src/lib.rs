@@ -24,7 +24,7 @@
 use std::time::{Duration, Instant};
 
 pub use self::{
-    acl::RedisUserWithout,
+    acl::{ACL_TEST_PASSWORD, RedisUserWithout},
     check::record_check,
     child::{Listening, RefusedAddr},
     cluster::{

@@ -164,6 +164,9 @@ async fn connect_store(
                 Err(e @ StoreError::PrimaryUnasked { .. }) => {
                     warn!(error = %e, retry_in = ?delay, "redis primary not asked: not consuming");
                     say_waiting(Some(e.to_string()));
+                    // The client's slot map may be the stale part: connect again, which
+                    // reads the cluster's topology afresh.
+                    opened = None;
                 }
                 Err(e) => {
                     warn!(error = %e, retry_in = ?delay, "redis unreachable");

@@ -352,7 +352,10 @@ async fn a_worker_that_may_not_run_info_says_it_cannot_check_the_replicas() {
         body.contains("INFO refused (NOPERM") && body.contains("not consuming"),
         "{body}"
     );
-    assert!(!body.contains("pw@"), "never the password: {body}");
+    assert!(
+        !body.contains(wa_testkit::ACL_TEST_PASSWORD),
+        "never the password: {body}"
+    );
     let log = worker.tail();
     assert!(
         log.matches("set it to 0 or allow INFO").count() == 1 && !log.contains("redis unreachable"),
