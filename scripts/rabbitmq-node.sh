@@ -16,8 +16,6 @@ start_rabbitmq_node() {
   if [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1; then
     chown -R rabbitmq:rabbitmq "$dir"
   fi
-  # Quorum queues hold files open; the node inherits this shell's limit (see services.sh).
-  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   RABBITMQ_NODENAME="$node" \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
     RABBITMQ_NODE_PORT="$port" \

@@ -17,6 +17,16 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# Debian's wrapper starts every RabbitMQ node through `su rabbitmq`, whose PAM session
+# leaves the soft file limit at 1024. Quorum queues hold files open and the test suites
+# declare hundreds: past the limit a node accepts TCP connections but never answers the AMQP
+# handshake. The environment file every node sources raises the soft limit to the hard one.
+env_conf=/etc/rabbitmq/rabbitmq-env.conf
+if [ "$(id -u)" -eq 0 ] && ! grep -qs 'wa-onboard: file limit' "$env_conf"; then
+  mkdir -p /etc/rabbitmq
+  printf '%s\n' 'ulimit -S -n "$(ulimit -H -n)" 2>/dev/null || true  # wa-onboard: file limit' >>"$env_conf"
+fi
+
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   echo "services: starting redis"
   redis-server --daemonize yes --bind 127.0.0.1 --appendonly yes --dir /tmp >/dev/null
@@ -24,10 +34,7 @@ fi
 
 if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
   echo "services: starting rabbitmq"
-  # Debian's package does not start the server inside a container. The node inherits the
-  # file limit: each quorum queue holds files open, and a few hundred test queues exhaust
-  # the usual 1024 (the node then refuses connections).
-  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  # Debian's package does not start the server inside a container.
   RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached >/dev/null 2>&1 || true
 fi
 
