@@ -92,12 +92,12 @@ async fn a_new_token_that_also_expires_within_the_window_is_stored_and_stays_fla
         .mount(&env.graph)
         .await;
     seed_held(&env, "7981", "7980", old).await;
-    let tap = crate::checks::tap(&env).await;
+    let tap = tap(&env).await;
     env.spawn_worker().await;
 
     queue(&env, &["7981"]).await;
     wait_checks(&env, 0, "attention", 1.0).await;
-    let refreshed = crate::checks::event(&tap, "tenant.token_refreshed").await;
+    let refreshed = event(&tap, "tenant.token_refreshed").await;
     assert_eq!(refreshed["tenant"]["attention"], json!(["token_expiring"]));
     // Better than the old one, so kept; but a week's window still holds it: not repaired.
     assert_eq!(held(&env, "7981").await.as_deref(), Some(fresh));

@@ -9,12 +9,7 @@ use serde_json::json;
 use wa_store::{Attention, TokenStatus};
 use wa_testkit::Tapped;
 
-use crate::{
-    checks::{event, tap},
-    graph_mock::*,
-    helpers::*,
-    sim::*,
-};
+use crate::{graph_mock::*, helpers::*, sim::*};
 
 /// A Graph answer held back until the test lets it go: tells the test the request arrived,
 /// then waits (on wiremock's own server thread) for the go.

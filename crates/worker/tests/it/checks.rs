@@ -3,39 +3,13 @@
 //! subscription restored, phone numbers from Graph, only installed tenants checked, and no
 //! token in spans or metrics.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::collections::BTreeSet;
 
 use secrecy::ExposeSecret;
 use serde_json::json;
 use wa_store::{Attention, TokenStatus};
 
-use wa_testkit::{Tap, Tapped};
-
 use crate::{graph_mock::*, helpers::*, sim::*};
-
-/// A consumer of the test's `wa.tenant_events`, bound to every tenant event.
-pub(crate) async fn tap(env: &Env) -> Tap {
-    Tap::bind(
-        &amqp_url(),
-        &env.topology.tenant_events_exchange(),
-        "tenant.#",
-    )
-    .await
-}
-
-/// Waits until `tap` received an event of `kind`; returns its body.
-pub(crate) async fn event(tap: &Tap, kind: &str) -> serde_json::Value {
-    let received = tap
-        .wait(Duration::from_secs(15), kind, |r: &[Tapped]| {
-            r.iter().any(|m| m.json()["type"] == kind)
-        })
-        .await;
-    received
-        .iter()
-        .map(Tapped::json)
-        .find(|e| e["type"] == kind)
-        .expect("waited for it")
-}
 
 fn now() -> i64 {
     wa_testkit::unix_now()

@@ -16,16 +16,6 @@ use crate::{event_schema::assert_documented, helpers::*};
 pub(crate) const TOKEN: &str = "EAAGm0PX4ZCpsBA-business-token-tenant-events";
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
-/// A consumer of the test's `wa.tenant_events`, bound to every tenant event.
-pub(crate) async fn tap(env: &Env) -> Tap {
-    Tap::bind(
-        &amqp_url(),
-        &env.topology.tenant_events_exchange(),
-        "tenant.#",
-    )
-    .await
-}
-
 /// Delivers an account event about a WABA of its own and waits for its tenant event: every
 /// change acked before was confirmed before it, so whatever those published is in. Returns
 /// all received so far.

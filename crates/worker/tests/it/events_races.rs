@@ -12,7 +12,7 @@ use wiremock::{
 use crate::{
     event_schema::assert_documented,
     events::{
-        TOKEN, WAIT, kind, kinds, one_message_queue, retrying_env, started, tap, through_sentinel,
+        TOKEN, WAIT, kind, kinds, one_message_queue, retrying_env, started, through_sentinel,
     },
     helpers::*,
     integration::{integration_uninstall_then_install, integration_uninstalled},

@@ -1,12 +1,38 @@
 //! What a test reads of its world: metrics, tenant records, dead letters, Graph requests,
-//! Redis, and when the queues are idle. It never changes that world.
+//! Redis, the tenant events (through a queue of the test's own), and when the queues are
+//! idle. It never changes that world.
 
 use std::time::Duration;
 
 use wa_broker::lapin::{options::QueueDeclareOptions, types::FieldTable};
 use wa_store::TenantRecord;
+use wa_testkit::{Tap, Tapped};
 
-use crate::helpers::{Env, eventually, redis_url, waba_id};
+use crate::helpers::{Env, amqp_url, eventually, redis_url, waba_id};
+
+/// A consumer of the test's `wa.tenant_events`, bound to every tenant event.
+pub(crate) async fn tap(env: &Env) -> Tap {
+    Tap::bind(
+        &amqp_url(),
+        &env.topology.tenant_events_exchange(),
+        "tenant.#",
+    )
+    .await
+}
+
+/// Waits until `tap` received an event of `kind`; returns its body.
+pub(crate) async fn event(tap: &Tap, kind: &str) -> serde_json::Value {
+    let received = tap
+        .wait(Duration::from_secs(15), kind, |r: &[Tapped]| {
+            r.iter().any(|m| m.json()["type"] == kind)
+        })
+        .await;
+    received
+        .iter()
+        .map(Tapped::json)
+        .find(|e| e["type"] == kind)
+        .expect("waited for it")
+}
 
 impl Env {
     pub async fn metrics(&self, worker: usize) -> String {
