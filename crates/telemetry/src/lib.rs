@@ -245,8 +245,17 @@ mod tests {
         }
     }
 
+    /// Held by each test that installs a subscriber: whether a callsite is enabled is cached
+    /// per process from every live subscriber, so two tests' subscribers alive at once (the
+    /// test harness runs them on parallel threads) can let one's span through the other's
+    /// filter. A service has one subscriber; only the tests need this.
+    static ONE_SUBSCRIBER: Mutex<()> = Mutex::new(());
+
     #[test]
     fn without_an_exporter_a_trace_only_span_is_never_built() {
+        let _alone = ONE_SUBSCRIBER
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let logs = Captured::default();
         let subscriber = subscriber(None, true, "", logs.clone()).expect("subscriber");
         tracing::subscriber::with_default(subscriber, || {
@@ -267,6 +276,9 @@ mod tests {
 
     #[test]
     fn with_an_exporter_a_trace_only_span_is_exported_but_not_logged() {
+        let _alone = ONE_SUBSCRIBER
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
