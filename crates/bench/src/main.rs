@@ -6,6 +6,9 @@
 //! command (`receiver.rs`), each at full and half load (`load.rs`), with CPU per request and
 //! peak RSS from `/proc` (`cpu.rs`), and prints one table (`report.rs`).
 //!
+//! `wa-bench minimal-receiver` (`minimal.rs`) is the floor measured beside the ingress: a
+//! hyper + lapin receiver of the same contract with nothing of wa-onboard's in it.
+//!
 //! A `wa-onboard` child (`--ingress-bin`, the worker's scaling phase) binds port 0 itself and
 //! is read from its `listening` line (`wa_testkit::Listening`), never given a port picked here.
 
@@ -13,6 +16,7 @@ mod cpu;
 mod http1;
 mod ingress;
 mod load;
+mod minimal;
 mod procs;
 mod receiver;
 mod reconcile;
@@ -43,6 +47,10 @@ enum Command {
     Worker(worker::WorkerBench),
     /// `reconcile --all` over many tenants against graph-sim, checked by 1 and 2 workers.
     Reconcile(reconcile::ReconcileBench),
+    /// The floor of this stack, a hyper + lapin receiver measured beside the ingress (a
+    /// benchmark reference, not a correct receiver; configured by the environment `wa-bench
+    /// ingress` gives a `--receiver`).
+    MinimalReceiver,
 }
 
 #[tokio::main]
@@ -52,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingress(args) => ingress::run(args).await,
         Command::Worker(args) => worker::run(args).await,
         Command::Reconcile(args) => reconcile::run(args).await,
+        Command::MinimalReceiver => minimal::run().await,
     }
 }
 
