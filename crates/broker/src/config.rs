@@ -10,8 +10,9 @@ use crate::{BrokerError, Result, Topology};
 pub struct BrokerConfig {
     /// Node URLs, tried in turn (`AMQP_URL`, comma-separated).
     pub urls: Vec<String>,
-    /// Confirm channels in the pool: the publish batches in flight at once, since each leases
-    /// its channel until its confirms are in. One channel is one Erlang process on the broker.
+    /// Most confirm channels in the pool: the publish batches in flight at once, since each
+    /// leases its channel until its confirms are in. They are opened as concurrent batches
+    /// need them. One channel is one Erlang process on the broker.
     pub channels: usize,
     /// How long to wait for the broker to confirm a request's messages.
     pub confirm_timeout: Duration,

@@ -12,73 +12,86 @@
 //! and RabbitMQ sends a message's `basic.return` before the `basic.ack` that covers it, so the
 //! batch sees its own return among its own confirms.
 //!
+//! Channels are opened on demand, up to the pool's size: one at start (so a connection whose
+//! channels cannot take `confirm.select` is refused then), another only when every open one is
+//! leased. The pool thus holds as many channels as batches were ever in flight at once, not its
+//! size: every frame lapin writes reads the flow flag of every channel on the connection
+//! (`Channels::flow`), a cost linear in their number (docs/BENCHMARKS.md, "Ingress").
+//!
 //! A lease whose batch did not end cleanly (timeout, blocked broker, channel error, or a
 //! caller that stopped waiting: a client that hung up) may still have confirms or returns in
-//! flight: the broker retires that channel, never hands it to another batch, and opens a
-//! fresh one in its place. A lease dropped without being retired goes back to the pool.
+//! flight: the broker retires that channel, never hands it to another batch, and closes it;
+//! its place in the pool is free for a fresh one. A lease dropped without being retired goes
+//! back to the pool.
 //!
 //! This module never publishes and knows nothing of messages or topology.
 
-use std::{
-    sync::{Mutex, PoisonError},
-    time::Duration,
-};
+use std::sync::{Mutex, PoisonError};
 
 use lapin::{Channel, Connection, options::ConfirmSelectOptions};
 use tokio::sync::Semaphore;
 
-use crate::Result;
+use crate::{BrokerError, Result};
 
 /// Confirm channels, each leased to one publish batch at a time.
 pub(crate) struct Pool {
+    /// Open channels no batch holds.
     free: Mutex<Vec<Channel>>,
+    /// One per channel the pool may still lease: free, or not opened yet.
     permits: Semaphore,
+    size: usize,
 }
 
 impl Pool {
-    /// Opens `size` confirm channels on `connection`, all at once.
+    /// A pool of at most `size` confirm channels on `connection`, with the first one open.
     pub(crate) async fn open(connection: &Connection, size: usize) -> Result<Self> {
-        let channels =
-            futures_util::future::try_join_all((0..size.max(1)).map(|_| open(connection))).await?;
+        let size = size.max(1);
+        let first = open(connection).await?;
         Ok(Self {
-            permits: Semaphore::new(channels.len()),
-            free: Mutex::new(channels),
+            permits: Semaphore::new(size),
+            free: Mutex::new(vec![first]),
+            size,
         })
     }
 
-    /// How many channels are idle right now.
-    pub(crate) fn idle(&self) -> usize {
-        self.permits.available_permits()
+    /// How many channels the pool may hold at once.
+    pub(crate) fn size(&self) -> usize {
+        self.size
     }
 
-    /// A channel for one batch, waiting up to `wait` for one to be free.
-    pub(crate) async fn lease(&self, wait: Duration) -> Option<Lease<'_>> {
-        let permit = tokio::time::timeout(wait, self.permits.acquire())
+    /// A channel for one batch: a free one, or a new one on `connection` while fewer than the
+    /// pool's size are leased. Waits for a free one otherwise. Cancelled (the caller's
+    /// deadline, or a caller that stopped waiting), it leaves the pool as it was: a channel
+    /// still opening is dropped, and lapin closes a channel whose last handle is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError`] when a new channel cannot be opened.
+    pub(crate) async fn lease(&self, connection: &Connection) -> Result<Lease<'_>> {
+        let permit = self
+            .permits
+            .acquire()
             .await
-            .ok()?
-            .ok()?;
-        permit.forget();
-        let channel = self
+            .map_err(|_| BrokerError::NotConnected)?;
+        let free = self
             .free
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        match channel {
-            Some(channel) => Some(Lease {
-                pool: self,
-                channel,
-                retired: false,
-            }),
-            // Cannot happen (one permit per free channel); give the permit back.
-            None => {
-                self.permits.add_permits(1);
-                None
-            }
-        }
+        let channel = match free {
+            Some(channel) => channel,
+            None => open(connection).await?,
+        };
+        permit.forget();
+        Ok(Lease {
+            pool: self,
+            channel,
+            retired: false,
+        })
     }
 
-    /// Puts a channel (new, or a returned lease's) at the disposal of the next batch.
-    pub(crate) fn put(&self, channel: Channel) {
+    /// Puts a returned lease's channel at the disposal of the next batch.
+    fn put(&self, channel: Channel) {
         self.free
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -88,7 +101,7 @@ impl Pool {
 }
 
 /// One confirm channel on `connection`.
-pub(crate) async fn open(connection: &Connection) -> Result<Channel> {
+async fn open(connection: &Connection) -> Result<Channel> {
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -110,10 +123,11 @@ impl Lease<'_> {
         &self.channel
     }
 
-    /// Takes the channel out of the pool for good: its confirms or returns may still arrive.
-    /// The pool has one channel less until the caller [`Pool::put`]s a new one.
+    /// Takes the channel out of the pool for good (its confirms or returns may still arrive)
+    /// and frees its place: the next batch that finds no free channel opens a fresh one.
     pub(crate) fn retire(&mut self) -> Channel {
         self.retired = true;
+        self.pool.permits.add_permits(1);
         self.channel.clone()
     }
 }

@@ -1,7 +1,8 @@
 //! The 3-node RabbitMQ cluster on loopback that `scripts/rabbitmq-cluster.sh` starts: its
 //! nodes' names (`WA_CLUSTER_RABBITMQ_NODES`) and AMQP URLs (`WA_CLUSTER_AMQP_URL`, a
 //! comma-separated list as `AMQP_URL` takes it), started once per test binary when it is not
-//! running, and what `rabbitmqctl` says of a quorum queue (leader, members, online).
+//! running, and what `rabbitmqctl` says of a quorum queue (leader, members, online) and of a
+//! connection's channels.
 //!
 //! Reads the environment and runs the RabbitMQ CLI tools; never stops a node (a test that
 //! does owns that), and never touches the machine's own RabbitMQ.
@@ -108,16 +109,18 @@ pub struct QuorumQueue {
 /// What `node` says of quorum queue `queue` in vhost `/` (`None`: no such queue, or the node
 /// does not answer).
 pub fn quorum_queue(node: &str, queue: &str) -> Option<QuorumQueue> {
-    let out = Command::new("rabbitmqctl")
-        .args(["-n", node, "-q", "list_queues", "-p", "/"])
-        .args(["name", "leader", "members", "online", "--formatter", "json"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let rows = rabbitmqctl_json(&[
+        "-n",
+        node,
+        "-q",
+        "list_queues",
+        "-p",
+        "/",
+        "name",
+        "leader",
+        "members",
+        "online",
+    ])?;
     let row = rows.as_array()?.iter().find(|r| r["name"] == queue)?;
     let names = |field: &str| -> Vec<String> {
         row[field]
@@ -134,6 +137,37 @@ pub fn quorum_queue(node: &str, queue: &str) -> Option<QuorumQueue> {
         members: names("members"),
         online: names("online"),
     })
+}
+
+/// How many channels the connection named `connection_name` (its client-provided name) has
+/// open on the machine's default RabbitMQ node (the one [`amqp_url`](crate::amqp_url) points
+/// to unless `AMQP_URL` says otherwise), as `rabbitmqctl list_connections` says (`None`: no
+/// such connection, or the node does not answer).
+pub fn connection_channels(connection_name: &str) -> Option<u64> {
+    let rows = rabbitmqctl_json(&["-q", "list_connections", "client_properties", "channels"])?;
+    // `client_properties` is a list of `[key, type, value]` triples.
+    let named = |row: &&serde_json::Value| {
+        row["client_properties"].as_array().is_some_and(|props| {
+            props
+                .iter()
+                .any(|p| p[0] == "connection_name" && p[2] == connection_name)
+        })
+    };
+    rows.as_array()?.iter().find(named)?["channels"].as_u64()
+}
+
+/// What `rabbitmqctl ARGS --formatter json` prints, parsed (`None` if it fails).
+fn rabbitmqctl_json(args: &[&str]) -> Option<serde_json::Value> {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .args(["--formatter", "json"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
 }
 
 #[cfg(test)]

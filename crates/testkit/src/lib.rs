@@ -28,8 +28,8 @@ pub use self::{
     check::record_check,
     child::{Listening, RefusedAddr},
     cluster::{
-        ClusterNode, QuorumQueue, amqp_cluster_url, ensure_rabbitmq_cluster, quorum_queue,
-        rabbitmq_cluster,
+        ClusterNode, QuorumQueue, amqp_cluster_url, connection_channels, ensure_rabbitmq_cluster,
+        quorum_queue, rabbitmq_cluster,
     },
     legacy::declare_unbounded_unrouted,
     proxy::Proxy,

@@ -1,7 +1,7 @@
 //! One publish batch on a leased confirm channel: publish every message, wait for every
 //! confirm (or the confirm timeout, or a block), and give the channel back only when the
 //! batch ended cleanly. Any other end (an error, or a caller that stopped waiting) retires
-//! the channel and opens a fresh one in its place (`pool.rs` says why). The batch runs in its
+//! and closes the channel, freeing its place for a fresh one (`pool.rs` says why). The batch runs in its
 //! caller's task. Supervision and the connection are `broker.rs`'s.
 
 use std::sync::Arc;
@@ -24,11 +24,19 @@ impl Broker {
     ) -> Result<()> {
         let timeout = self.inner.config.confirm_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let lease = link
-            .pool
-            .lease(timeout)
-            .await
-            .ok_or(BrokerError::ConfirmTimeout(timeout))?;
+        let lease = match tokio::time::timeout_at(deadline, link.pool.lease(&link.connection)).await
+        {
+            Ok(Ok(lease)) => lease,
+            Ok(Err(e)) => {
+                // The connection took no new channel: rebuild it, if it is still the current one.
+                if self.current().is_some_and(|now| Arc::ptr_eq(&now, link)) {
+                    warn!(error = %e, "cannot open a confirm channel; rebuilding the connection");
+                    self.repair();
+                }
+                return Err(e);
+            }
+            Err(_) => return Err(BrokerError::ConfirmTimeout(timeout)),
+        };
         // The block may have begun while this batch waited for a channel (nothing is published
         // on it yet: the lease goes back to the pool).
         if let Some(reason) = self.blocked() {
@@ -37,8 +45,6 @@ impl Broker {
         // Until the batch ends cleanly, its confirms or returns may still come: a batch that
         // fails, or whose caller stops waiting (a client that hung up), retires its channel.
         let batch = Unfinished {
-            broker: self,
-            link,
             lease,
             finished: false,
         };
@@ -57,23 +63,12 @@ impl Broker {
         result
     }
 
-    /// Closes a retired confirm channel and puts a fresh one in the pool in its place, in the
-    /// background (the failed publish is answered at once). If none can be opened, the
-    /// connection is rebuilt.
-    fn replace(&self, link: Arc<Link>, retired: Channel) {
-        let broker = self.clone();
+    /// Closes a retired confirm channel in the background (the failed publish is answered at
+    /// once). Its place in the pool is already free.
+    fn close_retired(retired: Channel) {
         tokio::spawn(async move {
             if retired.status().connected() {
                 let _ = retired.close(200, "retired".into()).await;
-            }
-            match pool::open(&link.connection).await {
-                Ok(channel) => link.pool.put(channel),
-                // Only the connection it belongs to: a newer one is not to be torn down.
-                Err(e) if broker.current().is_some_and(|now| Arc::ptr_eq(&now, &link)) => {
-                    warn!(error = %e, "cannot replace a confirm channel; rebuilding the connection");
-                    broker.repair();
-                }
-                Err(_) => {}
             }
         });
     }
@@ -115,11 +110,9 @@ impl Broker {
 
 /// A leased channel whose batch has not ended cleanly yet. [`Unfinished::finish`] gives the
 /// channel back to the pool; dropped unfinished (an error, or a caller that stopped waiting),
-/// it retires the channel and has a fresh one opened in its place. This is what lets a
+/// it retires and closes the channel, freeing its place for a fresh one. This is what lets a
 /// publish run in its caller's task rather than in a task of its own.
 struct Unfinished<'a> {
-    broker: &'a Broker,
-    link: &'a Arc<Link>,
     lease: pool::Lease<'a>,
     finished: bool,
 }
@@ -135,9 +128,9 @@ impl Drop for Unfinished<'_> {
     fn drop(&mut self) {
         if !self.finished {
             let channel = self.lease.retire();
-            // Outside a runtime (it is shutting down) there is nothing left to replace it for.
+            // Outside a runtime (it is shutting down) the connection's end closes it.
             if tokio::runtime::Handle::try_current().is_ok() {
-                self.broker.replace(self.link.clone(), channel);
+                Broker::close_retired(channel);
             }
         }
     }
