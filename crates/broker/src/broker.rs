@@ -146,9 +146,9 @@ impl Broker {
             .clone()
     }
 
-    /// Publishes every message on a confirm channel leased from the pool (see `pool.rs`: no
-    /// other batch shares it meanwhile) and waits for the broker's confirms, at most
-    /// `confirm_timeout` in all. `mandatory` is set, so a message the broker could not route
+    /// Publishes every message on the pool's next confirm channel (shared with other batches;
+    /// `confirms.rs` keeps each batch's outcome its own) and waits for the broker's confirms,
+    /// at most `confirm_timeout` in all. `mandatory` is set, so a message the broker could not route
     /// even to the alternate exchange fails the call instead of vanishing.
     ///
     /// # Errors
@@ -188,7 +188,7 @@ impl Broker {
         if let Some(reason) = self.blocked() {
             return Err(BrokerError::Blocked(reason));
         }
-        self.publish_leased(&link, messages, mandatory).await
+        self.publish_pooled(&link, messages, mandatory).await
     }
 
     async fn supervise(self, shutdown: CancellationToken) {

@@ -10,9 +10,8 @@ use crate::{BrokerError, Result, Topology};
 pub struct BrokerConfig {
     /// Node URLs, tried in turn (`AMQP_URL`, comma-separated).
     pub urls: Vec<String>,
-    /// Most confirm channels in the pool: the publish batches in flight at once, since each
-    /// leases its channel until its confirms are in. They are opened as concurrent batches
-    /// need them. One channel is one Erlang process on the broker.
+    /// Confirm channels in the pool, each shared by any number of batches in flight (taken in
+    /// turn). One channel is one Erlang process on the broker.
     pub channels: usize,
     /// How long to wait for the broker to confirm a request's messages.
     pub confirm_timeout: Duration,
@@ -50,7 +49,7 @@ impl BrokerConfig {
         }
         Ok(Self {
             urls,
-            channels: 32,
+            channels: 2,
             confirm_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(100),

@@ -9,8 +9,9 @@
 //! - [`Broker`]: a supervised connection to the first reachable node of `AMQP_URL`, with a pool
 //!   of confirm channels. [`Broker::publish_all`] succeeds only when the broker has confirmed
 //!   every message (`ack`, not returned); anything else is an error the caller turns into "try
-//!   again later". Each batch has its confirm channel to itself, so a returned message is
-//!   never reported to another batch (`pool.rs` says why lapin needs that).
+//!   again later". Batches share a few confirm channels, and each still learns only its own
+//!   outcome: a returned message is never reported to another batch (`confirms.rs` says how,
+//!   and why lapin needs it).
 //!   [`Broker::publish_all_unrouted_ok`] is the same for a topic exchange whose subscribers
 //!   bind their own queues (tenant events): a message no queue takes is not an error. When the
 //!   connection dies, or the broker blocks it under a resource alarm, the broker reports
@@ -24,6 +25,7 @@
 
 mod broker;
 mod config;
+mod confirms;
 mod message;
 mod pool;
 mod queue;

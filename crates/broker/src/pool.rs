@@ -1,141 +1,112 @@
-//! The pool of publisher-confirm channels: a publish batch leases one channel for itself
-//! alone, from its first `basic.publish` until its last confirm, so a returned message can
-//! only ever be reported to the batch that published it.
+//! The pool of publisher-confirm channels: a few channels, each shared by every batch that
+//! picks it (`confirms.rs` says how each batch still learns its own outcome), taken in turn.
 //!
-//! Why a lease and not a shared channel: lapin does not tie a `basic.return` to the publish it
-//! returns. It queues the returned message on the channel and hands it to whichever confirm it
-//! completes next; a `basic.ack` with `multiple=true` completes every pending tag up to the
-//! acked one, in no fixed order (`acknowledgement.rs`, `complete_pending_before` walks a
-//! `HashMap`). On a channel shared by two requests, request A's unroutable message could then
-//! ride on request B's confirm: B would answer `503` and A — whose message was dropped — `200`.
-//! With the channel leased, every pending tag and every return on it belongs to one batch,
-//! and RabbitMQ sends a message's `basic.return` before the `basic.ack` that covers it, so the
-//! batch sees its own return among its own confirms.
+//! Why shared and few: a channel per batch in flight cost the ingress more than its whole
+//! request path. The broker acks one message at a time per channel, lapin wakes for each, and
+//! reads the flow flag of every channel on the connection before each frame it writes
+//! (`Channels::flow`). On a shared channel the broker acks many messages with one frame
+//! (docs/BENCHMARKS.md, "Ingress").
 //!
-//! Channels are opened on demand, up to the pool's size: one at start (so a connection whose
-//! channels cannot take `confirm.select` is refused then), another only when every open one is
-//! leased. The pool thus holds as many channels as batches were ever in flight at once, not its
-//! size: every frame lapin writes reads the flow flag of every channel on the connection
-//! (`Channels::flow`), a cost linear in their number (docs/BENCHMARKS.md, "Ingress").
+//! A channel that fails (the broker closed it, or it stopped confirming) is replaced in its
+//! slot in the background; batches still waiting on it keep it until they end, and lapin
+//! closes it when the last of them lets go.
 //!
-//! A lease whose batch did not end cleanly (timeout, blocked broker, channel error, or a
-//! caller that stopped waiting: a client that hung up) may still have confirms or returns in
-//! flight: the broker retires that channel, never hands it to another batch, and closes it;
-//! its place in the pool is free for a fresh one. A lease dropped without being retired goes
-//! back to the pool.
-//!
-//! This module never publishes and knows nothing of messages or topology.
+//! This module opens channels and hands them out; it never publishes.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{
+    Arc, RwLock,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
 
-use lapin::{Channel, Connection, options::ConfirmSelectOptions};
-use tokio::sync::Semaphore;
+use lapin::{Connection, options::ConfirmSelectOptions};
 
-use crate::{BrokerError, Result};
+use crate::{Result, confirms::SharedChannel};
 
-/// Confirm channels, each leased to one publish batch at a time.
+/// Confirm channels shared by concurrent batches.
 pub(crate) struct Pool {
-    /// Open channels no batch holds.
-    free: Mutex<Vec<Channel>>,
-    /// One per channel the pool may still lease: free, or not opened yet.
-    permits: Semaphore,
-    size: usize,
+    slots: Vec<Slot>,
+    next: AtomicUsize,
+}
+
+struct Slot {
+    channel: RwLock<Arc<SharedChannel>>,
+    replacing: AtomicBool,
 }
 
 impl Pool {
-    /// A pool of at most `size` confirm channels on `connection`, with the first one open.
+    /// Opens `size` confirm channels on `connection`, all at once.
     pub(crate) async fn open(connection: &Connection, size: usize) -> Result<Self> {
-        let size = size.max(1);
-        let first = open(connection).await?;
+        let channels =
+            futures_util::future::try_join_all((0..size.max(1)).map(|_| open(connection))).await?;
         Ok(Self {
-            permits: Semaphore::new(size),
-            free: Mutex::new(vec![first]),
-            size,
+            slots: channels
+                .into_iter()
+                .map(|channel| Slot {
+                    channel: RwLock::new(Arc::new(channel)),
+                    replacing: AtomicBool::new(false),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
         })
     }
 
-    /// How many channels the pool may hold at once.
+    /// How many channels the pool holds.
     pub(crate) fn size(&self) -> usize {
-        self.size
+        self.slots.len()
     }
 
-    /// A channel for one batch: a free one, or a new one on `connection` while fewer than the
-    /// pool's size are leased. Waits for a free one otherwise. Cancelled (the caller's
-    /// deadline, or a caller that stopped waiting), it leaves the pool as it was: a channel
-    /// still opening is dropped, and lapin closes a channel whose last handle is dropped.
-    ///
-    /// # Errors
-    ///
-    /// [`BrokerError`] when a new channel cannot be opened.
-    pub(crate) async fn lease(&self, connection: &Connection) -> Result<Lease<'_>> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| BrokerError::NotConnected)?;
-        let free = self
-            .free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let channel = match free {
-            Some(channel) => channel,
-            None => open(connection).await?,
+    /// The next channel in turn, with its slot's number (for [`Pool::replace`]).
+    pub(crate) fn pick(&self) -> (usize, Arc<SharedChannel>) {
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let channel = self.slots[slot]
+            .channel
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        (slot, channel)
+    }
+
+    /// Opens a channel in place of `failed` in `slot`, unless it was replaced already or a
+    /// replacement is under way. `Err` when no channel could be opened.
+    pub(crate) async fn replace(
+        &self,
+        connection: &Connection,
+        slot: usize,
+        failed: &Arc<SharedChannel>,
+    ) -> Result<()> {
+        let slot = &self.slots[slot];
+        let current = || {
+            slot.channel
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
         };
-        permit.forget();
-        Ok(Lease {
-            pool: self,
-            channel,
-            retired: false,
-        })
-    }
-
-    /// Puts a returned lease's channel at the disposal of the next batch.
-    fn put(&self, channel: Channel) {
-        self.free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(channel);
-        self.permits.add_permits(1);
+        if !Arc::ptr_eq(&current(), failed) || slot.replacing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = match open(connection).await {
+            Ok(fresh) => {
+                let mut channel = slot
+                    .channel
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if Arc::ptr_eq(&channel, failed) {
+                    *channel = Arc::new(fresh);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        slot.replacing.store(false, Ordering::Release);
+        result
     }
 }
 
-/// One confirm channel on `connection`.
-async fn open(connection: &Connection) -> Result<Channel> {
+/// One confirm channel on `connection`, ready to share.
+async fn open(connection: &Connection) -> Result<SharedChannel> {
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    Ok(channel)
-}
-
-/// A channel leased to one batch. Dropped, it goes back to the pool; [`Lease::retire`] keeps
-/// it from ever being used again.
-pub(crate) struct Lease<'a> {
-    pool: &'a Pool,
-    channel: Channel,
-    retired: bool,
-}
-
-impl Lease<'_> {
-    /// The leased channel.
-    pub(crate) fn channel(&self) -> &Channel {
-        &self.channel
-    }
-
-    /// Takes the channel out of the pool for good (its confirms or returns may still arrive)
-    /// and frees its place: the next batch that finds no free channel opens a fresh one.
-    pub(crate) fn retire(&mut self) -> Channel {
-        self.retired = true;
-        self.pool.permits.add_permits(1);
-        self.channel.clone()
-    }
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if !self.retired {
-            self.pool.put(self.channel.clone());
-        }
-    }
+    Ok(SharedChannel::new(channel))
 }

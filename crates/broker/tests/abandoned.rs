@@ -1,17 +1,22 @@
 //! The confirm-channel pool against the real RabbitMQ, each test under its own prefix.
 //!
 //! A publish whose caller stops waiting before its confirms are in (a client that hung up):
-//! the publish runs in its caller's task, so its confirm channel is retired with it and a
-//! fresh one takes its place; the next publishes are confirmed (through a proxy that can stop
-//! relaying). And the pool opens channels as concurrent batches need them, never more than its
-//! size: one broker process and one flow flag per channel are paid only for what is used.
+//! the publish runs in its caller's task and its channel is shared, so the confirms it left
+//! behind must not keep the channel from confirming the next publishes (through a proxy that
+//! can stop relaying). And concurrent batches share the pool's few channels, each answered by
+//! its own messages' confirms: acked exactly when the broker took them.
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use wa_broker::{
-    Broker, BrokerConfig, Outgoing, Topology,
-    lapin::{Connection, ConnectionProperties, uri::AMQPUri},
+    Broker, BrokerConfig, BrokerError, Outgoing, Topology,
+    lapin::{
+        Connection, ConnectionProperties,
+        options::{BasicGetOptions, QueueDeclareOptions},
+        types::{AMQPValue, FieldTable},
+        uri::AMQPUri,
+    },
 };
 use wa_testkit::{Proxy, amqp_addr, amqp_url, connection_channels};
 
@@ -35,8 +40,8 @@ async fn a_publish_abandoned_before_its_confirm_leaves_the_pool_whole() {
         direct.authority.userinfo.username, direct.authority.userinfo.password, proxy.addr
     );
     let mut config = BrokerConfig::new(&url, topology.clone()).expect("broker config");
-    // One channel: if the abandoned batch kept it, or lost it without a replacement, no
-    // later publish could be confirmed.
+    // One channel: if the abandoned batch's confirms stalled it, no later publish could be
+    // confirmed.
     config.channels = 1;
     config.confirm_timeout = Duration::from_secs(10);
     let stop = CancellationToken::new();
@@ -71,56 +76,47 @@ async fn a_publish_abandoned_before_its_confirm_leaves_the_pool_whole() {
     }
 }
 
-#[tokio::test]
-async fn the_pool_opens_channels_as_concurrent_batches_need_them_up_to_its_size() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_share_the_pools_channels_and_each_is_confirmed() {
     let topology = Topology::new(format!("ab{:016x}", rand::random::<u64>()));
     let name = format!("pool-{:016x}", rand::random::<u64>());
     let mut config = BrokerConfig::new(&amqp_url(), topology.clone()).expect("broker config");
-    config.channels = 4;
+    config.channels = 2;
+    // Long: a batch whose confirm arrived but whose task was never woken would wait for it.
+    config.confirm_timeout = Duration::from_secs(600);
     config.connection_name.clone_from(&name);
     let stop = CancellationToken::new();
     let broker = Broker::start(config, stop.clone());
     assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
 
-    // One batch at a time: the one channel opened at start serves them all.
-    for i in 0..10 {
-        broker
-            .publish_all(&[install(&topology, &format!("one-{i}"))])
-            .await
-            .unwrap_or_else(|e| panic!("sequential publish {i}: {e}"));
-    }
-    let channels = || {
-        let name = name.clone();
-        async move {
-            tokio::task::spawn_blocking(move || connection_channels(&name))
-                .await
-                .ok()
-                .flatten()
-        }
-    };
-    assert_eq!(
-        channels().await,
-        Some(1),
-        "one batch at a time needs one channel"
-    );
-
-    // Sixteen batches at once on a pool of four: all confirmed, at most four channels.
-    let batches = (0..16).map(|i| {
+    // 64 publishers, like 64 client connections, each publishing 300 batches of one to three
+    // messages one after another, on a pool of two channels, from four threads.
+    let publishers = (0..64).map(|p| {
         let broker = broker.clone();
-        let message = install(&topology, &format!("many-{i}"));
-        async move { broker.publish_owned(vec![message]).await }
+        let topology = topology.clone();
+        tokio::spawn(async move {
+            for i in 0..300 {
+                let messages = (0..=i % 3)
+                    .map(|j| install(&topology, &format!("many-{p}-{i}-{j}")))
+                    .collect();
+                if let Err(e) = broker.publish_owned(messages).await {
+                    return Err(format!("publisher {p}, batch {i}: {e}"));
+                }
+            }
+            Ok(())
+        })
     });
-    for (i, result) in futures_util::future::join_all(batches)
-        .await
-        .into_iter()
-        .enumerate()
-    {
-        result.unwrap_or_else(|e| panic!("concurrent publish {i}: {e}"));
+    for done in futures_util::future::join_all(publishers).await {
+        done.expect("publisher task")
+            .unwrap_or_else(|e| panic!("{e}"));
     }
-    let open = channels().await.expect("the pool's connection is listed");
-    assert!(
-        (1..=4).contains(&open),
-        "a pool of 4 holds 1 to 4 channels, not {open}"
+    let open = tokio::task::spawn_blocking(move || connection_channels(&name))
+        .await
+        .expect("rabbitmqctl");
+    assert_eq!(
+        open,
+        Some(2),
+        "the batches share the pool's two channels, none has one of its own"
     );
 
     stop.cancel();
@@ -129,4 +125,76 @@ async fn the_pool_opens_channels_as_concurrent_batches_need_them_up_to_its_size(
     {
         let _ = topology.delete(&channel).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_shared_channel_each_batch_is_answered_by_its_own_messages_confirm() {
+    let topology = Topology::new(format!("ab{:016x}", rand::random::<u64>()));
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ at AMQP_URL");
+    let channel = connection.create_channel().await.expect("channel");
+    // A queue that takes 1,500 messages and nacks every later one (`reject-publish`): which
+    // batches were acked must be exactly which messages it holds. (Thousands of batches:
+    // lapin's numbering race, which this holds against, is a few instructions wide.)
+    let queue = format!("{}.capped", topology.webhooks_exchange());
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1500));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions::default(),
+            arguments,
+        )
+        .await
+        .expect("declare the capped queue");
+    let mut config = BrokerConfig::new(&amqp_url(), topology.clone()).expect("broker config");
+    config.channels = 1;
+    let stop = CancellationToken::new();
+    let broker = Broker::start(config, stop.clone());
+    assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
+
+    // 3,000 batches at once on one channel, from four threads, straight to the queue.
+    let batches = (0..3000).map(|i| {
+        let broker = broker.clone();
+        let id = format!("capped-{i}");
+        let message =
+            Outgoing::persistent_json("", queue.as_str(), id.clone().into_bytes(), &id, 0);
+        tokio::spawn(async move { (id, broker.publish_owned(vec![message]).await) })
+    });
+    let mut acked = BTreeSet::new();
+    for done in futures_util::future::join_all(batches).await {
+        match done.expect("batch task") {
+            (id, Ok(())) => {
+                acked.insert(id);
+            }
+            (_, Err(BrokerError::Nacked)) => {}
+            (id, Err(e)) => panic!("{id}: neither acked nor nacked: {e}"),
+        }
+    }
+    let mut held = BTreeSet::new();
+    while let Some(message) = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic.get")
+    {
+        held.insert(String::from_utf8_lossy(&message.delivery.data).into_owned());
+    }
+    assert_eq!(held.len(), 1500, "the queue holds its 1,500");
+    let wrong: Vec<_> = acked.symmetric_difference(&held).take(10).collect();
+    assert!(
+        wrong.is_empty(),
+        "the batches answered Ok must be exactly those whose message the queue took; \
+         these were answered by another message's confirm: {wrong:?}"
+    );
+
+    stop.cancel();
+    let _ = channel
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await;
+    let _ = topology.delete(&channel).await;
 }

@@ -2,7 +2,8 @@
 //! age, and a queue an older version declared without the bound refused with an error that
 //! names it, its arguments and what to do; and a tenant event that no queue takes, published
 //! all the same; and replicas declaring one new topology at the same moment, all of them
-//! starting. Each test works under its own prefix.
+//! starting; and, on a channel many batches share, a returned message failing exactly the
+//! batch that published it. Each test works under its own prefix.
 
 use std::time::Duration;
 
@@ -227,4 +228,55 @@ async fn replicas_declaring_one_topology_together_on_an_empty_broker_all_start()
     for (replica, result) in [a, b, c, d].into_iter().enumerate() {
         result.unwrap_or_else(|e| panic!("replica {replica} could not declare: {e}"));
     }
+}
+
+#[tokio::test]
+async fn on_a_shared_channel_a_returned_message_fails_only_the_batches_that_published_it() {
+    let scratch = Scratch::new(|_| {}).await;
+    let stop = CancellationToken::new();
+    let mut config = BrokerConfig::new(&amqp_url(), scratch.topology.clone()).expect("AMQP_URL");
+    // One channel: every batch below shares it, acked together by the broker's multiple acks.
+    config.channels = 1;
+    let broker = Broker::start(config, stop.clone());
+    assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
+    // Without the queue behind the alternate exchange, a field nobody binds routes nowhere:
+    // the broker returns it (mandatory). `account_update` still routes to its queue.
+    scratch
+        .channel
+        .queue_delete(
+            scratch.topology.unrouted().as_str().into(),
+            Default::default(),
+        )
+        .await
+        .expect("delete wa.unrouted");
+    let message = |i: usize, field: &str| {
+        Outgoing::persistent_json(
+            scratch.topology.webhooks_exchange(),
+            format!("whatsapp_business_account.{field}"),
+            format!("{{\"n\":{i}}}").into_bytes(),
+            &format!("{field}-{i}"),
+            0,
+        )
+    };
+    // Every third batch is unroutable; the others routable, some of two messages.
+    let batches = (0..300).map(|i| {
+        let broker = broker.clone();
+        let messages = match i % 3 {
+            0 => vec![message(i, "messages")],
+            1 => vec![message(i, "account_update")],
+            _ => vec![
+                message(i, "account_update"),
+                message(i + 1000, "account_update"),
+            ],
+        };
+        async move { (i, broker.publish_owned(messages).await) }
+    });
+    for (i, result) in futures_util::future::join_all(batches).await {
+        match (i % 3 == 0, result) {
+            (true, Err(BrokerError::Returned(_))) | (false, Ok(())) => {}
+            (true, other) => panic!("batch {i} was returned, yet: {other:?}"),
+            (false, Err(e)) => panic!("batch {i} was routed, yet failed: {e}"),
+        }
+    }
+    stop.cancel();
 }

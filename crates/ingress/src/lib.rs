@@ -26,13 +26,13 @@ use wa_broker::{Broker, BrokerConfig};
 
 pub use metrics::{Metrics, OVERLOAD_REASONS, ROUTE_STATUSES, SIGNATURE_FAILURE_REASONS};
 
-/// The default of `WA_PUBLISH_CHANNELS`: the most confirm channels in the ingress's
-/// publishing pool, which opens them only as concurrent deliveries need them. Chosen by
-/// measurement (docs/BENCHMARKS.md, "Ingress"): with 64 client connections, 8, 16 and 32
-/// channels made deliveries wait for a free channel (throughput 0.42, 0.63 and 0.73 of the
-/// raw ceiling in one run), 64 and 128 did not, and 128 leaves room for a channel still
-/// finishing its batch when the next delivery arrives.
-pub const PUBLISH_CHANNELS: u16 = 128;
+/// The default of `WA_PUBLISH_CHANNELS`: the confirm channels the ingress spreads its
+/// deliveries over, each shared by any number of them. Chosen by measurement
+/// (docs/BENCHMARKS.md, "Ingress"): with 64 client connections, 1, 2, 4 and 16 channels in
+/// one run, 2 had the most webhooks per second and the least CPU per webhook in both rounds,
+/// though within the run's noise of 1 and 4; 16 cost more CPU (lapin reads every channel's
+/// flow flag before each frame it writes).
+pub const PUBLISH_CHANNELS: u16 = 2;
 
 /// Everything the ingress needs to run.
 #[derive(Debug, Clone)]

@@ -36,7 +36,7 @@ pub struct IngressArgs {
     pub max_body_bytes: u64,
     #[command(flatten)]
     pub amqp: AmqpArgs,
-    /// Publisher-confirm channels in the pool: deliveries published at once.
+    /// Publisher-confirm channels the deliveries are spread over, each shared by any number.
     #[arg(long, env = "WA_PUBLISH_CHANNELS", default_value_t = wa_ingress::PUBLISH_CHANNELS,
           value_parser = settings::count::<u16>("WA_PUBLISH_CHANNELS", 1, 256))]
     pub publish_channels: u16,
