@@ -302,7 +302,7 @@ impl Broker {
             };
             match tokio::time::timeout(config.connect_timeout, attempt).await {
                 Ok(Ok((link, events))) => {
-                    info!(node = %redact(url), max_channels = link.pool.size(), "broker connected");
+                    info!(node = %redact(url), channels = link.pool.size(), "broker connected");
                     return Ok((link, events));
                 }
                 Ok(Err(e @ BrokerError::Inequivalent { .. })) => {

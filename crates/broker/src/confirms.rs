@@ -1,34 +1,45 @@
 //! One publisher-confirm channel shared by concurrent publish batches, and the bookkeeping
-//! that still gives each batch its own outcome: its nacks, its errors and its returned
-//! messages, never another batch's.
+//! that still gives each batch its own outcome: its nacks and its returned messages, never
+//! another batch's.
 //!
 //! Why bookkeeping is needed: lapin does not tie a `basic.return` to the publish it returns.
 //! It queues the returned message on the channel and hands it to whichever confirm it
 //! completes next, and a `basic.ack` with `multiple=true` completes every pending tag up to
 //! the acked one in no fixed order (`acknowledgement.rs`, `complete_pending_before` walks a
-//! `HashMap`). So batch A's returned message may ride on batch B's confirm. What lapin does
+//! `HashMap`). So batch A's returned message may ride on publish X's confirm. What lapin does
 //! guarantee: RabbitMQ sends a message's `basic.return` before the `basic.ack` that covers
 //! it, and lapin's I/O thread handles frames in order, so the confirm carrying A's returned
-//! message has resolved no later than A's own confirm.
+//! message resolved no later than A's own, and its publish was numbered before that.
 //!
-//! Hence the rule here: every batch's confirms are read only under one lock, and a batch
-//! that sees its own confirms resolved reads every other resolved confirm on the channel
-//! before it decides (its own first, then the others: whatever resolved before its own is
-//! visible by then). A returned message is charged to the batches that published its
-//! `message_id` (the dedupe key: the same change), or, if it names none in flight, to every
-//! batch in flight on the channel: never silently to nobody. Confirms of a batch whose caller
-//! stopped waiting stay here until they resolve, so their returns are still charged.
+//! Hence the rules here, each under one lock per channel:
+//!
+//! - A batch decides only after reading its own confirms, then every other resolved one
+//!   (whatever resolved before its own is visible by then), and after every publish numbered
+//!   before that moment has handed its confirm over for reading: lapin gives a publish its
+//!   confirm only once its frames are written, and the ack may already have come.
+//! - A returned message is charged to the batches in flight that published its `message_id`
+//!   (the dedupe key: the same change); one naming no batch in flight belongs to a batch
+//!   whose caller is gone (not answered `200`), and one without a `message_id` to every batch
+//!   in flight, since none can be told apart.
+//! - A publish abandoned while being sent (its caller timed out or hung up in that instant)
+//!   takes its confirm with it, so no return on the channel can be told apart any more: the
+//!   channel is retired, every batch on it fails ([`BrokerError::ChannelRetired`], a `503`)
+//!   and the pool opens another. So does a channel with more than [`MAX_UNREAD`] confirms
+//!   left unread (their callers gone, the broker silent).
+//!
+//! Confirms of a batch whose caller stopped waiting stay here until read. A channel error
+//! (the broker closing the channel) fails every batch in flight on it.
 //!
 //! This module publishes on the one channel it is given and knows nothing of pools,
 //! connections or topology.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     future::{Future, poll_fn},
     pin::{Pin, pin},
     sync::{
         Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll, Waker},
 };
@@ -37,6 +48,9 @@ use lapin::{Channel, Confirmation, PublisherConfirm, options::BasicPublishOption
 
 use crate::{BrokerError, Outgoing, Result};
 
+/// Most confirms a channel keeps unread before it is retired.
+pub(crate) const MAX_UNREAD: usize = 16_384;
+
 /// A confirm channel any number of batches publish on at once.
 pub(crate) struct SharedChannel {
     channel: Channel,
@@ -44,6 +58,7 @@ pub(crate) struct SharedChannel {
     order: Mutex<()>,
     inflight: Mutex<Inflight>,
     next_batch: AtomicU64,
+    retired: AtomicBool,
 }
 
 #[derive(Default)]
@@ -52,6 +67,11 @@ struct Inflight {
     confirms: Vec<Unread>,
     /// The batches whose callers still wait, by number.
     batches: HashMap<u64, Batch>,
+    /// Publishes numbered by lapin whose confirm is not handed over yet, by send number.
+    sending: BTreeSet<u64>,
+    next_send: u64,
+    /// Batches waiting for earlier sends to hand their confirms over.
+    send_waiters: Vec<Waker>,
 }
 
 struct Unread {
@@ -71,6 +91,7 @@ enum Failure {
     Nacked,
     Returned(String),
     Amqp(lapin::Error),
+    Retired,
 }
 
 impl From<Failure> for BrokerError {
@@ -79,6 +100,7 @@ impl From<Failure> for BrokerError {
             Failure::Nacked => Self::Nacked,
             Failure::Returned(why) => Self::Returned(why),
             Failure::Amqp(e) => Self::Amqp(e),
+            Failure::Retired => Self::ChannelRetired,
         }
     }
 }
@@ -91,6 +113,7 @@ impl SharedChannel {
             order: Mutex::new(()),
             inflight: Mutex::default(),
             next_batch: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -99,10 +122,19 @@ impl SharedChannel {
         &self.channel
     }
 
+    /// Whether the channel was retired (see the module's rules): the pool must replace it.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
     /// Publishes `messages` and waits for their confirms: `Ok` only when the broker acked
-    /// every one and returned none of them. Dropped before it ends (a timeout, a caller that
-    /// stopped waiting), the batch is forgotten; its confirms are still read by the others.
+    /// every one and returned none of them. Dropped once its messages are sent (a timeout, a
+    /// caller that stopped waiting), the batch is forgotten and its confirms are read by the
+    /// others; dropped while one is being sent, it retires the channel.
     pub(crate) async fn publish(&self, messages: Vec<Outgoing>, mandatory: bool) -> Result<()> {
+        if self.is_retired() {
+            return Err(BrokerError::ChannelRetired);
+        }
         let batch = self.next_batch.fetch_add(1, Ordering::Relaxed);
         let message_ids = messages
             .iter()
@@ -133,13 +165,19 @@ impl SharedChannel {
                 &m.body,
                 m.properties,
             ));
+            let mut send = Send {
+                shared: self,
+                number: None,
+            };
             // lapin numbers the publish (the delivery tag its confirm will answer to) and
             // queues its frames in two steps of the future's first poll, which another publish
             // on this channel could come between: its frames would then reach the broker first
             // and take this one's number, and each would be confirmed by the other's ack. The
-            // order lock keeps the two steps together, so numbers follow the frames' order.
+            // order lock keeps the two steps together, so numbers follow the frames' order;
+            // the send number is taken in the same step.
             let first = poll_fn(|cx| {
                 let _order = self.order.lock().unwrap_or_else(PoisonError::into_inner);
+                send.number = Some(self.lock().start_send());
                 Poll::Ready(publish.as_mut().poll(cx))
             })
             .await;
@@ -147,7 +185,7 @@ impl SharedChannel {
                 Poll::Ready(confirm) => confirm?,
                 Poll::Pending => publish.await?,
             };
-            self.lock().confirms.push(Unread {
+            send.hand_over(Unread {
                 batch,
                 confirm,
                 waker: waker.clone(),
@@ -161,17 +199,40 @@ impl SharedChannel {
         // Its own confirms first: a return one of them should carry may ride on any confirm
         // that resolved no later, and every such confirm is resolved when read next.
         inflight.read(|unread| unread.batch == batch, Some(cx.waker()));
+        let numbered = inflight.next_send;
         inflight.read(|unread| unread.batch != batch, None);
+        // Retired under this lock: the batch may be one that started on it just before.
+        if self.is_retired() {
+            return Poll::Ready(Err(BrokerError::ChannelRetired));
+        }
         let Some(state) = inflight.batches.get_mut(&batch) else {
-            return Poll::Ready(Err(BrokerError::NotConnected));
+            return Poll::Ready(Err(BrokerError::ChannelRetired));
         };
         if let Some(failure) = state.failure.take() {
             return Poll::Ready(Err(failure.into()));
         }
-        if state.unconfirmed == 0 {
-            return Poll::Ready(Ok(()));
+        if state.unconfirmed > 0 {
+            return Poll::Pending;
         }
-        Poll::Pending
+        // Every publish numbered before its confirms resolved must have handed its confirm
+        // over (and been read above) before the batch may call itself confirmed.
+        if inflight.sending.range(..numbered).next().is_some() {
+            inflight.send_waiters.push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn retire(&self, inflight: &mut Inflight) {
+        self.retired.store(true, Ordering::Release);
+        let batches: Vec<u64> = inflight.batches.keys().copied().collect();
+        for batch in batches {
+            inflight.fail(batch, Failure::Retired);
+        }
+        for unread in &inflight.confirms {
+            unread.waker.wake_by_ref();
+        }
+        inflight.wake_send_waiters();
     }
 
     fn lock(&self) -> MutexGuard<'_, Inflight> {
@@ -180,6 +241,19 @@ impl SharedChannel {
 }
 
 impl Inflight {
+    fn start_send(&mut self) -> u64 {
+        let number = self.next_send;
+        self.next_send += 1;
+        self.sending.insert(number);
+        number
+    }
+
+    fn wake_send_waiters(&mut self) {
+        for waker in self.send_waiters.drain(..) {
+            waker.wake();
+        }
+    }
+
     /// Reads every resolved confirm that `which` selects. `waker`, when given, is the reading
     /// batch's own: it becomes the one its unresolved confirms wake. Without it (other
     /// batches' confirms), each keeps its own batch's waker, which is woken once its confirm
@@ -222,20 +296,15 @@ impl Inflight {
                 }
                 if let Some(returned) = confirmation.take_message() {
                     let why = returned.reply_text.to_string();
-                    let id = returned
-                        .properties
-                        .message_id()
-                        .as_ref()
-                        .map(|id| id.as_str());
-                    let mut owners: Vec<u64> = self
-                        .batches
-                        .iter()
-                        .filter(|(_, b)| id.is_some_and(|id| b.message_ids.iter().any(|m| m == id)))
-                        .map(|(&number, _)| number)
-                        .collect();
-                    if owners.is_empty() {
-                        owners = self.batches.keys().copied().collect();
-                    }
+                    let owners: Vec<u64> = match returned.properties.message_id() {
+                        Some(id) => self
+                            .batches
+                            .iter()
+                            .filter(|(_, b)| b.message_ids.iter().any(|m| m == id.as_str()))
+                            .map(|(&number, _)| number)
+                            .collect(),
+                        None => self.batches.keys().copied().collect(),
+                    };
                     for owner in owners {
                         self.fail(owner, Failure::Returned(why.clone()));
                     }
@@ -250,6 +319,37 @@ impl Inflight {
     fn fail(&mut self, batch: u64, failure: Failure) {
         if let Some(state) = self.batches.get_mut(&batch) {
             state.failure.get_or_insert(failure);
+        }
+    }
+}
+
+/// One publish between lapin numbering it and its confirm being handed over for reading.
+/// Dropped before that (its caller gone, or the send failed), it retires the channel.
+struct Send<'a> {
+    shared: &'a SharedChannel,
+    number: Option<u64>,
+}
+
+impl Send<'_> {
+    fn hand_over(mut self, unread: Unread) {
+        let mut inflight = self.shared.lock();
+        if let Some(number) = self.number.take() {
+            inflight.sending.remove(&number);
+        }
+        inflight.confirms.push(unread);
+        if inflight.confirms.len() > MAX_UNREAD {
+            self.shared.retire(&mut inflight);
+        }
+        inflight.wake_send_waiters();
+    }
+}
+
+impl Drop for Send<'_> {
+    fn drop(&mut self) {
+        if let Some(number) = self.number.take() {
+            let mut inflight = self.shared.lock();
+            inflight.sending.remove(&number);
+            self.shared.retire(&mut inflight);
         }
     }
 }

@@ -9,9 +9,9 @@
 //! - [`Broker`]: a supervised connection to the first reachable node of `AMQP_URL`, with a pool
 //!   of confirm channels. [`Broker::publish_all`] succeeds only when the broker has confirmed
 //!   every message (`ack`, not returned); anything else is an error the caller turns into "try
-//!   again later". Batches share a few confirm channels, and each still learns only its own
-//!   outcome: a returned message is never reported to another batch (`confirms.rs` says how,
-//!   and why lapin needs it).
+//!   again later". Batches share a few confirm channels, and each learns its own outcome:
+//!   another batch's returned message or nack never decides it (`confirms.rs` says how, why
+//!   lapin needs it, and when a failing channel fails every batch on it).
 //!   [`Broker::publish_all_unrouted_ok`] is the same for a topic exchange whose subscribers
 //!   bind their own queues (tenant events): a message no queue takes is not an error. When the
 //!   connection dies, or the broker blocks it under a resource alarm, the broker reports
@@ -55,6 +55,12 @@ pub enum BrokerError {
     /// published until it lifts.
     #[error("broker blocks publishing: {0}")]
     Blocked(String),
+    /// The confirm channel was retired while this publish waited on it: a publish on it was
+    /// abandoned while being sent (its confirm can no longer be read, so no return on the
+    /// channel can be told apart), or too many confirms were left unread. A fresh channel
+    /// takes its place; publishing again works.
+    #[error("confirm channel retired; publish again")]
+    ChannelRetired,
     /// No confirmation arrived in time.
     #[error("no publisher confirm within {0:?}")]
     ConfirmTimeout(std::time::Duration),

@@ -20,7 +20,7 @@ use std::sync::{
 
 use lapin::{Connection, options::ConfirmSelectOptions};
 
-use crate::{Result, confirms::SharedChannel};
+use crate::{BrokerError, Result, confirms::SharedChannel};
 
 /// Confirm channels shared by concurrent batches.
 pub(crate) struct Pool {
@@ -67,12 +67,13 @@ impl Pool {
     }
 
     /// Opens a channel in place of `failed` in `slot`, unless it was replaced already or a
-    /// replacement is under way. `Err` when no channel could be opened.
+    /// replacement is under way. `Err` when no channel could be opened `within` that time.
     pub(crate) async fn replace(
         &self,
         connection: &Connection,
         slot: usize,
         failed: &Arc<SharedChannel>,
+        within: std::time::Duration,
     ) -> Result<()> {
         let slot = &self.slots[slot];
         let current = || {
@@ -84,7 +85,11 @@ impl Pool {
         if !Arc::ptr_eq(&current(), failed) || slot.replacing.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let result = match open(connection).await {
+        let result = match tokio::time::timeout(within, open(connection)).await {
+            Err(_) => Err(BrokerError::ConfirmTimeout(within)),
+            Ok(opened) => opened,
+        };
+        let result = match result {
             Ok(fresh) => {
                 let mut channel = slot
                     .channel

@@ -18,7 +18,7 @@ use wa_broker::{
         uri::AMQPUri,
     },
 };
-use wa_testkit::{Proxy, amqp_addr, amqp_url, connection_channels};
+use wa_testkit::{Proxy, amqp_addr, amqp_url, connection_channels, eventually};
 
 fn install(topology: &Topology, id: &str) -> Outgoing {
     Outgoing::persistent_json(
@@ -197,4 +197,51 @@ async fn on_a_shared_channel_each_batch_is_answered_by_its_own_messages_confirm(
         .queue_delete(queue.as_str().into(), Default::default())
         .await;
     let _ = topology.delete(&channel).await;
+}
+
+#[tokio::test]
+async fn a_publish_abandoned_while_being_sent_gives_way_to_a_fresh_channel() {
+    let topology = Topology::new(format!("ab{:016x}", rand::random::<u64>()));
+    let name = format!("pool-{:016x}", rand::random::<u64>());
+    let mut config = BrokerConfig::new(&amqp_url(), topology.clone()).expect("broker config");
+    config.channels = 1;
+    config.connection_name.clone_from(&name);
+    let stop = CancellationToken::new();
+    let broker = Broker::start(config, stop.clone());
+    assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
+
+    for round in 0..20 {
+        // Polled once, the publish is numbered and its frames queued; dropped then, its
+        // confirm is lost with it (lapin hands it over only once the frames are written),
+        // so the channel can no longer tell returns apart and must give way.
+        let messages = [install(&topology, &format!("dropped-{round}"))];
+        let mut abandoned = Box::pin(broker.publish_all(&messages));
+        let _ = futures_util::poll!(abandoned.as_mut());
+        drop(abandoned);
+
+        let message = install(&topology, &format!("after-{round}"));
+        eventually(
+            Duration::from_secs(10),
+            "a publish confirmed after the abandoned one",
+            || {
+                let (broker, message) = (broker.clone(), message.clone());
+                async move { broker.publish_owned(vec![message]).await.ok() }
+            },
+        )
+        .await;
+    }
+    let open = tokio::task::spawn_blocking(move || connection_channels(&name))
+        .await
+        .expect("rabbitmqctl");
+    assert!(
+        matches!(open, Some(1 | 2)),
+        "retired channels are closed, not left open: {open:?}"
+    );
+
+    stop.cancel();
+    if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+        && let Ok(channel) = connection.create_channel().await
+    {
+        let _ = topology.delete(&channel).await;
+    }
 }

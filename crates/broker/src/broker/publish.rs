@@ -1,7 +1,7 @@
 //! One publish batch on a shared confirm channel: publish every message, wait for every
-//! confirm (or the confirm timeout, or a block). A channel the batch found closed, or that
-//! did not confirm in time, is replaced in the pool in the background (`pool.rs`); a batch
-//! whose caller stopped waiting needs nothing (`confirms.rs`). The batch runs in its
+//! confirm (or the confirm timeout, or a block). A channel the batch found closed or retired
+//! (`confirms.rs`), or that did not confirm in time, is replaced in the pool in the
+//! background (`pool.rs`). The batch runs in its
 //! caller's task. Supervision and the connection are `broker.rs`'s.
 
 use std::sync::Arc;
@@ -22,6 +22,10 @@ impl Broker {
     ) -> Result<()> {
         let timeout = self.inner.config.confirm_timeout;
         let (slot, shared) = link.pool.pick();
+        if shared.is_retired() {
+            // Retired by a batch that could not say so (its caller gone): replace it now.
+            self.replace(link.clone(), slot, shared.clone());
+        }
         let mut blocked = self.inner.blocked.subscribe();
         let result = tokio::select! {
             result = tokio::time::timeout(timeout, shared.publish(messages, mandatory)) => {
@@ -33,6 +37,7 @@ impl Broker {
         };
         if let Err(e) = &result
             && (matches!(e, BrokerError::ConfirmTimeout(_))
+                || shared.is_retired()
                 || !shared.channel().status().connected())
         {
             self.replace(link.clone(), slot, shared);
@@ -45,7 +50,8 @@ impl Broker {
     fn replace(&self, link: Arc<Link>, slot: usize, failed: Arc<SharedChannel>) {
         let broker = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = link.pool.replace(&link.connection, slot, &failed).await
+            let within = broker.inner.config.connect_timeout;
+            if let Err(e) = link.pool.replace(&link.connection, slot, &failed, within).await
                 // Only the connection it belongs to: a newer one is not to be torn down.
                 && broker.current().is_some_and(|now| Arc::ptr_eq(&now, &link))
             {
