@@ -6,17 +6,18 @@
 //! It queues the returned message on the channel and hands it to whichever confirm it
 //! completes next, and a `basic.ack` with `multiple=true` completes every pending tag up to
 //! the acked one in no fixed order (`acknowledgement.rs`, `complete_pending_before` walks a
-//! `HashMap`). So batch A's returned message may ride on publish X's confirm. What lapin does
-//! guarantee: RabbitMQ sends a message's `basic.return` before the `basic.ack` that covers
-//! it, and lapin's I/O thread handles frames in order, so the confirm carrying A's returned
-//! message resolved no later than A's own, and its publish was numbered before that.
+//! `HashMap`). So batch A's returned message may ride on publish X's confirm. What holds:
+//! RabbitMQ sends a message's `basic.return` just before the `basic.ack` that covers it (its
+//! channel flushes confirms after each publish it handles), so when an ack arrives at most one
+//! return waits, and lapin hands it to one of the confirms that very ack completes. X was thus
+//! numbered (given its delivery tag) before A's own confirm resolved.
 //!
 //! Hence the rules here, each under one lock per channel:
 //!
-//! - A batch decides only after reading its own confirms, then every other resolved one
-//!   (whatever resolved before its own is visible by then), and after every publish numbered
-//!   before that moment has handed its confirm over for reading: lapin gives a publish its
-//!   confirm only once its frames are written, and the ack may already have come.
+//! - A batch decides only once its own confirms are in and every publish numbered before
+//!   that moment has had its confirm read here (lapin gives a publish its confirm only once
+//!   its frames are written, and the ack may have come first; and one ack resolves its
+//!   confirms one by one). Every return that could be A's has then been charged.
 //! - A returned message is charged to the batches in flight that published its `message_id`
 //!   (the dedupe key: the same change); one naming no batch in flight belongs to a batch
 //!   whose caller is gone (not answered `200`), and one without a `message_id` to every batch
@@ -25,7 +26,7 @@
 //!   takes its confirm with it, so no return on the channel can be told apart any more: the
 //!   channel is retired, every batch on it fails ([`BrokerError::ChannelRetired`], a `503`)
 //!   and the pool opens another. So does a channel with more than [`MAX_UNREAD`] confirms
-//!   left unread (their callers gone, the broker silent).
+//!   unread (a safety valve: callers gone and the broker silent; far above any batch).
 //!
 //! Confirms of a batch whose caller stopped waiting stay here until read. A channel error
 //! (the broker closing the channel) fails every batch in flight on it.
@@ -34,7 +35,7 @@
 //! connections or topology.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     future::{Future, poll_fn},
     pin::{Pin, pin},
     sync::{
@@ -49,7 +50,7 @@ use lapin::{Channel, Confirmation, PublisherConfirm, options::BasicPublishOption
 use crate::{BrokerError, Outgoing, Result};
 
 /// Most confirms a channel keeps unread before it is retired.
-pub(crate) const MAX_UNREAD: usize = 16_384;
+pub(crate) const MAX_UNREAD: usize = 1 << 18;
 
 /// A confirm channel any number of batches publish on at once.
 pub(crate) struct SharedChannel {
@@ -67,15 +68,16 @@ struct Inflight {
     confirms: Vec<Unread>,
     /// The batches whose callers still wait, by number.
     batches: HashMap<u64, Batch>,
-    /// Publishes numbered by lapin whose confirm is not handed over yet, by send number.
-    sending: BTreeSet<u64>,
+    /// Publishes numbered by lapin whose confirm was not read yet, by send number.
+    unread_numbers: BTreeSet<u64>,
     next_send: u64,
-    /// Batches waiting for earlier sends to hand their confirms over.
-    send_waiters: Vec<Waker>,
+    /// Batches waiting for every publish numbered before a bound to be read, by bound.
+    waiters: BTreeMap<u64, Vec<Waker>>,
 }
 
 struct Unread {
     batch: u64,
+    number: u64,
     confirm: PublisherConfirm,
     waker: Waker,
 }
@@ -85,6 +87,9 @@ struct Batch {
     message_ids: Vec<String>,
     unconfirmed: usize,
     failure: Option<Failure>,
+    /// The send number below which every publish's confirm must be read before the batch
+    /// decides: set when it first finds all its confirms in.
+    numbered: Option<u64>,
 }
 
 enum Failure {
@@ -146,6 +151,7 @@ impl SharedChannel {
                 message_ids,
                 unconfirmed: messages.len(),
                 failure: None,
+                numbered: None,
             },
         );
         let _forget = Forget {
@@ -158,6 +164,9 @@ impl SharedChannel {
             ..BasicPublishOptions::default()
         };
         for m in messages {
+            if self.is_retired() {
+                return Err(BrokerError::ChannelRetired);
+            }
             let mut publish = pin!(self.channel.basic_publish(
                 m.exchange.as_str().into(),
                 m.routing_key.as_str().into(),
@@ -185,11 +194,7 @@ impl SharedChannel {
                 Poll::Ready(confirm) => confirm?,
                 Poll::Pending => publish.await?,
             };
-            send.hand_over(Unread {
-                batch,
-                confirm,
-                waker: waker.clone(),
-            });
+            send.hand_over(batch, confirm, waker.clone());
         }
         poll_fn(|cx| self.poll_batch(batch, cx)).await
     }
@@ -214,13 +219,42 @@ impl SharedChannel {
         if state.unconfirmed > 0 {
             return Poll::Pending;
         }
-        // Every publish numbered before its confirms resolved must have handed its confirm
-        // over (and been read above) before the batch may call itself confirmed.
-        if inflight.sending.range(..numbered).next().is_some() {
-            inflight.send_waiters.push(cx.waker().clone());
-            return Poll::Pending;
+        // Every publish numbered before its confirms resolved must have had its confirm read
+        // before the batch may call itself confirmed. The bound is taken once, when the batch
+        // first finds all its confirms in (later than they resolved, so it covers them); taken
+        // again at each poll, new sends could keep it waiting.
+        let numbered = *state.numbered.get_or_insert(numbered);
+        if inflight.unread_numbers.range(..numbered).next().is_none() {
+            return Poll::Ready(Ok(()));
         }
-        Poll::Ready(Ok(()))
+        // Confirms of batches whose callers are gone wake nobody: this batch adopts those it
+        // waits for, so their resolution wakes it, and reads any that resolved meanwhile.
+        let Inflight {
+            confirms, batches, ..
+        } = &mut *inflight;
+        for unread in confirms.iter_mut() {
+            if unread.number < numbered && !batches.contains_key(&unread.batch) {
+                unread.waker.clone_from(cx.waker());
+            }
+        }
+        inflight.read(|unread| unread.number < numbered, None);
+        match inflight
+            .batches
+            .get_mut(&batch)
+            .and_then(|s| s.failure.take())
+        {
+            Some(failure) => return Poll::Ready(Err(failure.into())),
+            None if inflight.unread_numbers.range(..numbered).next().is_none() => {
+                return Poll::Ready(Ok(()));
+            }
+            None => {}
+        }
+        inflight
+            .waiters
+            .entry(numbered)
+            .or_default()
+            .push(cx.waker().clone());
+        Poll::Pending
     }
 
     fn retire(&self, inflight: &mut Inflight) {
@@ -232,7 +266,12 @@ impl SharedChannel {
         for unread in &inflight.confirms {
             unread.waker.wake_by_ref();
         }
-        inflight.wake_send_waiters();
+        for waker in std::mem::take(&mut inflight.waiters)
+            .into_values()
+            .flatten()
+        {
+            waker.wake();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inflight> {
@@ -244,12 +283,24 @@ impl Inflight {
     fn start_send(&mut self) -> u64 {
         let number = self.next_send;
         self.next_send += 1;
-        self.sending.insert(number);
+        self.unread_numbers.insert(number);
         number
     }
 
-    fn wake_send_waiters(&mut self) {
-        for waker in self.send_waiters.drain(..) {
+    /// Forgets a publish number (its confirm read, or lost) and wakes the batches whose bound
+    /// every earlier publish now meets.
+    fn done(&mut self, number: u64) {
+        self.unread_numbers.remove(&number);
+        let lowest = self
+            .unread_numbers
+            .first()
+            .copied()
+            .unwrap_or(self.next_send);
+        let later = self.waiters.split_off(&(lowest + 1));
+        for waker in std::mem::replace(&mut self.waiters, later)
+            .into_values()
+            .flatten()
+        {
             waker.wake();
         }
     }
@@ -277,6 +328,7 @@ impl Inflight {
                 Poll::Ready(result) => {
                     let read = self.confirms.swap_remove(i);
                     self.settle(read.batch, result);
+                    self.done(read.number);
                     // Another batch's confirm: reading it took the listener lapin's wake-up
                     // would have reached that batch through, so wake it here.
                     if waker.is_none() {
@@ -324,23 +376,28 @@ impl Inflight {
 }
 
 /// One publish between lapin numbering it and its confirm being handed over for reading.
-/// Dropped before that (its caller gone, or the send failed), it retires the channel.
+/// Dropped before that (its caller gone, or the send failed), its confirm is lost with it:
+/// it retires the channel.
 struct Send<'a> {
     shared: &'a SharedChannel,
     number: Option<u64>,
 }
 
 impl Send<'_> {
-    fn hand_over(mut self, unread: Unread) {
+    fn hand_over(mut self, batch: u64, confirm: PublisherConfirm, waker: Waker) {
+        let Some(number) = self.number.take() else {
+            return;
+        };
         let mut inflight = self.shared.lock();
-        if let Some(number) = self.number.take() {
-            inflight.sending.remove(&number);
-        }
-        inflight.confirms.push(unread);
+        inflight.confirms.push(Unread {
+            batch,
+            number,
+            confirm,
+            waker,
+        });
         if inflight.confirms.len() > MAX_UNREAD {
             self.shared.retire(&mut inflight);
         }
-        inflight.wake_send_waiters();
     }
 }
 
@@ -348,7 +405,7 @@ impl Drop for Send<'_> {
     fn drop(&mut self) {
         if let Some(number) = self.number.take() {
             let mut inflight = self.shared.lock();
-            inflight.sending.remove(&number);
+            inflight.done(number);
             self.shared.retire(&mut inflight);
         }
     }
