@@ -14,22 +14,24 @@
 //!
 //! Hence the rules here, each under one lock per channel:
 //!
-//! - A batch decides only once its own confirms are in and every publish numbered before
-//!   that moment has had its confirm read here (lapin gives a publish its confirm only once
+//! - A batch calls itself confirmed only once its own confirms are in and every publish
+//!   numbered before that moment has had its confirm read here (lapin gives a publish its confirm only once
 //!   its frames are written, and the ack may have come first; and one ack resolves its
 //!   confirms one by one). Every return that could be A's has then been charged.
 //! - A returned message is charged to the batches in flight that published its `message_id`
 //!   (the dedupe key: the same change); one naming no batch in flight belongs to a batch
-//!   whose caller is gone (not answered `200`), and one without a `message_id` to every batch
-//!   in flight, since none can be told apart.
+//!   whose caller is gone (not answered `200`), and one without a `message_id` to every
+//!   `mandatory` batch in flight, since none can be told apart.
 //! - A publish abandoned while being sent (its caller timed out or hung up in that instant)
 //!   takes its confirm with it, so no return on the channel can be told apart any more: the
 //!   channel is retired, every batch on it fails ([`BrokerError::ChannelRetired`], a `503`)
 //!   and the pool opens another. So does a channel with more than [`MAX_UNREAD`] confirms
 //!   unread (a safety valve: callers gone and the broker silent; far above any batch).
 //!
-//! Confirms of a batch whose caller stopped waiting stay here until read. A channel error
-//! (the broker closing the channel) fails every batch in flight on it.
+//! Confirms of a batch whose caller stopped waiting stay here until read: a batch waiting for
+//! them adopts them (their resolution wakes it), and every waiting batch is woken when one
+//! leaves confirms behind. A channel error (the broker closing the channel) fails every batch
+//! with a confirm still unresolved on it.
 //!
 //! This module publishes on the one channel it is given and knows nothing of pools,
 //! connections or topology.
@@ -85,6 +87,8 @@ struct Unread {
 struct Batch {
     /// The `message_id`s it published, to charge a returned message to.
     message_ids: Vec<String>,
+    /// Whether it published `mandatory` (only then can a message of its come back).
+    mandatory: bool,
     unconfirmed: usize,
     failure: Option<Failure>,
     /// The send number below which every publish's confirm must be read before the batch
@@ -149,6 +153,7 @@ impl SharedChannel {
             batch,
             Batch {
                 message_ids,
+                mandatory,
                 unconfirmed: messages.len(),
                 failure: None,
                 numbered: None,
@@ -348,15 +353,17 @@ impl Inflight {
                 }
                 if let Some(returned) = confirmation.take_message() {
                     let why = returned.reply_text.to_string();
-                    let owners: Vec<u64> = match returned.properties.message_id() {
-                        Some(id) => self
-                            .batches
-                            .iter()
-                            .filter(|(_, b)| b.message_ids.iter().any(|m| m == id.as_str()))
-                            .map(|(&number, _)| number)
-                            .collect(),
-                        None => self.batches.keys().copied().collect(),
-                    };
+                    let id = returned.properties.message_id().as_ref();
+                    let owners: Vec<u64> = self
+                        .batches
+                        .iter()
+                        .filter(|(_, b)| {
+                            b.mandatory
+                                && id
+                                    .is_none_or(|id| b.message_ids.iter().any(|m| m == id.as_str()))
+                        })
+                        .map(|(&number, _)| number)
+                        .collect();
                     for owner in owners {
                         self.fail(owner, Failure::Returned(why.clone()));
                     }
@@ -419,6 +426,17 @@ struct Forget<'a> {
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.shared.lock().batches.remove(&self.batch);
+        let mut inflight = self.shared.lock();
+        inflight.batches.remove(&self.batch);
+        // Confirms it leaves unread now wake nobody: the batches waiting for them poll again
+        // and adopt them.
+        if inflight.confirms.iter().any(|u| u.batch == self.batch) {
+            for waker in std::mem::take(&mut inflight.waiters)
+                .into_values()
+                .flatten()
+            {
+                waker.wake();
+            }
+        }
     }
 }

@@ -21,10 +21,12 @@ impl Broker {
         mandatory: bool,
     ) -> Result<()> {
         let timeout = self.inner.config.confirm_timeout;
-        let (slot, shared) = link.pool.pick();
+        let (mut slot, mut shared) = link.pool.pick();
         if shared.is_retired() {
-            // Retired by a batch that could not say so (its caller gone): replace it now.
+            // Retired by a batch that could not say so (its caller gone): replace it, and take
+            // the next channel meanwhile.
             self.replace(link.clone(), slot, shared.clone());
+            (slot, shared) = link.pool.pick();
         }
         let mut blocked = self.inner.blocked.subscribe();
         let result = tokio::select! {
