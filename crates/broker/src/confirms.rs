@@ -14,10 +14,11 @@
 //!
 //! Hence the rules here, each under one lock per channel:
 //!
-//! - A batch calls itself confirmed only once its own confirms are in and every publish
-//!   numbered before that moment has had its confirm read here (lapin gives a publish its confirm only once
-//!   its frames are written, and the ack may have come first; and one ack resolves its
-//!   confirms one by one). Every return that could be A's has then been charged.
+//! - Each batch reads its own confirms. A batch calls itself confirmed only once its own
+//!   confirms are in and every publish numbered before that moment has had its confirm read
+//!   (lapin gives a publish its confirm only once its frames are written, and the ack may
+//!   have come first; and one ack resolves its confirms one by one). Every return that could
+//!   be A's has then been charged.
 //! - A returned message is charged to the batches in flight that published its `message_id`
 //!   (the dedupe key: the same change); one naming no batch in flight belongs to a batch
 //!   whose caller is gone (not answered `200`), and one without a `message_id` to every
@@ -206,11 +207,11 @@ impl SharedChannel {
 
     fn poll_batch(&self, batch: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let mut inflight = self.lock();
-        // Its own confirms first: a return one of them should carry may ride on any confirm
-        // that resolved no later, and every such confirm is resolved when read next.
+        // Its own confirms only: each batch reads its own, and the bound below makes this one
+        // wait until every earlier confirm (one may carry this batch's return) has been read,
+        // by its own batch or, if that one is gone, by this one.
         inflight.read(|unread| unread.batch == batch, Some(cx.waker()));
         let numbered = inflight.next_send;
-        inflight.read(|unread| unread.batch != batch, None);
         // Retired under this lock: the batch may be one that started on it just before.
         if self.is_retired() {
             return Poll::Ready(Err(BrokerError::ChannelRetired));
