@@ -148,8 +148,8 @@ impl Broker {
 
     /// Publishes every message on the pool's next confirm channel (shared with other batches;
     /// `confirms.rs` keeps each batch's outcome its own) and waits for the broker's confirms,
-    /// at most `confirm_timeout` in all. `mandatory` is set, so a message the broker could not route
-    /// even to the alternate exchange fails the call instead of vanishing.
+    /// at most `confirm_timeout` in all. `mandatory` is set, so a message the broker could not
+    /// route even to the alternate exchange fails the call instead of vanishing.
     ///
     /// # Errors
     ///
