@@ -30,29 +30,61 @@ fn install(topology: &Topology, id: &str) -> Outgoing {
     )
 }
 
+/// A broker started on `url` under a fresh prefix with `channels` confirm channels and the
+/// connection name `name`, once ready; `stop` ends it.
+struct Started {
+    topology: Topology,
+    broker: Broker,
+    stop: CancellationToken,
+}
+
+async fn started(url: &str, channels: usize, name: &str, confirm_timeout: Duration) -> Started {
+    let topology = Topology::new(format!("ab{:016x}", rand::random::<u64>()));
+    let mut config = BrokerConfig::new(url, topology.clone()).expect("broker config");
+    config.channels = channels;
+    config.confirm_timeout = confirm_timeout;
+    config.connection_name = name.to_owned();
+    let stop = CancellationToken::new();
+    let broker = Broker::start(config, stop.clone());
+    assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
+    Started {
+        topology,
+        broker,
+        stop,
+    }
+}
+
+impl Started {
+    /// Stops the broker and deletes the topology.
+    async fn clean_up(self) {
+        self.stop.cancel();
+        if let Ok(connection) =
+            Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+            && let Ok(channel) = connection.create_channel().await
+        {
+            let _ = self.topology.delete(&channel).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_publish_abandoned_before_its_confirm_leaves_the_pool_whole() {
-    let topology = Topology::new(format!("ab{:016x}", rand::random::<u64>()));
     let proxy = Proxy::start(amqp_addr()).await;
     let direct: AMQPUri = amqp_url().parse().expect("AMQP_URL");
     let url = format!(
         "amqp://{}:{}@{}/%2f",
         direct.authority.userinfo.username, direct.authority.userinfo.password, proxy.addr
     );
-    let mut config = BrokerConfig::new(&url, topology.clone()).expect("broker config");
     // One channel: if the abandoned batch's confirms stalled it, no later publish could be
     // confirmed.
-    config.channels = 1;
-    config.confirm_timeout = Duration::from_secs(10);
-    let stop = CancellationToken::new();
-    let broker = Broker::start(config, stop.clone());
-    assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
+    let started = started(&url, 1, "abandoned", Duration::from_secs(10)).await;
+    let (topology, broker) = (&started.topology, &started.broker);
 
     // The broker cannot answer: the caller gives up on the batch halfway.
     proxy.freeze();
     let abandoned = tokio::time::timeout(
         Duration::from_millis(200),
-        broker.publish_all(&[install(&topology, "abandoned")]),
+        broker.publish_all(&[install(topology, "abandoned")]),
     )
     .await;
     assert!(
@@ -63,31 +95,21 @@ async fn a_publish_abandoned_before_its_confirm_leaves_the_pool_whole() {
 
     for i in 0..3 {
         broker
-            .publish_all(&[install(&topology, &format!("after-{i}"))])
+            .publish_all(&[install(topology, &format!("after-{i}"))])
             .await
             .unwrap_or_else(|e| panic!("publish {i} after the abandoned one: {e}"));
     }
 
-    stop.cancel();
-    if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-        && let Ok(channel) = connection.create_channel().await
-    {
-        let _ = topology.delete(&channel).await;
-    }
+    started.clean_up().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_batches_share_the_pools_channels_and_each_is_confirmed() {
-    let topology = Topology::new(format!("ab{:016x}", rand::random::<u64>()));
     let name = format!("pool-{:016x}", rand::random::<u64>());
-    let mut config = BrokerConfig::new(&amqp_url(), topology.clone()).expect("broker config");
-    config.channels = 2;
-    // Long: a batch whose confirm arrived but whose task was never woken would wait for it.
-    config.confirm_timeout = Duration::from_secs(600);
-    config.connection_name.clone_from(&name);
-    let stop = CancellationToken::new();
-    let broker = Broker::start(config, stop.clone());
-    assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
+    // A long confirm timeout: a batch whose confirm arrived but whose task was never woken
+    // would wait for it.
+    let started = started(&amqp_url(), 2, &name, Duration::from_secs(600)).await;
+    let (topology, broker) = (&started.topology, &started.broker);
 
     // 64 publishers, like 64 client connections, each publishing 300 batches of one to three
     // messages one after another, on a pool of two channels, from four threads.
@@ -119,17 +141,13 @@ async fn concurrent_batches_share_the_pools_channels_and_each_is_confirmed() {
         "the batches share the pool's two channels, none has one of its own"
     );
 
-    stop.cancel();
-    if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-        && let Ok(channel) = connection.create_channel().await
-    {
-        let _ = topology.delete(&channel).await;
-    }
+    started.clean_up().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_a_shared_channel_each_batch_is_answered_by_its_own_messages_confirm() {
-    let topology = Topology::new(format!("ab{:016x}", rand::random::<u64>()));
+    let started = started(&amqp_url(), 1, "capped", Duration::from_secs(10)).await;
+    let (topology, broker) = (&started.topology, &started.broker);
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
         .expect("RabbitMQ at AMQP_URL");
@@ -152,11 +170,6 @@ async fn on_a_shared_channel_each_batch_is_answered_by_its_own_messages_confirm(
         )
         .await
         .expect("declare the capped queue");
-    let mut config = BrokerConfig::new(&amqp_url(), topology.clone()).expect("broker config");
-    config.channels = 1;
-    let stop = CancellationToken::new();
-    let broker = Broker::start(config, stop.clone());
-    assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
 
     // 3,000 batches at once on one channel, from four threads, straight to the queue.
     let batches = (0..3000).map(|i| {
@@ -192,34 +205,28 @@ async fn on_a_shared_channel_each_batch_is_answered_by_its_own_messages_confirm(
          these were answered by another message's confirm: {wrong:?}"
     );
 
-    stop.cancel();
     let _ = channel
         .queue_delete(queue.as_str().into(), Default::default())
         .await;
-    let _ = topology.delete(&channel).await;
+    started.clean_up().await;
 }
 
 #[tokio::test]
 async fn a_publish_abandoned_while_being_sent_gives_way_to_a_fresh_channel() {
-    let topology = Topology::new(format!("ab{:016x}", rand::random::<u64>()));
     let name = format!("pool-{:016x}", rand::random::<u64>());
-    let mut config = BrokerConfig::new(&amqp_url(), topology.clone()).expect("broker config");
-    config.channels = 1;
-    config.connection_name.clone_from(&name);
-    let stop = CancellationToken::new();
-    let broker = Broker::start(config, stop.clone());
-    assert!(broker.wait_ready(Duration::from_secs(10)).await, "ready");
+    let started = started(&amqp_url(), 1, &name, Duration::from_secs(10)).await;
+    let (topology, broker) = (&started.topology, &started.broker);
 
     for round in 0..20 {
         // Polled once, the publish is numbered and its frames queued; dropped then, its
         // confirm is lost with it (lapin hands it over only once the frames are written),
         // so the channel can no longer tell returns apart and must give way.
-        let messages = [install(&topology, &format!("dropped-{round}"))];
+        let messages = [install(topology, &format!("dropped-{round}"))];
         let mut abandoned = Box::pin(broker.publish_all(&messages));
         let _ = futures_util::poll!(abandoned.as_mut());
         drop(abandoned);
 
-        let message = install(&topology, &format!("after-{round}"));
+        let message = install(topology, &format!("after-{round}"));
         eventually(
             Duration::from_secs(10),
             "a publish confirmed after the abandoned one",
@@ -238,10 +245,5 @@ async fn a_publish_abandoned_while_being_sent_gives_way_to_a_fresh_channel() {
         "retired channels are closed, not left open: {open:?}"
     );
 
-    stop.cancel();
-    if let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-        && let Ok(channel) = connection.create_channel().await
-    {
-        let _ = topology.delete(&channel).await;
-    }
+    started.clean_up().await;
 }
