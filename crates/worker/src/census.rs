@@ -37,7 +37,7 @@ use tracing::{info, warn};
 use wa_store::{Census, PagePosition, Status, Store, TenantRecord, TokenStatus};
 
 use crate::{
-    effects::account_update::now,
+    clock::unix_now,
     metrics::{CensusRun, Metrics},
 };
 
@@ -152,7 +152,7 @@ impl Counter {
     /// Walks every tenant once, renewing the lease after each page, and publishes the count
     /// under the lease. `false` when the lease was lost (another replica counts now).
     async fn walk(&self) -> wa_store::Result<bool> {
-        let mut tally = Tally::new(now(), self.refresh_before);
+        let mut tally = Tally::new(unix_now(), self.refresh_before);
         let mut at = PagePosition::default();
         loop {
             let page = self

@@ -142,7 +142,7 @@ impl TenantEvent {
             waba_id: tenant.waba_id.clone(),
             event: None,
             occurred_at,
-            emitted_at: now(),
+            emitted_at: crate::clock::unix_now(),
             tenant: tenant.clone(),
         }
     }
@@ -176,12 +176,6 @@ fn event_id(kind: EventKind, cause: &str, waba_id: &WabaId) -> String {
         hash.update([0]);
     }
     hex::encode(hash.finalize())
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Publishes tenant events to `wa.tenant_events` and waits for the broker's confirms.

@@ -13,8 +13,9 @@
 //! - `effects`: per message kind, carrying a plan out against Redis and the Graph API, and
 //!   publishing the tenant events of what it changed;
 //! - [`events`]: the tenant events (`wa.tenant_events`): their JSON, stable ids, publisher;
-//! - `outcome`, `headers`, [`metrics`]: leaves (how applying ended; AMQP header names; the
-//!   metrics and the outcome names logs, spans and metrics share);
+//! - `outcome`, `headers`, `clock`, [`metrics`]: leaves (how applying ended; AMQP header
+//!   names; the wall clock in Unix seconds; the metrics and the outcome names logs, spans and
+//!   metrics share);
 //! - [`dlq`] and [`reconcile`] for operators, `ops`, the health and metrics endpoint, and `census`, which
 //!   walks the tenants to count token health on one replica at a time (a Redis lease), and
 //!   shows the last count published on every replica.
@@ -24,6 +25,7 @@
 //! records, and never logs one.
 
 mod census;
+mod clock;
 mod consumer;
 pub mod dlq;
 mod effects;

@@ -38,6 +38,7 @@ use super::{
     tie,
 };
 use crate::{
+    clock::unix_now,
     events::{EventKind, TenantEvents},
     metrics::Metrics,
     outcome::{Applied, Failure},
@@ -61,12 +62,6 @@ pub struct AccountUpdates {
     pub metrics: Arc<Metrics>,
     /// Where the tenant events of what changed are published.
     pub events: TenantEvents,
-}
-
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl AccountUpdates {
@@ -190,7 +185,7 @@ impl AccountUpdates {
             .await;
             let stored = self
                 .vault
-                .store_checked_token(&ev.waba_id, &fetched, now(), ev.event_time, expiry)
+                .store_checked_token(&ev.waba_id, &fetched, unix_now(), ev.event_time, expiry)
                 .await?;
             if !stored {
                 info!(waba_id = %ev.waba_id, "install superseded while fetching; token discarded");

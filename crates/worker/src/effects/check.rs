@@ -37,7 +37,7 @@ use wa_store::{
     TokenVault,
 };
 
-use super::account_update::now;
+use crate::clock::unix_now;
 
 mod token;
 use crate::{
@@ -178,7 +178,7 @@ impl Checks {
             cause: cause.clone(),
             findings: CheckFindings {
                 install_time,
-                checked_at: now(),
+                checked_at: unix_now(),
                 invalid: false,
                 expires_at: None,
                 subscribed: None,

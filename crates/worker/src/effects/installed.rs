@@ -60,7 +60,7 @@ pub(super) async fn expiry(
         }
         Ok(health) => health.expires_at.map(|expires_at| TokenExpiry {
             expires_at,
-            checked_at: super::account_update::now(),
+            checked_at: crate::clock::unix_now(),
         }),
         Err(e) => {
             tracing::warn!(%waba_id, error = %e.summary(), "token expiry not learnt");

@@ -22,6 +22,8 @@ use prometheus_client::{
 };
 use wa_store::{Attention, Census, TokenStatus};
 
+use crate::clock::unix_now;
+
 /// How one census run of this replica ended: the `outcome` label of
 /// `wa_worker_census_runs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,12 +122,6 @@ impl Gauges {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn count_of<T: PartialEq>(counts: &[(T, i64)], key: &T) -> i64 {
