@@ -272,12 +272,7 @@ impl SharedChannel {
         for unread in &inflight.confirms {
             unread.waker.wake_by_ref();
         }
-        for waker in std::mem::take(&mut inflight.waiters)
-            .into_values()
-            .flatten()
-        {
-            waker.wake();
-        }
+        inflight.wake_all_waiters();
     }
 
     fn lock(&self) -> MutexGuard<'_, Inflight> {
@@ -291,6 +286,13 @@ impl Inflight {
         self.next_send += 1;
         self.unread_numbers.insert(number);
         number
+    }
+
+    /// Wakes every batch waiting for earlier confirms (they poll again and see why).
+    fn wake_all_waiters(&mut self) {
+        for waker in std::mem::take(&mut self.waiters).into_values().flatten() {
+            waker.wake();
+        }
     }
 
     /// Forgets a publish number (its confirm read, or lost) and wakes the batches whose bound
@@ -432,12 +434,7 @@ impl Drop for Forget<'_> {
         // Confirms it leaves unread now wake nobody: the batches waiting for them poll again
         // and adopt them.
         if inflight.confirms.iter().any(|u| u.batch == self.batch) {
-            for waker in std::mem::take(&mut inflight.waiters)
-                .into_values()
-                .flatten()
-            {
-                waker.wake();
-            }
+            inflight.wake_all_waiters();
         }
     }
 }
