@@ -13,19 +13,19 @@ pub fn webhook(entry_id: &str, time: i64, value: Value) -> Value {
 }
 
 pub fn installed(waba: &str, owner: &str, time: i64) -> Value {
-    webhook(
-        PARTNER,
-        time,
-        json!({"event": "PARTNER_APP_INSTALLED", "waba_info": {
-        "waba_id": waba, "owner_business_id": owner, "partner_app_id": "1061231232323117"}}),
-    )
+    partner_app("PARTNER_APP_INSTALLED", waba, owner, time)
 }
 
 pub fn uninstalled(waba: &str, owner: &str, time: i64) -> Value {
+    partner_app("PARTNER_APP_UNINSTALLED", waba, owner, time)
+}
+
+/// A partner app `event` for `waba` of `owner`, with its `waba_info`.
+fn partner_app(event: &str, waba: &str, owner: &str, time: i64) -> Value {
     webhook(
         PARTNER,
         time,
-        json!({"event": "PARTNER_APP_UNINSTALLED", "waba_info": {
+        json!({"event": event, "waba_info": {
         "waba_id": waba, "owner_business_id": owner, "partner_app_id": "1061231232323117"}}),
     )
 }
